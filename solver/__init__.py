@@ -1,0 +1,40 @@
+"""gpuplan: how many accelerators, laid out how, for how long, at what cost.
+
+The public library API (INTERFACE.md). Everything else is internal.
+"""
+
+from __future__ import annotations
+
+from solver.catalog import accelerator, accelerators, models
+from solver.catalog import model as _model
+from solver.errors import PluginError, SpecError
+from solver.estimate import Estimate
+from solver.evaluation import evaluate
+from solver.hookspecs import hookimpl
+from solver.specs import Accelerator, Layout, Limits, ModelSpec, TrainingJob
+
+__version__ = "0.1.0"
+
+
+def model(name_or_path: str) -> ModelSpec:
+    """A model preset by name, or a model file (TOML/JSON or Hugging Face ``config.json``)."""
+    return _model(name_or_path)
+
+
+__all__ = [
+    "Accelerator",
+    "Estimate",
+    "Layout",
+    "Limits",
+    "ModelSpec",
+    "PluginError",
+    "SpecError",
+    "TrainingJob",
+    "__version__",
+    "accelerator",
+    "accelerators",
+    "evaluate",
+    "hookimpl",
+    "model",
+    "models",
+]

@@ -1,0 +1,1 @@
+"""Plugins shipped with gpuplan, registered exactly like third-party ones (and blockable)."""

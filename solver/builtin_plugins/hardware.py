@@ -1,0 +1,48 @@
+"""Built-in plugin: the accelerators of ``hardware_specs/*.toml`` (shipped inside the wheel) and
+of every folder named by ``GPUPLAN_HARDWARE_PATH``.
+
+A malformed user file is named and left out, like a faulty plugin.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+from pathlib import Path
+
+from solver import plugins
+from solver.errors import SpecError
+from solver.hookspecs import hookimpl
+from solver.specs import Accelerator
+
+
+def shipped_spec_files() -> list[Path]:
+    """The TOML files of ``hardware_specs/``.
+
+    In a wheel they are the data package ``solver.hardware_specs`` (read with
+    ``importlib.resources``); in a source checkout, the folder beside ``solver/``.
+    """
+    try:
+        folder = Path(str(importlib.resources.files("solver.hardware_specs")))
+    except ModuleNotFoundError:
+        folder = Path(__file__).resolve().parents[2] / "hardware_specs"
+    return sorted(folder.glob("*.toml"))
+
+
+def user_spec_files() -> list[Path]:
+    files: list[Path] = []
+    for folder in os.environ.get("GPUPLAN_HARDWARE_PATH", "").split(os.pathsep):
+        if folder.strip() and Path(folder).is_dir():
+            files.extend(sorted(Path(folder).glob("*.toml")))
+    return files
+
+
+@hookimpl
+def gpuplan_accelerators() -> list[Accelerator]:
+    found = [Accelerator.from_toml(path) for path in shipped_spec_files()]
+    for path in user_spec_files():
+        try:
+            found.append(Accelerator.from_toml(path))
+        except SpecError as err:
+            plugins.report(f"GPUPLAN_HARDWARE_PATH: {err} (left out)")
+    return found

@@ -1,0 +1,70 @@
+"""The accelerator and model catalogs, as plugins provide them.
+
+Names are lower-case slugs; an accelerator may also be named by one of its aliases
+(``a100`` -> ``a100-sxm4-80gb``). An unknown name is a ``SpecError`` listing close matches.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from solver import plugins
+from solver.errors import SpecError
+from solver.model_files import load_model_file
+from solver.specs import Accelerator, ModelSpec
+
+
+def accelerators() -> dict[str, Accelerator]:
+    """Every accelerator, by name, in name order."""
+    found = plugins.collect("gpuplan_accelerators", Accelerator, lambda a: a.name)
+    return {name: found[name][0] for name in sorted(found)}
+
+
+def accelerator_provider(name: str) -> str:
+    return plugins.collect("gpuplan_accelerators", Accelerator, lambda a: a.name)[name][1]
+
+
+def _aliases(catalog: dict[str, Accelerator]) -> dict[str, str]:
+    table: dict[str, str] = {}
+    for acc in catalog.values():
+        for alias in acc.aliases:
+            if alias not in catalog:
+                table.setdefault(alias, acc.name)
+    return table
+
+
+def _unknown(kind: str, name: str, options: list[str], field: str) -> SpecError:
+    close = difflib.get_close_matches(name, options, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(options)}"
+    return SpecError(f"{field}: unknown {kind} {name!r}{hint}")
+
+
+def accelerator(name: str, *, field: str = "accelerator") -> Accelerator:
+    """Look one accelerator up by name or alias."""
+    catalog = accelerators()
+    key = name.strip().lower()
+    if key in catalog:
+        return catalog[key]
+    aliases = _aliases(catalog)
+    if key in aliases:
+        return catalog[aliases[key]]
+    raise _unknown("accelerator", name, sorted([*catalog, *aliases]), field)
+
+
+def models() -> dict[str, ModelSpec]:
+    found = plugins.collect("gpuplan_models", ModelSpec, lambda m: m.name)
+    return {name: found[name][0] for name in sorted(found)}
+
+
+def model(name_or_path: str, *, field: str = "model") -> ModelSpec:
+    """A preset by name, or a model file (TOML/JSON model file or HF ``config.json``)."""
+    catalog = models()
+    if name_or_path in catalog:
+        return catalog[name_or_path]
+    path = Path(name_or_path)
+    if path.suffix.lower() in (".toml", ".json") or path.exists():
+        if not path.is_file():
+            raise SpecError(f"{field}: no such file {name_or_path!r}")
+        return load_model_file(path)
+    raise _unknown("model", name_or_path, sorted(catalog), field)

@@ -1,0 +1,69 @@
+"""Options shared by several commands, defined once, and the parsing they need."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from solver import catalog, plugins
+from solver.errors import SpecError
+from solver.specs import ModelSpec, TrainingJob
+
+_SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
+_TOKENS = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*$")
+
+
+def parse_tokens(text: str, *, field: str = "--tokens") -> float:
+    """``300e9``, ``300B``, ``15T``, ``2.5e12`` -> a positive number of tokens."""
+    match = _TOKENS.match(text)
+    if not match:
+        raise SpecError(f"{field}: expected a token count like 300e9, 300B or 15T, got {text!r}")
+    value = float(match.group(1)) * _SUFFIX[match.group(2).lower()]
+    if not 0 < value < 1e18:
+        raise SpecError(f"{field}: expected a positive token count below 1e18, got {text!r}")
+    return value
+
+
+ModelOpt = Annotated[str, typer.Option("--model", help="Preset name or model file "
+                                       "(TOML/JSON, or a Hugging Face config.json).")]
+TokensOpt = Annotated[str, typer.Option("--tokens", help="Training tokens: 300e9, 300B, 15T.")]
+SeqLenOpt = Annotated[int, typer.Option("--seq-len", help="Sequence length (default: the "
+                                        "model's).")]
+GlobalBatchOpt = Annotated[int, typer.Option("--global-batch", help="Sequences per optimizer "
+                                             "step.")]
+PrecisionOpt = Annotated[str, typer.Option("--precision", help="bf16 or fp8.")]
+FlashOpt = Annotated[bool, typer.Option("--flash-attention/--no-flash-attention",
+                                        help="Attention kernels that never store the scores.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (INTERFACE.md) instead of a "
+                                       "table.")]
+
+
+def build_job(model: str, tokens: str, seq_len: int, global_batch: int, precision: str,
+              flash_attention: bool) -> TrainingJob:
+    spec: ModelSpec = catalog.model(model, field="--model")
+    try:
+        return TrainingJob(model=spec, tokens=parse_tokens(tokens), global_batch=global_batch,
+                           seq_len=seq_len, precision=precision, flash_attention=flash_attention)
+    except SpecError as err:
+        raise as_option_error(err) from None
+
+
+def as_option_error(err: SpecError) -> SpecError:
+    """Rename a library field (``global_batch: ...``) to its option (``--global-batch: ...``)."""
+    field, sep, rest = str(err).partition(":")
+    if sep and field.isidentifier():
+        return SpecError(f"--{field.replace('_', '-')}:{rest}")
+    return err
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def warn_plugin_problems() -> None:
+    for line in plugins.problems():
+        sys.stderr.write(f"gpuplan: warning: {line}\n")

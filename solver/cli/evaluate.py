@@ -1,0 +1,61 @@
+"""``gpuplan evaluate``: the estimate of one given layout."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from solver import evaluation
+from solver.cli import render
+from solver.cli.common import (
+    FlashOpt,
+    GlobalBatchOpt,
+    JsonOpt,
+    ModelOpt,
+    PrecisionOpt,
+    SeqLenOpt,
+    TokensOpt,
+    as_option_error,
+    build_job,
+    print_json,
+)
+from solver.errors import SpecError
+from solver.specs import Layout
+
+
+def evaluate(
+    model: ModelOpt,
+    tokens: TokensOpt,
+    gpu: Annotated[str, typer.Option("--gpu", help="Accelerator name or alias.")],
+    tp: Annotated[int, typer.Option("--tp", help="Tensor-parallel degree.")],
+    pp: Annotated[int, typer.Option("--pp", help="Pipeline-parallel degree.")],
+    dp: Annotated[int, typer.Option("--dp", help="Data-parallel degree.")],
+    global_batch: GlobalBatchOpt = 0,
+    seq_len: SeqLenOpt = 0,
+    cp: Annotated[int, typer.Option("--cp", help="Context-parallel degree.")] = 1,
+    ep: Annotated[int, typer.Option("--ep", help="Expert-parallel degree.")] = 1,
+    vp: Annotated[int, typer.Option("--vp", help="Interleaved virtual stages per rank.")] = 1,
+    micro_batch: Annotated[int, typer.Option("--micro-batch", help="Sequences per "
+                                             "micro-batch.")] = 1,
+    zero: Annotated[int, typer.Option("--zero", help="ZeRO stage 0-3.")] = 0,
+    recompute: Annotated[str, typer.Option("--recompute", help="none|selective|full")] = "none",
+    precision: PrecisionOpt = "bf16",
+    flash_attention: FlashOpt = True,
+    json_out: JsonOpt = False,
+) -> None:
+    """Estimate time, memory and cost of one layout (Megatron-LM semantics)."""
+    job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention)
+    from solver import catalog
+
+    acc = catalog.accelerator(gpu, field="--gpu")
+    try:
+        layout = Layout(accelerator=acc.name, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, vp=vp,
+                        micro_batch=micro_batch, zero_stage=zero, recompute=recompute)
+    except SpecError as err:
+        raise as_option_error(err) from None
+    est = evaluation.evaluate(job, layout, accelerator=acc)
+    if json_out:
+        print_json(est.to_dict())
+    else:
+        render.estimate(est)

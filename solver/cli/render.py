@@ -1,0 +1,79 @@
+"""Readable terminal output (rich). Only the CLI imports this module."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from solver.estimate import Estimate
+
+console = Console(highlight=False)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return "-"
+        if abs(value) >= 1e5:
+            return f"{value:,.0f}"
+        if abs(value) >= 100 or value == int(value):
+            return f"{value:.0f}"
+        return f"{value:.3g}"
+    return str(value)
+
+
+def layout_line(e: Estimate) -> str:
+    x = e.layout
+    return (f"{x.gpus:,} x {x.accelerator}  TP{x.tp} PP{x.pp} DP{x.dp} CP{x.cp} EP{x.ep} "
+            f"VP{x.vp}  micro-batch {x.micro_batch} x {e.num_microbatches} "
+            f"(global {e.global_batch})  ZeRO-{x.zero_stage}  recompute {x.recompute}")
+
+
+def estimate(e: Estimate, title: str = "Estimate") -> None:
+    console.print(f"[bold]{title}[/bold]: {layout_line(e)}")
+    summary = Table(show_header=False, box=None, pad_edge=False)
+    summary.add_column(style="bold")
+    summary.add_column(justify="right")
+    rows = [
+        ("training days", _fmt(e.training_days)),
+        ("step time (s)", _fmt(e.step_time_s)),
+        ("tokens/s", _fmt(e.tokens_per_s)),
+        ("MFU / HFU", f"{e.mfu:.1%} / {e.hfu:.1%}"),
+        ("TFLOP/s per GPU (model/hw)",
+         f"{e.model_tflops_per_gpu:.1f} / {e.hardware_tflops_per_gpu:.1f}"),
+        ("memory per GPU (GiB)", f"{e.memory_gib_per_gpu:.1f} of {e.memory_capacity_gib:.0f}"),
+        ("GPU-hours", _fmt(e.gpu_hours)),
+        ("cost (USD)", _fmt(e.cost_usd)),
+        ("energy (MWh) / CO2 (t)", f"{_fmt(e.energy_mwh)} / {_fmt(e.co2_tonnes)}"),
+    ]
+    for name, value in rows:
+        summary.add_row(name, value)
+    console.print(summary)
+    breakdowns = Table(title=None, box=None, pad_edge=False)
+    breakdowns.add_column("memory", style="bold")
+    breakdowns.add_column("GiB", justify="right")
+    breakdowns.add_column("time per step", style="bold")
+    breakdowns.add_column("s", justify="right")
+    mem = list(e.memory_breakdown_gib.items())
+    tim = list(e.time_breakdown_s.items())
+    for i in range(max(len(mem), len(tim))):
+        m = mem[i] if i < len(mem) else ("", None)
+        t = tim[i] if i < len(tim) else ("", None)
+        breakdowns.add_row(m[0], _fmt(m[1]) if m[0] else "", t[0], _fmt(t[1]) if t[0] else "")
+    console.print(breakdowns)
+    if e.violations:
+        for v in e.violations:
+            console.print(f"[red]does not fit[/red]: {v}")
+
+
+def table(columns: list[str], rows: list[list[Any]], title: str | None = None) -> None:
+    t = Table(title=title)
+    for i, c in enumerate(columns):
+        t.add_column(c, no_wrap=i == 0, justify="left" if i == 0 else "right")
+    for r in rows:
+        t.add_row(*[_fmt(v) for v in r])
+    console.print(t)

@@ -1,0 +1,131 @@
+"""What gpuplan says about one layout: the ``Estimate`` (INTERFACE.md, "JSON")."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from solver.specs import RECOMPUTE_MODES, Layout
+from solver.stepmodel.evaluate import StepResult
+from solver.stepmodel.memory import GIB
+
+SCHEMA_VERSION = 1
+
+
+def _num(value: float, digits: int = 6) -> float | None:
+    """JSON-safe float: NaN (unknown) becomes null; values rounded to ``digits`` significant."""
+    if value is None or not math.isfinite(value):
+        return None
+    return float(f"{value:.{digits}g}")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The step model's answer for one layout of one job."""
+
+    layout: Layout
+    num_microbatches: int
+    global_batch: int
+    step_time_s: float
+    tokens_per_s: float
+    model_tflops_per_gpu: float
+    hardware_tflops_per_gpu: float
+    mfu: float
+    hfu: float
+    training_days: float
+    gpu_hours: float
+    memory_gib_per_gpu: float
+    memory_capacity_gib: float
+    memory_breakdown_gib: dict[str, float]
+    time_breakdown_s: dict[str, float]
+    cost_usd: float
+    energy_mwh: float
+    co2_tonnes: float
+    violations: tuple[str, ...] = field(default=())
+
+    @property
+    def fits(self) -> bool:
+        return not self.violations
+
+    def layout_dict(self) -> dict[str, Any]:
+        x = self.layout
+        return {
+            "accelerator": x.accelerator, "gpus": x.gpus, "tp": x.tp, "pp": x.pp, "dp": x.dp,
+            "cp": x.cp, "ep": x.ep, "vp": x.vp, "micro_batch": x.micro_batch,
+            "num_microbatches": self.num_microbatches, "global_batch": self.global_batch,
+            "zero_stage": x.zero_stage, "recompute": x.recompute,
+        }
+
+    def estimate_dict(self) -> dict[str, Any]:
+        return {
+            "step_time_s": _num(self.step_time_s),
+            "tokens_per_s": _num(self.tokens_per_s),
+            "model_tflops_per_gpu": _num(self.model_tflops_per_gpu),
+            "hardware_tflops_per_gpu": _num(self.hardware_tflops_per_gpu),
+            "mfu": _num(self.mfu, 4),
+            "hfu": _num(self.hfu, 4),
+            "training_days": _num(self.training_days),
+            "gpu_hours": _num(self.gpu_hours),
+            "memory_gib_per_gpu": _num(self.memory_gib_per_gpu),
+            "memory_capacity_gib": _num(self.memory_capacity_gib),
+            "memory_breakdown_gib": {k: _num(v) for k, v in self.memory_breakdown_gib.items()},
+            "time_breakdown_s": {k: _num(v) for k, v in self.time_breakdown_s.items()},
+            "cost_usd": _num(self.cost_usd),
+            "energy_mwh": _num(self.energy_mwh),
+            "co2_tonnes": _num(self.co2_tonnes),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "layout": self.layout_dict(),
+            "estimate": self.estimate_dict(),
+            "fits": self.fits,
+            "explanation": list(self.violations),
+        }
+
+
+def memory_violation(used_gib: float, capacity_gib: float, name: str) -> str:
+    return (f"memory: needs {used_gib:.1f} GiB per accelerator, {name} has {capacity_gib:.0f} GiB")
+
+
+def estimate_at(result: StepResult, i: int, names: tuple[str, ...]) -> Estimate:
+    """The ``Estimate`` of row ``i`` of a vectorised result (one code path for all callers)."""
+    x = result.x
+    layout = Layout(
+        accelerator=names[int(x.accel[i])], tp=int(x.tp[i]), pp=int(x.pp[i]),
+        dp=int(x.dp[i]), cp=int(x.cp[i]), ep=int(x.ep[i]), vp=int(x.vp[i]),
+        micro_batch=int(x.mb[i]), zero_stage=int(x.zero[i]),
+        recompute=RECOMPUTE_MODES[int(x.recompute[i])],
+    )
+    used = float(result.memory.total[i]) / GIB
+    capacity = float(result.capacity_bytes[i]) / GIB
+    violations = []
+    if used > capacity:
+        violations.append(memory_violation(used, capacity, layout.accelerator))
+    if not bool(result.placeable[i]):
+        violations.append(
+            "interconnect: a parallel group leaves the scale-up domain of "
+            f"{layout.accelerator}, whose scale-out bandwidth is not published")
+    return Estimate(
+        layout=layout,
+        num_microbatches=int(x.nmb[i]),
+        global_batch=int(result.global_batch[i]),
+        step_time_s=float(result.step_s[i]),
+        tokens_per_s=float(result.tokens_per_s[i]),
+        model_tflops_per_gpu=float(result.model_tflops_per_gpu[i]),
+        hardware_tflops_per_gpu=float(result.hardware_tflops_per_gpu[i]),
+        mfu=float(result.mfu[i]),
+        hfu=float(result.hfu[i]),
+        training_days=float(result.training_days[i]),
+        gpu_hours=float(result.gpu_hours[i]),
+        memory_gib_per_gpu=used,
+        memory_capacity_gib=capacity,
+        memory_breakdown_gib=result.memory.breakdown_gib(i),
+        time_breakdown_s=result.time.breakdown(i),
+        cost_usd=float(result.cost_usd[i]),
+        energy_mwh=float(result.energy_mwh[i]),
+        co2_tonnes=float(result.co2_tonnes[i]),
+        violations=tuple(violations),
+    )

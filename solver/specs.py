@@ -1,0 +1,381 @@
+"""The typed inputs of gpuplan: model, job, accelerator, layout and limits.
+
+Each is a frozen dataclass that validates itself on construction and raises ``SpecError`` naming
+the offending field (INTERFACE.md, "Library"). Field names and defaults are the public contract.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from solver.errors import SpecError
+from solver.validate import (
+    as_bool,
+    as_choice,
+    as_float,
+    as_int,
+    as_name,
+    as_optional_float,
+    fail,
+)
+
+PRECISIONS = ("bf16", "fp8")
+RECOMPUTE_MODES = ("none", "selective", "full")
+NORMS = ("layernorm", "rmsnorm")
+POSITION_EMBEDDINGS = ("learned", "rope")
+PEAK_KEYS = ("fp32", "tf32", "bf16", "fp8")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The shape of a decoder-only transformer.
+
+    The first fields are INTERFACE.md's; the rest describe what exact parameter counts need
+    (biases, norm kind, learned positions, MLA attention, dense leading layers of MoE models).
+    ``experts == 1`` means a dense model. ``head_dim`` 0 means ``hidden // heads``.
+    Multi-head latent attention (DeepSeek-V2/V3) is on when ``kv_lora_rank > 0``.
+    """
+
+    name: str
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int = 0
+    ffn_hidden: int = 0
+    vocab: int = 50257
+    seq_len: int = 2048
+    experts: int = 1
+    top_k: int = 1
+    moe_ffn_hidden: int = 0
+    shared_experts: int = 0
+    gated_mlp: bool = False
+    tied_embeddings: bool = False
+    # Beyond INTERFACE.md (all defaulted): what exact counts and memory need.
+    head_dim: int = 0
+    norm: str = "layernorm"
+    linear_bias: bool = True
+    position_embedding: str = "learned"
+    dense_layers: int = 0
+    q_lora_rank: int = 0
+    kv_lora_rank: int = 0
+    qk_rope_head_dim: int = 0
+    v_head_dim: int = 0
+    capacity_factor: float = 1.0
+    description: str = ""
+    sources: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "name", as_name("name", self.name))
+        for name in ("layers", "hidden", "heads", "vocab", "seq_len", "experts", "top_k"):
+            set_(self, name, as_int(name, getattr(self, name)))
+        set_(self, "kv_heads", as_int("kv_heads", self.kv_heads or self.heads))
+        set_(self, "ffn_hidden", as_int("ffn_hidden", self.ffn_hidden or 4 * self.hidden))
+        set_(self, "head_dim", as_int("head_dim", self.head_dim or self.hidden // self.heads))
+        for name in ("shared_experts", "dense_layers", "q_lora_rank", "kv_lora_rank",
+                     "qk_rope_head_dim", "v_head_dim", "moe_ffn_hidden"):
+            set_(self, name, as_int(name, getattr(self, name), minimum=0))
+        for name in ("gated_mlp", "tied_embeddings", "linear_bias"):
+            set_(self, name, as_bool(name, getattr(self, name)))
+        as_choice("norm", self.norm, NORMS)
+        as_choice("position_embedding", self.position_embedding, POSITION_EMBEDDINGS)
+        set_(self, "capacity_factor", as_float("capacity_factor", self.capacity_factor))
+        set_(self, "sources", tuple(str(s) for s in self.sources))
+        if self.heads % self.kv_heads:
+            raise fail("kv_heads", f"a divisor of heads={self.heads}", self.kv_heads)
+        if self.kv_lora_rank == 0 and self.heads * self.head_dim < 1:
+            raise fail("head_dim", "a positive size", self.head_dim)
+        if self.experts > 1:
+            if self.top_k > self.experts:
+                raise fail("top_k", f"at most experts={self.experts}", self.top_k)
+            if self.moe_ffn_hidden == 0:
+                set_(self, "moe_ffn_hidden", self.ffn_hidden)
+            if self.dense_layers >= self.layers:
+                raise fail("dense_layers", f"fewer than layers={self.layers}", self.dense_layers)
+        elif self.top_k != 1:
+            raise fail("top_k", "1 for a dense model (experts=1)", self.top_k)
+        if self.kv_lora_rank and not self.v_head_dim:
+            set_(self, "v_head_dim", self.head_dim)
+
+    @property
+    def is_moe(self) -> bool:
+        return self.experts > 1
+
+    @property
+    def moe_layers(self) -> int:
+        """Layers whose MLP is a mixture of experts."""
+        return self.layers - self.dense_layers if self.is_moe else 0
+
+    @property
+    def uses_mla(self) -> bool:
+        return self.kv_lora_rank > 0
+
+    @property
+    def params_total(self) -> int:
+        from solver.params import count_params
+
+        return count_params(self).total
+
+    @property
+    def params_active(self) -> int:
+        from solver.params import count_params
+
+        return count_params(self).active
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["sources"] = list(self.sources)
+        data["params_total"] = self.params_total
+        data["params_active"] = self.params_active
+        return data
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """What is trained: the model, how many tokens, at what global batch and sequence length.
+
+    ``global_batch`` is in sequences per optimizer step; 0 lets ``solve`` choose it.
+    ``seq_len`` 0 takes the model's ``seq_len``.
+    """
+
+    model: ModelSpec
+    tokens: float
+    global_batch: int = 0
+    seq_len: int = 0
+    precision: str = "bf16"
+    flash_attention: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, ModelSpec):
+            raise fail("model", "a ModelSpec", type(self.model).__name__)
+        object.__setattr__(self, "tokens", as_float("tokens", self.tokens, minimum=0.0))
+        if self.global_batch:
+            object.__setattr__(self, "global_batch", as_int("global_batch", self.global_batch))
+        else:
+            as_int("global_batch", self.global_batch, minimum=0)
+        seq = self.seq_len or self.model.seq_len
+        object.__setattr__(self, "seq_len", as_int("seq_len", seq))
+        as_choice("precision", self.precision, PRECISIONS)
+        as_bool("flash_attention", self.flash_attention)
+
+
+def _peak_dict(value: Any) -> dict[str, float | None]:
+    if not isinstance(value, Mapping):
+        raise fail("peak_tflops", "a table with keys " + ", ".join(PEAK_KEYS), value)
+    unknown = sorted(set(value) - set(PEAK_KEYS) - {"fp4"})
+    if unknown:
+        raise fail("peak_tflops", "keys among " + ", ".join(PEAK_KEYS), unknown[0])
+    peaks: dict[str, float | None] = {}
+    for key in PEAK_KEYS:
+        peaks[key] = as_optional_float(f"peak_tflops.{key}", value.get(key))
+    if peaks["bf16"] is None:
+        raise fail("peak_tflops.bf16", "a dense BF16 peak in TFLOP/s", None)
+    return peaks
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    """One accelerator and the fabric around it (INTERFACE.md, "Plugins").
+
+    Bandwidths are GB/s per accelerator in one direction. ``scaleout_bw_gb_s`` None means no
+    published figure: groups that would leave the scale-up domain are then not allowed.
+    ``tdp_w`` or ``price_usd_per_hour`` None means energy or cost cannot be computed for it.
+    The efficiency fields describe how much of the peak real training kernels reach; see
+    ``docs/model.md`` for their meaning and how their defaults were fitted.
+    """
+
+    name: str
+    vendor: str
+    peak_tflops: Mapping[str, float | None]
+    memory_gib: float
+    memory_bw_gb_s: float
+    scaleup_bw_gb_s: float
+    scaleup_domain: int
+    scaleout_bw_gb_s: float | None = None
+    tdp_w: float | None = None
+    price_usd_per_hour: float | None = None
+    sources: tuple[str, ...] = ()
+    # Defaulted extras.
+    aliases: tuple[str, ...] = ()
+    family: str = ""
+    matmul_efficiency: float = 0.80
+    purchase_usd: float | None = None
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "name", as_name("name", self.name).lower())
+        set_(self, "vendor", as_name("vendor", self.vendor))
+        set_(self, "peak_tflops", _peak_dict(self.peak_tflops))
+        for name in ("memory_gib", "memory_bw_gb_s", "scaleup_bw_gb_s"):
+            set_(self, name, as_float(name, getattr(self, name)))
+        set_(self, "scaleup_domain", as_int("scaleup_domain", self.scaleup_domain))
+        for name in ("scaleout_bw_gb_s", "tdp_w", "price_usd_per_hour", "purchase_usd"):
+            set_(self, name, as_optional_float(name, getattr(self, name)))
+        eff = as_float("matmul_efficiency", self.matmul_efficiency)
+        if eff > 1.0:
+            raise fail("matmul_efficiency", "a fraction in (0, 1]", eff)
+        set_(self, "matmul_efficiency", eff)
+        if isinstance(self.sources, str) or not all(isinstance(s, str) for s in self.sources):
+            raise fail("sources", "a list of citation strings", self.sources)
+        set_(self, "sources", tuple(self.sources))
+        if isinstance(self.aliases, str) or not all(isinstance(a, str) for a in self.aliases):
+            raise fail("aliases", "a list of names", self.aliases)
+        set_(self, "aliases", tuple(a.lower() for a in self.aliases))
+        set_(self, "family", str(self.family or self.vendor.lower()))
+
+    def peak_for(self, precision: str) -> float:
+        """Dense peak TFLOP/s for the job's precision; FP8 falls back to BF16 where absent."""
+        peak = self.peak_tflops.get(precision) if precision == "fp8" else None
+        bf16 = self.peak_tflops["bf16"]
+        assert bf16 is not None  # validated in __post_init__
+        return float(peak) if peak else float(bf16)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, where: str = "accelerator") -> Accelerator:
+        """Build from a mapping with the INTERFACE field names; unknown keys are an error."""
+        if not isinstance(data, Mapping):
+            raise SpecError(f"{where}: expected a table of accelerator fields")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise SpecError(f"{where}: unknown field {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        required = [f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        missing = [name for name in required if name not in data]
+        if missing:
+            raise SpecError(f"{where}: missing field {missing[0]!r}")
+        try:
+            return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()})
+        except SpecError as err:
+            raise SpecError(f"{where}: {err}") from None
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Accelerator:
+        """Read the format of ``hardware_specs/*.toml``: fields as top-level keys."""
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as err:
+            raise SpecError(f"{path}: cannot read ({err.strerror})") from None
+        if len(raw) > 1_000_000:
+            raise SpecError(f"{path}: expected an accelerator TOML file, got {len(raw)} bytes")
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+            raise SpecError(f"{path}: not valid TOML ({err})") from None
+        return cls.from_mapping(data, where=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["peak_tflops"] = dict(self.peak_tflops)
+        data["sources"] = list(self.sources)
+        data["aliases"] = list(self.aliases)
+        return data
+
+
+LAYOUT_FIELDS = ("tp", "pp", "dp", "cp", "ep", "vp", "micro_batch", "zero_stage", "recompute")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How one job is laid out (Megatron-LM semantics): ``gpus = tp * pp * cp * dp``."""
+
+    accelerator: str
+    tp: int
+    pp: int
+    dp: int
+    cp: int = 1
+    ep: int = 1
+    vp: int = 1
+    micro_batch: int = 1
+    zero_stage: int = 0
+    recompute: str = "none"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "accelerator", as_name("accelerator", self.accelerator).lower())
+        for name in ("tp", "pp", "dp", "cp", "ep", "vp", "micro_batch"):
+            object.__setattr__(self, name, as_int(name, getattr(self, name)))
+        object.__setattr__(self, "zero_stage",
+                           as_int("zero_stage", self.zero_stage, minimum=0, maximum=3))
+        as_choice("recompute", self.recompute, RECOMPUTE_MODES)
+        if (self.dp * self.cp) % self.ep:
+            raise fail("ep", f"a divisor of dp*cp={self.dp * self.cp}", self.ep)
+
+    @property
+    def gpus(self) -> int:
+        return self.tp * self.pp * self.cp * self.dp
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a plan must respect (INTERFACE.md). None means no limit.
+
+    ``tokens_per_step`` bounds the global batch the solver may choose when the job leaves it
+    open: (1M, 16M) tokens by default, the range published pre-training runs use (GPT-3 3.2M,
+    Llama 3 405B 4M-16M, DeepSeek-V3 about 15M tokens per step).
+    """
+
+    accelerators: tuple[str, ...] = ()
+    gpus: int | None = None
+    max_gpus: int | None = None
+    deadline_days: float | None = None
+    budget_usd: float | None = None
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    tokens_per_step: tuple[float, float] = (1_000_000.0, 16_000_000.0)
+
+    def __post_init__(self) -> None:
+        accels = self.accelerators
+        if isinstance(accels, str):
+            accels = (accels,)
+        if not all(isinstance(a, str) and a.strip() for a in accels):
+            raise fail("accelerators", "a list of accelerator names", accels)
+        object.__setattr__(self, "accelerators", tuple(a.strip().lower() for a in accels))
+        if self.gpus is not None:
+            object.__setattr__(self, "gpus", as_int("gpus", self.gpus))
+        if self.max_gpus is not None:
+            object.__setattr__(self, "max_gpus", as_int("max_gpus", self.max_gpus))
+        if self.gpus is not None and self.max_gpus is not None and self.gpus > self.max_gpus:
+            raise fail("gpus", f"at most max_gpus={self.max_gpus}", self.gpus)
+        for name in ("deadline_days", "budget_usd"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, as_float(name, value))
+        if not isinstance(self.fixed, Mapping):
+            raise fail("fixed", "a table of layout fields", self.fixed)
+        object.__setattr__(self, "fixed", _check_fixed(self.fixed))
+        low, high = _token_range(self.tokens_per_step)
+        object.__setattr__(self, "tokens_per_step", (low, high))
+
+
+def _token_range(value: Any) -> tuple[float, float]:
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise fail("tokens_per_step", "a pair (low, high)", value)
+    low = as_float("tokens_per_step", value[0])
+    high = as_float("tokens_per_step", value[1])
+    if low > high:
+        raise fail("tokens_per_step", "low <= high", value)
+    return low, high
+
+
+def _check_fixed(fixed: Mapping[str, Any]) -> dict[str, Any]:
+    checked: dict[str, Any] = {}
+    for key, value in fixed.items():
+        name = f"fixed.{key}"
+        if key == "recompute":
+            checked[key] = as_choice(name, value, RECOMPUTE_MODES)
+        elif key == "zero_stage":
+            checked[key] = as_int(name, value, minimum=0, maximum=3)
+        elif key in ("tp", "pp", "dp", "cp", "ep", "vp", "micro_batch"):
+            checked[key] = as_int(name, value)
+        else:
+            raise fail("fixed", "keys among " + ", ".join(LAYOUT_FIELDS), key)
+    return checked
+
+
+__all__ = ["Accelerator", "Layout", "Limits", "ModelSpec", "TrainingJob"]

@@ -1,0 +1,103 @@
+"""Struct-of-arrays inputs of the vectorised step model.
+
+``LayoutArrays`` holds N candidate layouts (one element each); ``HardwareTable`` holds the
+accelerators they index into. One call of ``stepmodel.evaluate_arrays`` evaluates all N.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import dataclasses
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from solver.specs import RECOMPUTE_MODES, Accelerator, Layout
+
+RECOMPUTE_CODE = {mode: code for code, mode in enumerate(RECOMPUTE_MODES)}  # none 0, sel 1, full 2
+NONE, SELECTIVE, FULL = 0, 1, 2
+
+IntArray = np.ndarray
+FloatArray = np.ndarray
+
+
+@dataclass(frozen=True)
+class LayoutArrays:
+    """N layouts: ``accel`` indexes a ``HardwareTable``; ``nmb`` is micro-batches per step."""
+
+    accel: IntArray
+    tp: IntArray
+    pp: IntArray
+    dp: IntArray
+    cp: IntArray
+    ep: IntArray
+    vp: IntArray
+    mb: IntArray
+    nmb: IntArray
+    zero: IntArray
+    recompute: IntArray
+
+    def __len__(self) -> int:
+        return int(self.tp.shape[0])
+
+    @classmethod
+    def from_columns(cls, **columns: object) -> LayoutArrays:
+        arrays = {f.name: np.asarray(columns[f.name], dtype=np.int64) for f in fields(cls)}
+        size = np.broadcast_shapes(*(a.shape for a in arrays.values()))
+        return cls(**{k: np.broadcast_to(v, size).copy() for k, v in arrays.items()})
+
+    def with_recompute_none(self) -> LayoutArrays:
+        """The same layouts without recomputation (for the activations a layer produces)."""
+        return dataclasses.replace(self, recompute=np.zeros_like(self.recompute))
+
+    def take(self, index: IntArray) -> LayoutArrays:
+        return LayoutArrays(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+    @classmethod
+    def from_layouts(
+        cls, layouts: Sequence[Layout], nmb: Sequence[int], accel_index: dict[str, int]
+    ) -> LayoutArrays:
+        return cls.from_columns(
+            accel=[accel_index[x.accelerator] for x in layouts],
+            tp=[x.tp for x in layouts], pp=[x.pp for x in layouts], dp=[x.dp for x in layouts],
+            cp=[x.cp for x in layouts], ep=[x.ep for x in layouts], vp=[x.vp for x in layouts],
+            mb=[x.micro_batch for x in layouts], nmb=list(nmb),
+            zero=[x.zero_stage for x in layouts],
+            recompute=[RECOMPUTE_CODE[x.recompute] for x in layouts],
+        )
+
+
+@dataclass(frozen=True)
+class HardwareTable:
+    """Per-accelerator figures as arrays (NaN where a figure is not published)."""
+
+    names: tuple[str, ...]
+    peak_flops: FloatArray  # FLOP/s at the job's precision, dense
+    bf16_peak_flops: FloatArray
+    matmul_efficiency: FloatArray
+    memory_bytes: FloatArray
+    memory_bw: FloatArray  # bytes/s
+    scaleup_bw: FloatArray  # bytes/s, one direction
+    scaleup_domain: IntArray
+    scaleout_bw: FloatArray  # bytes/s, one direction; NaN = unknown
+    tdp_w: FloatArray
+    price_usd_per_hour: FloatArray
+
+    @classmethod
+    def build(cls, accelerators: Sequence[Accelerator], precision: str) -> HardwareTable:
+        def column(values: Sequence[float | None], scale: float = 1.0) -> FloatArray:
+            return np.array([np.nan if v is None else float(v) * scale for v in values])
+
+        return cls(
+            names=tuple(a.name for a in accelerators),
+            peak_flops=column([a.peak_for(precision) for a in accelerators], 1e12),
+            bf16_peak_flops=column([a.peak_for("bf16") for a in accelerators], 1e12),
+            matmul_efficiency=column([a.matmul_efficiency for a in accelerators]),
+            memory_bytes=column([a.memory_gib for a in accelerators], 2.0**30),
+            memory_bw=column([a.memory_bw_gb_s for a in accelerators], 1e9),
+            scaleup_bw=column([a.scaleup_bw_gb_s for a in accelerators], 1e9),
+            scaleup_domain=np.array([a.scaleup_domain for a in accelerators], dtype=np.int64),
+            scaleout_bw=column([a.scaleout_bw_gb_s for a in accelerators], 1e9),
+            tdp_w=column([a.tdp_w for a in accelerators]),
+            price_usd_per_hour=column([a.price_usd_per_hour for a in accelerators]),
+        )

@@ -1,0 +1,163 @@
+"""One vectorised call: N layouts in, time, memory, FLOPs, cost and limits out.
+
+This is the only place where the step model's parts are put together; ``solver.evaluate`` for
+one layout and the search over thousands both call ``evaluate_arrays``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from solver import footprint
+from solver.specs import TrainingJob
+from solver.stepmodel.arrays import FULL, SELECTIVE, FloatArray, HardwareTable, LayoutArrays
+from solver.stepmodel.calibration import DEFAULT_CALIBRATION, Calibration
+from solver.stepmodel.memory import MemoryArrays, memory
+from solver.stepmodel.shape import JobShape, job_shape
+from solver.stepmodel.timing import TimeArrays, step_time
+
+SECONDS_PER_DAY = 86_400.0
+
+
+@dataclass(frozen=True)
+class Divisibility:
+    """Megatron-LM's shape rules, each a boolean array (True = satisfied)."""
+
+    heads_by_tp: np.ndarray
+    kv_heads_by_tp: np.ndarray
+    ffn_by_tp: np.ndarray
+    experts_by_ep: np.ndarray
+    seq_by_cp: np.ndarray
+    layers_by_stages: np.ndarray
+    batch_by_dp: np.ndarray
+
+    MESSAGES = {
+        "heads_by_tp": "tp must divide heads={heads}",
+        "kv_heads_by_tp": "tp must divide kv_heads={kv_heads} (or be a multiple of it)",
+        "ffn_by_tp": "tp must divide ffn_hidden={ffn}",
+        "experts_by_ep": "ep must divide experts={experts}",
+        "seq_by_cp": "2*cp must divide seq_len={seq} (load-balanced context parallelism)",
+        "layers_by_stages": "pp*vp must not exceed layers={layers}",
+        "batch_by_dp": "global_batch={gb} must be a multiple of dp*micro_batch",
+    }
+
+    @property
+    def all(self) -> np.ndarray:
+        return (self.heads_by_tp & self.kv_heads_by_tp & self.ffn_by_tp & self.experts_by_ep
+                & self.seq_by_cp & self.layers_by_stages & self.batch_by_dp)
+
+
+def divisibility(job: TrainingJob, x: LayoutArrays, global_batch: np.ndarray) -> Divisibility:
+    m = job.model
+    kv_ok = (m.kv_heads % x.tp == 0) | (x.tp % m.kv_heads == 0)
+    ffn = m.moe_ffn_hidden if m.is_moe else m.ffn_hidden
+    return Divisibility(
+        heads_by_tp=m.heads % x.tp == 0,
+        kv_heads_by_tp=kv_ok | np.bool_(m.uses_mla),
+        ffn_by_tp=(m.ffn_hidden % x.tp == 0) & (ffn % x.tp == 0),
+        experts_by_ep=(m.experts % x.ep == 0) & ((x.ep == 1) | np.bool_(m.is_moe)),
+        seq_by_cp=(x.cp == 1) | (job.seq_len % (2 * x.cp) == 0),
+        layers_by_stages=x.pp * x.vp <= m.layers,
+        batch_by_dp=global_batch % (x.dp * x.mb) == 0,
+    )
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """Everything the step model says about N layouts (arrays of length N)."""
+
+    x: LayoutArrays
+    memory: MemoryArrays
+    time: TimeArrays
+    gpus: np.ndarray
+    global_batch: np.ndarray
+    seq_len: int
+    capacity_bytes: FloatArray
+    step_s: FloatArray
+    steps: FloatArray
+    training_s: FloatArray
+    model_flops_per_step: FloatArray
+    hardware_flops_per_step: FloatArray
+    peak_flops: FloatArray
+    cost_usd: FloatArray
+    energy_mwh: FloatArray
+    co2_tonnes: FloatArray
+
+    @property
+    def fits_memory(self) -> np.ndarray:
+        return self.memory.total <= self.capacity_bytes
+
+    @property
+    def placeable(self) -> np.ndarray:
+        """False where a group must leave the scale-up domain but scale-out is unknown."""
+        return np.isfinite(self.step_s)
+
+    @property
+    def tokens_per_s(self) -> FloatArray:
+        return self.global_batch * self.seq_len / self.step_s
+
+    @property
+    def training_days(self) -> FloatArray:
+        return self.training_s / SECONDS_PER_DAY
+
+    @property
+    def gpu_hours(self) -> FloatArray:
+        return self.gpus * self.training_s / 3600.0
+
+    @property
+    def model_tflops_per_gpu(self) -> FloatArray:
+        return self.model_flops_per_step / self.step_s / self.gpus / 1e12
+
+    @property
+    def hardware_tflops_per_gpu(self) -> FloatArray:
+        return self.hardware_flops_per_step / self.step_s / self.gpus / 1e12
+
+    @property
+    def mfu(self) -> FloatArray:
+        return self.model_tflops_per_gpu * 1e12 / self.peak_flops
+
+    @property
+    def hfu(self) -> FloatArray:
+        return self.hardware_tflops_per_gpu * 1e12 / self.peak_flops
+
+
+def evaluate_arrays(job: TrainingJob, x: LayoutArrays, hw: HardwareTable,
+                    cal: Calibration = DEFAULT_CALIBRATION, js: JobShape | None = None
+                    ) -> StepResult:
+    """Evaluate every layout of ``x`` for ``job`` on the accelerators of ``hw``."""
+    js = job_shape(job) if js is None else js
+    mem = memory(js, x)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        times = step_time(js, x, hw, cal)
+        step_s = times.step
+    global_batch = x.dp * x.mb * x.nmb
+    tokens_per_step = global_batch * job.seq_len
+    steps = job.tokens / tokens_per_step
+    training_s = steps * step_s
+    gpus = x.tp * x.pp * x.cp * x.dp
+    hw_per_token = np.select([x.recompute == FULL, x.recompute == SELECTIVE],
+                             [js.hw_flops_per_token[2], js.hw_flops_per_token[1]],
+                             js.hw_flops_per_token[0])
+    hours = training_s / 3600.0
+    price = hw.price_usd_per_hour[x.accel]
+    energy = footprint.energy_mwh(gpus, hours, hw.tdp_w[x.accel])
+    return StepResult(
+        x=x,
+        memory=mem,
+        time=times,
+        gpus=gpus,
+        global_batch=global_batch,
+        seq_len=job.seq_len,
+        capacity_bytes=hw.memory_bytes[x.accel],
+        step_s=step_s,
+        steps=steps,
+        training_s=training_s,
+        model_flops_per_step=js.model_flops_per_token * tokens_per_step,
+        hardware_flops_per_step=hw_per_token * tokens_per_step,
+        peak_flops=hw.peak_flops[x.accel],
+        cost_usd=gpus * hours * price,
+        energy_mwh=energy,
+        co2_tonnes=footprint.co2_tonnes(energy),
+    )

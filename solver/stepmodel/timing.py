@@ -1,0 +1,196 @@
+"""Time of one optimizer step, by component, for N layouts at once.
+
+Per micro-batch and pipeline stage (the slowest of the first and last stage):
+- Matmuls at ``peak * matmul_efficiency * matmul_scale`` (roofline: never faster than reading
+  the weights from HBM), plus a fixed overhead per layer and pass (``calibration.py``).
+  Forward 1 pass, backward 2; full recomputation repeats the forward, selective the attention
+  scores (Korthikanti et al. 2022, sec. 5). With flash attention the causal mask halves the
+  score work that is actually done (Dao 2023, FlashAttention-2, sec. 3.1).
+- Memory-bound kernels: the layer's stored activations times ``elementwise_traffic`` bytes at
+  HBM bandwidth, forward once and backward twice.
+- Tensor (+ sequence) parallelism: 2 all-gathers and 2 reduce-scatters of ``s*b*h`` BF16 per
+  layer and pass (Korthikanti sec. 4.2.2), not overlapped.
+- Context parallelism: ring attention passes K and V ``cp-1`` times per layer (Liu et al.
+  2023, arXiv:2310.01889), twice as much in backward, hidden behind the score computation.
+- Expert parallelism: a dispatch and a combine all-to-all per MoE layer and pass (Lepikhin et
+  al. 2020, GShard), ``tokens * top_k * capacity * h`` BF16 each.
+- Pipeline: point-to-point activations ``s*b*h/t`` per stage boundary, chunk and direction;
+  the bubble adds ``(p-1)/v`` micro-batch times (Narayanan et al. 2021, sec. 2.2).
+Per step: gradient reduction over dp*cp (all-reduce; reduce-scatter + all-gather with the
+distributed optimizer; per micro-batch with ZeRO-2/3, plus ZeRO-3's weight all-gathers in
+forward and backward), partly hidden behind the backward pass; and the Adam update, memory-
+bound on each accelerator's shard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from solver.stepmodel import calibration as C
+from solver.stepmodel.arrays import FULL, NONE, SELECTIVE, FloatArray, HardwareTable, LayoutArrays
+from solver.stepmodel.calibration import Calibration
+from solver.stepmodel.collectives import (
+    all_reduce,
+    all_to_all,
+    gather_or_scatter,
+    link,
+    point_to_point,
+)
+from solver.stepmodel.memory import layer_activation_bytes, stage_params
+from solver.stepmodel.shape import JobShape
+
+
+@dataclass(frozen=True)
+class TimeArrays:
+    """Seconds per step by component (they add up to ``step``)."""
+
+    compute: FloatArray  # matmuls and overheads of all micro-batches
+    memory_bound: FloatArray
+    tp_comm: FloatArray
+    cp_comm: FloatArray
+    ep_comm: FloatArray
+    pp_comm: FloatArray
+    bubble: FloatArray
+    dp_comm: FloatArray  # exposed part
+    optimizer: FloatArray
+
+    @property
+    def step(self) -> FloatArray:
+        return (self.compute + self.memory_bound + self.tp_comm + self.cp_comm + self.ep_comm
+                + self.pp_comm + self.bubble + self.dp_comm + self.optimizer)
+
+    def breakdown(self, i: int) -> dict[str, float]:
+        names = ("compute", "memory_bound", "tp_comm", "cp_comm", "ep_comm", "pp_comm",
+                 "bubble", "dp_comm", "optimizer")
+        return {name: float(getattr(self, name)[i]) for name in names}
+
+
+def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration) -> TimeArrays:
+    a = x.accel
+    tokens = js.seq_len // x.cp * x.mb  # per accelerator and micro-batch
+    rate = hw.peak_flops[a] * hw.matmul_efficiency[a] * cal.matmul_scale
+    hbm = hw.memory_bw[a]
+    full = x.recompute == FULL
+    passes = np.where(full, 4.0, 3.0)
+    score_passes = np.where(full | (x.recompute == SELECTIVE), 4.0, 3.0)
+    causal = 0.5 if js.flash_attention else 1.0
+
+    def matmul_time(flops_per_token: float | FloatArray, weights: FloatArray) -> FloatArray:
+        """One forward pass: compute or weight reads, whichever is slower (roofline)."""
+        return np.maximum(tokens * flops_per_token / x.tp / rate,
+                          C.WEIGHT_BYTES * weights / x.tp / hbm)
+
+    scores = tokens * js.score_flops * causal / x.tp / rate  # one forward pass
+    dense_fwd = matmul_time(js.dense_layer_flops, np.float64(js.dense_layer_params))
+    routed_tokens = js.top_k * js.capacity_factor
+    expert_weights = js.experts * js.expert_params / x.ep
+    moe_fwd = (matmul_time(js.moe_nonexpert_flops, np.float64(js.moe_nonexpert_params))
+               + matmul_time(routed_tokens * js.routed_expert_flops, expert_weights))
+    overhead = cal.layer_overhead_s * passes
+
+    dense_mem = layer_activation_bytes(js, x.with_recompute_none(), moe=False)
+    moe_mem = layer_activation_bytes(js, x.with_recompute_none(), moe=True)
+    mem_passes = np.where(full, 4.0, 3.0)
+    dense_elem = dense_mem * cal.elementwise_traffic * mem_passes / hbm
+    moe_elem = moe_mem * cal.elementwise_traffic * mem_passes / hbm
+
+    # Tensor parallelism: 4 collectives of the gathered s*b*h per layer and pass.
+    tp_bw, tp_lat = link(hw, a, x.tp, cal)
+    act = C.ACT_BYTES * tokens * js.hidden
+    tp_layer = 4 * passes * gather_or_scatter(act, x.tp, tp_bw, tp_lat)
+
+    # Context parallelism: K and V of the local chunk circulate cp-1 times.
+    cp_bw, cp_lat = link(hw, a, x.tp * x.cp, cal)
+    kv = C.ACT_BYTES * tokens * js.kv_width / x.tp
+    ring = np.where(x.cp > 1, (x.cp - 1) * point_to_point(kv, cp_bw, cp_lat), 0.0)
+    cp_layer = np.maximum(0.0, ring - scores) + np.maximum(0.0, 2 * ring - 2 * scores)
+    cp_layer = cp_layer + np.where(full, np.maximum(0.0, ring - scores), 0.0)
+
+    # Expert parallelism: dispatch + combine per pass (forward, backward x2, recompute).
+    ep_bw, ep_lat = link(hw, a, x.tp * x.cp * x.ep, cal)
+    a2a_bytes = C.ACT_BYTES * tokens * routed_tokens * js.hidden / x.tp
+    ep_layer = 2 * passes * all_to_all(a2a_bytes, x.ep, ep_bw, ep_lat)
+
+    sp = stage_params(js, x)
+    n_moe = sp.moe_on_stage
+    n_dense = sp.layers_on_stage - n_moe
+    compute_mb = (n_dense * (passes * dense_fwd + overhead) + n_moe * (passes * moe_fwd + overhead)
+                  + (n_dense + n_moe) * score_passes * scores)
+    head_fwd = matmul_time(js.head_flops, np.float64(js.head_params))
+    logits_mem = 3 * 4.0 * tokens * js.vocab / x.tp * 2 / hbm  # FP32 logits, fwd + bwd
+    compute_mb_last = compute_mb + 3 * head_fwd
+    membound_mb = n_dense * dense_elem + n_moe * moe_elem
+    membound_mb_last = membound_mb + logits_mem
+    tp_mb = (n_dense + n_moe) * tp_layer
+    cp_mb = (n_dense + n_moe) * cp_layer
+    ep_mb = n_moe * ep_layer
+
+    pp_bw, pp_lat = link(hw, a, x.tp * x.cp * x.dp * x.pp, cal)
+    boundary = C.ACT_BYTES * tokens * js.hidden / x.tp
+    pp_mb = np.where(x.pp > 1, 2 * x.vp * point_to_point(boundary, pp_bw, pp_lat), 0.0)
+
+    # The last stage also runs the LM head; the pipeline moves at the slower stage.
+    last_slower = compute_mb_last + membound_mb_last >= compute_mb + membound_mb
+    compute_mb = np.where(last_slower, compute_mb_last, compute_mb)
+    membound_mb = np.where(last_slower, membound_mb_last, membound_mb)
+    one_mb = compute_mb + membound_mb + tp_mb + cp_mb + ep_mb + pp_mb
+
+    # Data parallelism over dp*cp (expert weights over dp*cp/ep).
+    group = x.dp * x.cp
+    expert_group = group // x.ep
+    dp_bw, dp_lat = link(hw, a, x.tp * group, cal)
+    dense_params = np.maximum(sp.first_replicated, sp.last_replicated)
+    grads = C.GRAD_BYTES * dense_params
+    expert_grads = C.GRAD_BYTES * sp.experts
+    weights = C.WEIGHT_BYTES * dense_params
+    expert_w = C.WEIGHT_BYTES * sp.experts
+
+    def reduce_scatter_and_gather(g: FloatArray, w: FloatArray, n: np.ndarray) -> FloatArray:
+        return gather_or_scatter(g, n, dp_bw, dp_lat) + gather_or_scatter(w, n, dp_bw, dp_lat)
+
+    end_of_step = np.where(
+        x.zero == 0,
+        all_reduce(grads, group, dp_bw, dp_lat) + all_reduce(expert_grads, expert_group, dp_bw,
+                                                             dp_lat),
+        np.where(x.zero == 1,
+                 reduce_scatter_and_gather(grads, weights, group)
+                 + reduce_scatter_and_gather(expert_grads, expert_w, expert_group),
+                 np.where(x.zero == 2,
+                          gather_or_scatter(weights, group, dp_bw, dp_lat)
+                          + gather_or_scatter(expert_w, expert_group, dp_bw, dp_lat),
+                          0.0)))
+    per_mb = np.where(
+        x.zero == 2,
+        gather_or_scatter(grads, group, dp_bw, dp_lat)
+        + gather_or_scatter(expert_grads, expert_group, dp_bw, dp_lat),
+        np.where(x.zero == 3,
+                 reduce_scatter_and_gather(grads, 2 * weights, group)
+                 + reduce_scatter_and_gather(expert_grads, 2 * expert_w, expert_group),
+                 0.0))
+    backward_mb = compute_mb * 2.0 / passes
+    hidden_mb = cal.dp_overlap * compute_mb
+    exposed_per_mb = np.maximum(0.0, per_mb - hidden_mb)
+    exposed_end = np.maximum(0.0, end_of_step - cal.dp_overlap * backward_mb)
+
+    m = x.nmb
+    opt_div = np.where(x.zero >= 1, group.astype(float), 1.0)
+    expert_div = np.where(x.zero >= 1, expert_group.astype(float), 1.0)
+    optimizer = C.OPTIMIZER_STEP_BYTES * (dense_params / opt_div + sp.experts / expert_div) / hbm
+    bubble = (x.pp - 1) / x.vp * one_mb
+
+    return TimeArrays(
+        compute=m * compute_mb,
+        memory_bound=m * membound_mb,
+        tp_comm=m * tp_mb,
+        cp_comm=m * cp_mb,
+        ep_comm=m * ep_mb,
+        pp_comm=m * pp_mb,
+        bubble=bubble,
+        dp_comm=m * exposed_per_mb + exposed_end,
+        optimizer=optimizer,
+    )
+
+
+__all__ = ["NONE", "TimeArrays", "step_time"]
