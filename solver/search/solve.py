@@ -1,0 +1,164 @@
+"""``solver.solve``: the best layout for a job under limits, proven optimal where it can be.
+
+Steps: numpy enumerates and evaluates every row (``rows.py``), prunes dominated ones, ranks
+the rest by the objective; CP-SAT picks the best row under the limit families (``cpsat.py``);
+the step model re-evaluates the pick through ``solver.evaluate`` (the judge) and every limit
+is checked again. An infeasible question is re-solved over a relaxed space with the families
+as assumptions, and the conflicting ones are explained (``explain.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from solver import catalog, evaluation
+from solver.errors import SpecError
+from solver.estimate import Estimate
+from solver.plan import OBJECTIVES, Plan
+from solver.search import cpsat, explain
+from solver.search.rows import FAMILIES, Rows, build_rows, canonical_key, pareto_keep
+from solver.specs import Accelerator, Layout, Limits, TrainingJob
+from solver.stepmodel.arrays import HardwareTable
+from solver.stepmodel.calibration import DEFAULT_CALIBRATION, Calibration
+
+log = logging.getLogger(__name__)
+
+#: Secondary objectives that break ties, documented in docs/solver.md.
+TIE_BREAKS = {"time": ("cost", "gpus"), "cost": ("time", "gpus"), "gpus": ("time", "cost"),
+              "energy": ("time", "gpus")}
+
+
+def select_accelerators(limits: Limits, objective: str) -> tuple[list[Accelerator], list[str]]:
+    """The candidate accelerators, and notes on those left out for lack of data."""
+    if limits.accelerators:
+        chosen = {catalog.accelerator(n, field="accelerators").name: None
+                  for n in limits.accelerators}
+        accs = [catalog.accelerator(n) for n in chosen]
+    else:
+        accs = list(catalog.accelerators().values())
+    notes = []
+    needs_price = objective == "cost" or limits.budget_usd is not None
+    needs_power = objective == "energy"
+    kept = []
+    for acc in sorted(accs, key=lambda a: a.name):
+        if needs_price and acc.price_usd_per_hour is None:
+            notes.append(f"{acc.name}: left out, no price per accelerator-hour is published")
+        elif needs_power and acc.tdp_w is None:
+            notes.append(f"{acc.name}: left out, no power (TDP) figure is published")
+        else:
+            kept.append(acc)
+    return kept, notes
+
+
+def _objective_values(rows: Rows, name: str) -> np.ndarray:
+    r = rows.result
+    values = {"time": r.training_s, "cost": r.cost_usd, "gpus": r.gpus.astype(float),
+              "energy": r.energy_mwh}[name]
+    return np.where(np.isfinite(values), values, np.inf)
+
+
+def rank_rows(rows: Rows, objective: str) -> np.ndarray:
+    keys = [_objective_values(rows, objective)]
+    keys += [_objective_values(rows, k) for k in TIE_BREAKS[objective]]
+    keys.append(canonical_key(rows, np.arange(len(rows))).astype(float))
+    return cpsat.objective_rank(keys)
+
+
+def _judge(job: TrainingJob, rows: Rows, i: int, accs: dict[str, Accelerator],
+           limits: Limits, calibration: Calibration) -> Estimate:
+    """Re-evaluate row ``i`` through ``solver.evaluate`` and check every limit."""
+    x = rows.x
+    names = sorted(accs)
+    layout = Layout(accelerator=names[int(x.accel[i])], tp=int(x.tp[i]), pp=int(x.pp[i]),
+                    dp=int(x.dp[i]), cp=int(x.cp[i]), ep=int(x.ep[i]), vp=int(x.vp[i]),
+                    micro_batch=int(x.mb[i]), zero_stage=int(x.zero[i]),
+                    recompute=("none", "selective", "full")[int(x.recompute[i])])
+    gb = int(rows.result.global_batch[i])
+    judged_job = TrainingJob(model=job.model, tokens=job.tokens, global_batch=gb,
+                             seq_len=job.seq_len, precision=job.precision,
+                             flash_attention=job.flash_attention)
+    est = evaluation.evaluate(judged_job, layout, accelerator=accs[layout.accelerator],
+                              calibration=calibration)
+    broken = list(est.violations)
+    if limits.gpus is not None and layout.gpus != limits.gpus:
+        broken.append("gpus")
+    if limits.max_gpus is not None and layout.gpus > limits.max_gpus:
+        broken.append("max_gpus")
+    if limits.deadline_days is not None and not est.training_days <= limits.deadline_days:
+        broken.append("deadline")
+    if limits.budget_usd is not None and not est.cost_usd <= limits.budget_usd:
+        broken.append("budget")
+    for key, value in limits.fixed.items():
+        if getattr(layout, key) != value:
+            broken.append(f"fixed {key}")
+    if broken or abs(est.training_days - float(rows.result.training_days[i])) > 1e-9 * max(
+            1.0, est.training_days):
+        raise RuntimeError(f"gpuplan bug: the plan fails its own check: {broken}")
+    return est
+
+
+def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "time",
+          time_limit_s: float = 60.0, workers: int = 2, seed: int = 0, top: int = 1,
+          calibration: Calibration = DEFAULT_CALIBRATION,
+          progress: Callable[[str], None] | None = None) -> Plan:
+    """Find the best layout of ``job`` within ``limits`` for ``objective``.
+
+    ``objective``: time (training days), cost (USD), gpus (fewest accelerators), energy (MWh).
+    Returns a ``Plan`` whose status is optimal, feasible, infeasible or unknown.
+    """
+    started = time.perf_counter()
+    limits = limits or Limits()
+    if objective not in OBJECTIVES:
+        raise SpecError(f"objective: expected one of {'|'.join(OBJECTIVES)}, got {objective!r}")
+    if not time_limit_s > 0:
+        raise SpecError(f"time_limit_s: expected a positive number, got {time_limit_s!r}")
+    if top < 1:
+        raise SpecError(f"top: expected an integer >= 1, got {top!r}")
+    accs, notes = select_accelerators(limits, objective)
+    by_name = {a.name: a for a in accs}
+    hw = HardwareTable.build(accs, job.precision)
+    rows = build_rows(job, accs, limits, hw, calibration=calibration) if accs else None
+    evaluated = len(rows) if rows is not None else 0
+    if rows is not None and len(rows):
+        keep = pareto_keep(rows, top)
+        kept = rows.take(keep)
+        rank = rank_rows(kept, objective)
+        built = cpsat.build(kept, rank, limits, fixed=limits.fixed)
+        remaining = max(0.1, time_limit_s - (time.perf_counter() - started))
+        outcome = cpsat.solve(built, enforced=FAMILIES, time_limit_s=remaining,
+                              workers=workers, seed=seed)
+        log.info("cp-sat %s over %d rows (%d evaluated)", outcome.status, len(kept), evaluated)
+        if outcome.chosen is not None:
+            best = _judge(job, kept, outcome.chosen, by_name, limits, calibration)
+            alternatives = []
+            excluded = [outcome.chosen]
+            for _ in range(top - 1):
+                remaining = max(0.1, time_limit_s - (time.perf_counter() - started))
+                more = cpsat.solve(built, enforced=FAMILIES, time_limit_s=remaining,
+                                   workers=workers, seed=seed, exclude=excluded)
+                if more.chosen is None:
+                    break
+                excluded.append(more.chosen)
+                alternatives.append(_judge(job, kept, more.chosen, by_name, limits,
+                                           calibration))
+            return Plan(
+                status=outcome.status, objective=objective, estimate=best,
+                explanation=tuple(explain.why_this_plan(best, limits, objective)),
+                solve_time_s=time.perf_counter() - started, alternatives=tuple(alternatives),
+                candidates=evaluated, rows=len(kept), notes=tuple(notes))
+        if outcome.status == "unknown":
+            return Plan(status="unknown", objective=objective, estimate=None,
+                        explanation=("no plan found within the time limit",),
+                        solve_time_s=time.perf_counter() - started, candidates=evaluated,
+                        rows=len(kept), notes=tuple(notes))
+    reasons = explain.infeasible(job, accs, limits, hw, calibration=calibration,
+                                 time_limit_s=max(1.0, time_limit_s
+                                                  - (time.perf_counter() - started)),
+                                 seed=seed)
+    return Plan(status="infeasible", objective=objective, estimate=None,
+                explanation=tuple(reasons + notes), solve_time_s=time.perf_counter() - started,
+                candidates=evaluated, rows=0, notes=tuple(notes))
