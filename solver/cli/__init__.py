@@ -13,6 +13,7 @@ import typer
 from solver.cli.catalogs import hardware_app, models_app
 from solver.cli.common import warn_plugin_problems
 from solver.cli.evaluate import evaluate
+from solver.cli.solve import solve
 from solver.errors import PluginError, SpecError
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("evaluate")(evaluate)
+app.command("solve")(solve)
 app.add_typer(hardware_app, name="hardware")
 app.add_typer(models_app, name="models")
 

@@ -99,11 +99,16 @@ def infeasible(job: TrainingJob, accs: list[Accelerator], limits: Limits, hw: Ha
     kept = rows.take(pareto_keep(rows, 1))
     rank = np.arange(len(kept))
     built = cpsat.build(kept, rank, limits, fixed=limits.fixed)
-    outcome = cpsat.solve(built, enforced=FAMILIES, time_limit_s=time_limit_s, workers=1,
+    active = [f for f in FAMILIES if np.any(rows.violates[f])]
+    outcome = cpsat.solve(built, enforced=active, time_limit_s=time_limit_s, workers=1,
                           seed=seed)
-    conflict = list(outcome.conflict) or [f for f in FAMILIES if np.all(kept.violates[f])]
-    if not conflict:
-        conflict = [f for f in FAMILIES if np.any(rows.violates[f])]
+    conflict = [f for f in outcome.conflict if f in active] or active
+    # Deletion-based minimisation: drop a family if the rest still conflict without it.
+    for family in list(conflict):
+        rest = [f for f in conflict if f != family]
+        if rest and cpsat.solve(built, enforced=rest, time_limit_s=time_limit_s, workers=1,
+                                seed=seed).status == "infeasible":
+            conflict = rest
     names = hw.names
     lines = []
     for family in conflict:

@@ -80,15 +80,18 @@ def _choices(fixed: Mapping[str, Any], key: str, values: Sequence[Any]) -> list[
 
 
 def enumerate_shapes(job: TrainingJob, accelerators: Sequence[Accelerator],
-                     fixed: Mapping[str, Any], *, honour_fixed: bool = True) -> Shapes:
+                     fixed: Mapping[str, Any], *, honour_fixed: bool = True,
+                     complete: bool = False) -> Shapes:
     """Every shape satisfying the model's divisibility rules.
 
-    With ``honour_fixed`` False the fixed fields are ignored (to explain conflicts).
+    With ``honour_fixed`` False the fixed fields are ignored (to explain conflicts); with
+    ``complete`` the dominated values are kept too (the brute-force oracle checks the claim).
     """
     m = job.model
     use = fixed if honour_fixed else {}
-    zero_default = (1, 2, 3)
-    recompute_default = ("none", "full") if job.flash_attention else RECOMPUTE_MODES
+    zero_default = (0, 1, 2, 3) if complete else (1, 2, 3)
+    recompute_default = ("none", "full") if job.flash_attention and not complete \
+        else RECOMPUTE_MODES
     rows: list[tuple[int, ...]] = []
     for a, acc in enumerate(accelerators):
         tp_cap = min(64, max(8, acc.scaleup_domain))
