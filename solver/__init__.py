@@ -11,6 +11,8 @@ from solver.errors import PluginError, SpecError
 from solver.estimate import Estimate
 from solver.evaluation import evaluate
 from solver.hookspecs import hookimpl
+from solver.plan import Plan
+from solver.search.solve import solve
 from solver.specs import Accelerator, Layout, Limits, ModelSpec, TrainingJob
 
 __version__ = "0.1.0"
@@ -27,6 +29,7 @@ __all__ = [
     "Layout",
     "Limits",
     "ModelSpec",
+    "Plan",
     "PluginError",
     "SpecError",
     "TrainingJob",
@@ -37,4 +40,5 @@ __all__ = [
     "hookimpl",
     "model",
     "models",
+    "solve",
 ]
