@@ -263,13 +263,18 @@ class Accelerator:
             raw = path.read_bytes()
         except OSError as err:
             raise SpecError(f"{path}: cannot read ({err.strerror})") from None
+        return cls.from_toml_bytes(raw, where=str(path))
+
+    @classmethod
+    def from_toml_bytes(cls, raw: bytes, *, where: str) -> Accelerator:
+        path = where
         if len(raw) > 1_000_000:
             raise SpecError(f"{path}: expected an accelerator TOML file, got {len(raw)} bytes")
         try:
             data = tomllib.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
             raise SpecError(f"{path}: not valid TOML ({err})") from None
-        return cls.from_mapping(data, where=str(path))
+        return cls.from_mapping(data, where=where)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.resources
 import os
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from solver import plugins
@@ -16,17 +17,20 @@ from solver.hookspecs import hookimpl
 from solver.specs import Accelerator
 
 
-def shipped_spec_files() -> list[Path]:
-    """The TOML files of ``hardware_specs/``.
+def shipped_specs() -> list[Accelerator]:
+    """The accelerators of ``hardware_specs/``.
 
     In a wheel they are the data package ``solver.hardware_specs`` (read with
     ``importlib.resources``); in a source checkout, the folder beside ``solver/``.
     """
     try:
-        folder = Path(str(importlib.resources.files("solver.hardware_specs")))
+        folder: Traversable = importlib.resources.files("solver.hardware_specs")
     except ModuleNotFoundError:
         folder = Path(__file__).resolve().parents[2] / "hardware_specs"
-    return sorted(folder.glob("*.toml"))
+    files = sorted((f for f in folder.iterdir() if f.name.endswith(".toml")),
+                   key=lambda f: f.name)
+    return [Accelerator.from_toml_bytes(f.read_bytes(), where=f"hardware_specs/{f.name}")
+            for f in files]
 
 
 def user_spec_files() -> list[Path]:
@@ -39,7 +43,7 @@ def user_spec_files() -> list[Path]:
 
 @hookimpl
 def gpuplan_accelerators() -> list[Accelerator]:
-    found = [Accelerator.from_toml(path) for path in shipped_spec_files()]
+    found = shipped_specs()
     for path in user_spec_files():
         try:
             found.append(Accelerator.from_toml(path))
