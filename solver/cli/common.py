@@ -56,8 +56,14 @@ def as_option_error(err: SpecError) -> SpecError:
     """Rename a library field (``global_batch: ...``) to its option (``--global-batch: ...``)."""
     field, sep, rest = str(err).partition(":")
     if sep and field.isidentifier():
-        return SpecError(f"--{field.replace('_', '-')}:{rest}")
+        option = OPTION_NAMES.get(field, field.replace("_", "-"))
+        return SpecError(f"--{option}:{rest}")
     return err
+
+
+#: Library fields whose option has another name.
+OPTION_NAMES = {"zero_stage": "zero", "time_limit_s": "time-limit", "accelerator": "gpu",
+                "accelerators": "gpu", "top": "top"}
 
 
 def print_json(data: Any) -> None:

@@ -54,7 +54,10 @@ def evaluate(
                         micro_batch=micro_batch, zero_stage=zero, recompute=recompute)
     except SpecError as err:
         raise as_option_error(err) from None
-    est = evaluation.evaluate(job, layout, accelerator=acc)
+    try:
+        est = evaluation.evaluate(job, layout, accelerator=acc)
+    except SpecError as err:
+        raise as_option_error(err) from None
     if json_out:
         print_json(est.to_dict())
     else:
