@@ -1,8 +1,10 @@
 """The few physical constants of the step model that no datasheet gives.
 
-Each is a property of real training software on real fabrics, not of one run. Their default
-values were fitted once over all published runs in ``tests/data/published_runs.json`` together
-(``benchmarks/fidelity.py`` refits them and prints the error); see ``docs/model.md``.
+Each is a property of real training software on real fabrics, not of one run. The defaults
+are physically plausible values set by hand (nccl-tests bus efficiencies, kernel-launch costs of
+a few microseconds per kernel); they were not tuned to any run. Fitting them over all published
+runs together, with the leave-one-out error, is the fidelity work that follows (see
+``docs/model.md``).
 """
 
 from __future__ import annotations

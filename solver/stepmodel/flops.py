@@ -11,8 +11,11 @@ discounted in this count (the convention of all three papers).
 
 Hardware FLOPs add what recomputation repeats: full recomputation repeats the forward of every
 transformer layer (Narayanan eq. (3): factor 4 instead of 3, LM head not repeated); selective
-recomputation repeats the attention-score part only (Korthikanti App. A: ``s/(3h)`` in place of
-``s/(6h)``).
+recomputation repeats one forward of the attention scores (QK^T and scores x V). Korthikanti
+App. A writes ``s/(3h)`` in place of ``s/(6h)`` for it, which counts three extra score passes
+rather than one; gpuplan counts the one pass the kernels actually repeat, so its HFU for
+selective runs is about 1.8% below Korthikanti's published HFU (GPT-3 175B: ratio 1.009 vs
+1.027). MFU is unaffected.
 """
 
 from __future__ import annotations

@@ -139,11 +139,14 @@ def memory(js: JobShape, x: LayoutArrays, nmb: IntArray | None = None) -> Memory
     dense_layers = sp.layers_on_stage - sp.moe_on_stage
     full_dense = layer_activation_bytes(js, x, moe=False)
     full_moe = layer_activation_bytes(js, x, moe=True)
+    # While a layer is recomputed it holds everything it would store without recomputation.
+    work_dense = layer_activation_bytes(js, x.with_recompute_none(), moe=False)
+    work_moe = layer_activation_bytes(js, x.with_recompute_none(), moe=True)
     per_stage_mb = (dense_layers * stored_per_layer(js, x, full_dense)
                     + sp.moe_on_stage * stored_per_layer(js, x, full_moe))
     per_chunk = per_stage_mb / x.vp
-    working = np.where(x.recompute == FULL, np.maximum(full_dense, np.where(
-        sp.moe_on_stage > 0, full_moe, 0.0)), 0.0)
+    working = np.where(x.recompute == FULL, np.maximum(work_dense, np.where(
+        sp.moe_on_stage > 0, work_moe, 0.0)), 0.0)
     tokens = js.seq_len // x.cp * x.mb
     logits = 4.0 * tokens * js.vocab / x.tp
     act_first = per_chunk * inflight_first(x, nmb) + working

@@ -1,0 +1,191 @@
+"""The ``gpuplan`` command through ``solver.cli.run`` (which maps errors to exit codes)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from solver.cli import run
+
+INTERFACE_SLUGS = {
+    "a100-sxm4-40gb", "a100-sxm4-80gb", "h100-sxm5-80gb", "h100-pcie", "h800", "h200-sxm-141gb",
+    "b200", "gb200-nvl72", "mi300x", "tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e", "gaudi3",
+    "trainium2",
+}
+PRESETS = {"gpt3-175b", "llama3-8b", "llama3-70b", "llama3.1-405b", "mixtral-8x7b",
+           "deepseek-v3", "gpt4-estimate"}
+
+#: A valid ``evaluate`` command line, GPT-3 on 1024 A100s (Narayanan et al. 2021).
+EVALUATE = ["evaluate", "--model", "gpt3-175b", "--tokens", "300e9", "--seq-len", "2048",
+            "--global-batch", "1536", "--gpu", "a100-sxm4-80gb", "--tp", "8", "--pp", "8",
+            "--dp", "16", "--micro-batch", "1", "--recompute", "full"]
+
+
+def with_option(argv: list[str], option: str, value: str | None) -> list[str]:
+    """``argv`` with ``option`` set to ``value`` (or removed when ``value`` is None)."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] == option:
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out if value is None else [*out, option, value]
+
+
+def run_json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    code = run([*argv, "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert captured.err == ""
+    data: dict[str, Any] = json.loads(captured.out)
+    return data
+
+
+# ------------------------------------------------------------------------------ results
+
+
+def test_evaluate_json_has_the_interface_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    data = run_json(EVALUATE, capsys)
+    assert data["schema_version"] == 1
+    assert {"layout", "estimate", "fits", "explanation"} <= set(data)
+    assert set(data["layout"]) >= {
+        "accelerator", "gpus", "tp", "pp", "dp", "cp", "ep", "vp", "micro_batch",
+        "num_microbatches", "global_batch", "zero_stage", "recompute"}
+    assert set(data["estimate"]) >= {
+        "step_time_s", "tokens_per_s", "model_tflops_per_gpu", "hardware_tflops_per_gpu", "mfu",
+        "hfu", "training_days", "gpu_hours", "memory_gib_per_gpu", "memory_breakdown_gib",
+        "time_breakdown_s", "cost_usd", "energy_mwh", "co2_tonnes"}
+    assert data["layout"]["gpus"] == 1024
+    assert data["layout"]["num_microbatches"] == 96  # 1536 / (16 * 1)
+    assert data["layout"]["recompute"] == "full"
+    assert data["fits"] is True
+    assert data["explanation"] == []
+
+
+def test_evaluate_prints_a_table_without_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(EVALUATE) == 0
+    captured = capsys.readouterr()
+    assert "a100-sxm4-80gb" in captured.out
+    assert captured.err == ""
+
+
+def test_alias_resolves_to_the_default_variant(capsys: pytest.CaptureFixture[str]) -> None:
+    data = run_json(with_option(EVALUATE, "--gpu", "a100"), capsys)
+    assert data["layout"]["accelerator"] == "a100-sxm4-80gb"
+
+
+def test_hardware_list_has_every_interface_slug(capsys: pytest.CaptureFixture[str]) -> None:
+    data = run_json(["hardware", "list"], capsys)
+    names = {a["name"] for a in data["accelerators"]}
+    assert names >= INTERFACE_SLUGS
+
+
+def test_hardware_show_by_alias(capsys: pytest.CaptureFixture[str]) -> None:
+    data = run_json(["hardware", "show", "a100"], capsys)
+    assert data["name"] == "a100-sxm4-80gb"
+    assert data["sources"]
+
+
+def test_models_list_has_the_seven_presets(capsys: pytest.CaptureFixture[str]) -> None:
+    data = run_json(["models", "list"], capsys)
+    assert {m["name"] for m in data["models"]} == PRESETS
+
+
+def test_models_show_marks_gpt4_as_unofficial(capsys: pytest.CaptureFixture[str]) -> None:
+    data = run_json(["models", "show", "gpt4-estimate"], capsys)
+    assert "UNOFFICIAL" in data["description"]
+    assert any("SemiAnalysis" in s for s in data["sources"])
+    assert {"params_total", "params_active"} <= set(data)
+    # The table says so too.
+    assert run(["models", "show", "gpt4-estimate"]) == 0
+    assert "UNOFFICIAL" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------ invalid input
+
+
+def unknown_key_model(tmp_path: Path) -> str:
+    path = tmp_path / "bad-model.toml"
+    path.write_text('name = "bad-model"\nlayers = 4\nhidden = 256\nheads = 8\nwidth = 3\n',
+                    encoding="utf-8")
+    return str(path)
+
+
+# (case id, option changed, new value or None to drop it, text the message must contain)
+INVALID = [
+    ("non-integer-tp", "--tp", "eight", "--tp"),
+    ("missing-tp", "--tp", None, "--tp"),
+    ("unknown-gpu", "--gpu", "a10O", "did you mean a100"),
+    ("bad-tokens", "--tokens", "300x", "--tokens"),
+    ("bad-recompute", "--recompute", "bogus", "--recompute"),
+    ("zero-out-of-range", "--zero", "5", "[0, 3]"),
+    ("tp-not-dividing-heads", "--tp", "7", "heads=96"),
+    ("negative-dp", "--dp", "-1", "--dp"),
+    ("missing-model-file", "--model", "missing.toml", "--model"),
+    ("model-file-unknown-key", "--model", "<unknown-key-file>", "'width'"),
+]
+
+
+@pytest.mark.parametrize(("option", "value", "needle"),
+                         [pytest.param(*row[1:], id=row[0]) for row in INVALID])
+def test_invalid_input_is_one_line_and_exit_2(
+        option: str, value: str | None, needle: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    if value == "<unknown-key-file>":
+        value = unknown_key_model(tmp_path)
+    code = run(with_option(EVALUATE, option, value))
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("gpuplan: error: ")
+    assert needle in lines[0]
+    assert "Traceback" not in captured.err
+
+
+# The option the user typed must be named as typed (``--zero``, not the library field
+# ``zero_stage``; ``--tp``, not ``tp``).
+NAMES_THE_OPTION = [
+    ("non-integer-tp", "--tp", "eight"),
+    ("missing-tp", "--tp", None),
+    ("unknown-gpu", "--gpu", "a10O"),
+    ("bad-tokens", "--tokens", "300x"),
+    ("bad-recompute", "--recompute", "bogus"),
+    ("negative-dp", "--dp", "-1"),
+    ("missing-model-file", "--model", "missing.toml"),
+    ("zero-out-of-range", "--zero", "5"),
+    ("tp-not-dividing-heads", "--tp", "7"),
+    ("missing-global-batch", "--global-batch", None),
+]
+
+
+@pytest.mark.parametrize(("option", "value"),
+                         [pytest.param(*row[1:], id=row[0]) for row in NAMES_THE_OPTION])
+def test_invalid_input_names_the_option(option: str, value: str | None,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(with_option(EVALUATE, option, value)) == 2
+    err = capsys.readouterr().err
+    assert re.search(re.escape(option) + r"(?![\w-])", err), err
+
+
+def test_unknown_model_file_key_names_file_and_key(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = unknown_key_model(tmp_path)
+    assert run(with_option(EVALUATE, "--model", path)) == 2
+    err = capsys.readouterr().err
+    assert path in err
+    assert "unknown field 'width'" in err
+
+
+def test_unknown_gpu_lists_close_matches(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(with_option(EVALUATE, "--gpu", "mi300")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gpuplan: error: --gpu: unknown accelerator 'mi300'; did you mean ")
+    assert "mi300x" in err
