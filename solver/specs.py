@@ -244,9 +244,11 @@ class Accelerator:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise SpecError(f"{where}: unknown field {unknown[0]!r} (known: {', '.join(sorted(known))})")
+            raise SpecError(f"{where}: unknown field {unknown[0]!r} "
+                            f"(known: {', '.join(sorted(known))})")
         required = [f.name for f in dataclasses.fields(cls)
-                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+                    if f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING]
         missing = [name for name in required if name not in data]
         if missing:
             raise SpecError(f"{where}: missing field {missing[0]!r}")

@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from solver.search.space import Shapes, dp_values, enumerate_shapes
 from solver.specs import RECOMPUTE_MODES, Accelerator, Limits, TrainingJob
 from solver.stepmodel.arrays import HardwareTable, LayoutArrays
 from solver.stepmodel.calibration import DEFAULT_CALIBRATION, Calibration
 from solver.stepmodel.evaluate import StepResult, evaluate_arrays
 from solver.stepmodel.memory import max_microbatches_fitting
 from solver.stepmodel.shape import JobShape, job_shape
-from solver.search.space import Shapes, dp_values, enumerate_shapes
 
 #: GPU count searched when no limit gives one (and when explaining a GPU-count conflict).
 DEFAULT_MAX_GPUS = 100_000

@@ -6,8 +6,8 @@ accelerators they index into. One call of ``stepmodel.evaluate_arrays`` evaluate
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
