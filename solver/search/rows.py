@@ -121,7 +121,14 @@ def build_rows(job: TrainingJob, accelerators: Sequence[Accelerator], limits: Li
     batch_cap = (gb_fixed if gb_fixed else int(high_tokens // seq)) // shapes.mb
     dp_max = np.minimum(cap // replica, batch_cap)
 
-    if limits.gpus is not None and not relaxed:
+    if "dp" in limits.fixed and not relaxed:
+        fixed_dp = int(limits.fixed["dp"])
+        idx = np.flatnonzero(fixed_dp <= dp_max)
+        dp = np.full(idx.size, fixed_dp, np.int64)
+        if limits.gpus is not None:
+            pinned = replica[idx] * fixed_dp == limits.gpus
+            idx, dp = idx[pinned], dp[pinned]
+    elif limits.gpus is not None and not relaxed:
         ok = (limits.gpus % replica == 0) & (limits.gpus // replica <= batch_cap)
         idx = np.flatnonzero(ok)
         dp = limits.gpus // replica[idx]
@@ -134,6 +141,8 @@ def build_rows(job: TrainingJob, accelerators: Sequence[Accelerator], limits: Li
         idx, dp = _expand(shapes, {0: grid}, np.zeros(len(shapes), np.int64), dp_max)
 
     keep = (dp * shapes.cp[idx]) % shapes.ep[idx] == 0
+    if gb_fixed:
+        keep &= gb_fixed % (dp * shapes.mb[idx]) == 0
     idx, dp = idx[keep], dp[keep]
     mb = shapes.mb[idx]
     if gb_fixed:
