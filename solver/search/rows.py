@@ -21,7 +21,7 @@ from solver.specs import RECOMPUTE_MODES, Accelerator, Limits, TrainingJob
 from solver.stepmodel.arrays import HardwareTable, LayoutArrays
 from solver.stepmodel.calibration import DEFAULT_CALIBRATION, Calibration
 from solver.stepmodel.evaluate import StepResult, evaluate_arrays
-from solver.stepmodel.memory import max_microbatches_fitting
+from solver.stepmodel.memory import inflight_first, inflight_last, memory
 from solver.stepmodel.shape import JobShape, job_shape
 
 #: GPU count searched when no limit gives one (and when explaining a GPU-count conflict).
@@ -81,17 +81,19 @@ def _divisors(n: int) -> np.ndarray:
 
 
 def _expand(shapes: Shapes, dp_lists: Mapping[int, np.ndarray], key: np.ndarray,
-            dp_max: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(shape index, dp) for every dp of the shape's list (``dp_lists[key]``) up to dp_max."""
+            dp_min: np.ndarray, dp_max: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(shape index, dp) for every dp of the shape's list (``dp_lists[key]``) in
+    [dp_min, dp_max]."""
     idx_parts, dp_parts = [], []
     for k, values in dp_lists.items():
         members = np.flatnonzero(key == k)
         if members.size == 0 or values.size == 0:
             continue
-        counts = np.searchsorted(values, dp_max[members], side="right")
+        first = np.searchsorted(values, dp_min[members], side="left")
+        counts = np.maximum(0, np.searchsorted(values, dp_max[members], side="right") - first)
         idx = np.repeat(members, counts)
         starts = np.repeat(np.cumsum(counts) - counts, counts)
-        offsets = np.arange(idx.size) - starts
+        offsets = np.arange(idx.size) - starts + np.repeat(first, counts)
         idx_parts.append(idx)
         dp_parts.append(values[offsets])
     if not idx_parts:
@@ -99,67 +101,172 @@ def _expand(shapes: Shapes, dp_lists: Mapping[int, np.ndarray], key: np.ndarray,
     return np.concatenate(idx_parts), np.concatenate(dp_parts)
 
 
+#: Rows evaluated per vectorised call (bounds the memory of one call to a few hundred MB).
+CHUNK_ROWS = 400_000
+
+
+@dataclass(frozen=True)
+class Question:
+    """What row building needs besides the shapes, computed once."""
+
+    job: TrainingJob
+    js: JobShape
+    limits: Limits
+    hw: HardwareTable
+    calibration: Calibration
+    relaxed: bool
+
+
 def build_rows(job: TrainingJob, accelerators: Sequence[Accelerator], limits: Limits,
-               hw: HardwareTable, *, relaxed: bool = False,
+               hw: HardwareTable, *, relaxed: bool = False, objective: str | None = None,
+               keep_layers: int | None = None,
                calibration: Calibration = DEFAULT_CALIBRATION) -> Rows:
-    """Enumerate and evaluate every row; ``relaxed`` also keeps rows that break the fixed
-    fields or the GPU-count limit (flagged), to explain an infeasible question."""
-    js = job_shape(job)
+    """Enumerate and evaluate the rows of a question.
+
+    ``relaxed`` also keeps rows that break the fixed fields or the GPU-count limit (flagged),
+    to explain an infeasible question. Otherwise, with an ``objective``, rows that cannot beat
+    a feasible incumbent are never built (``bounds.py``: exact lower bounds per shape).
+    ``keep_layers`` prunes each evaluated chunk to its first Pareto layers (exact, see
+    ``pareto_keep``) so that large questions never hold every row at once.
+    """
+    q = Question(job, job_shape(job), limits, hw, calibration, relaxed)
     shapes = enumerate_shapes(job, accelerators, limits.fixed, honour_fixed=not relaxed)
     if len(shapes) == 0:
-        return _empty_rows(job, hw, js, calibration)
-    replica = shapes.tp * shapes.pp * shapes.cp
-    seq = job.seq_len
-    if limits.gpus is not None and not relaxed:
+        return _empty_rows(job, hw, q.js, calibration)
+    dp_max = _dp_max(q, shapes)
+    dp_min = np.ones(len(shapes), np.int64)
+    if not relaxed:
+        from solver.search import bounds
+
+        shapes, dp_min, dp_max = bounds.tighten(q, shapes, dp_min, dp_max, objective,
+                                                keep_layers or 1)
+    idx, dp = candidates(q, shapes, dp_min, dp_max)
+    parts = []
+    for start in range(0, max(idx.size, 1), CHUNK_ROWS):
+        part = rows_for(q, shapes, idx[start:start + CHUNK_ROWS], dp[start:start + CHUNK_ROWS])
+        if keep_layers is not None and idx.size > CHUNK_ROWS:
+            part = part.take(pareto_keep(part, keep_layers))
+        parts.append(part)
+    return parts[0] if len(parts) == 1 else concat(parts)
+
+
+def _dp_max(q: Question, shapes: Shapes) -> np.ndarray:
+    limits = q.limits
+    if limits.gpus is not None and not q.relaxed:
         cap = limits.gpus
-    elif limits.max_gpus is not None and not relaxed:
+    elif limits.max_gpus is not None and not q.relaxed:
         cap = limits.max_gpus
     else:
         cap = max(DEFAULT_MAX_GPUS, limits.gpus or 0, limits.max_gpus or 0)
-    gb_fixed = job.global_batch
-    low_tokens, high_tokens = limits.tokens_per_step
-    batch_cap = (gb_fixed if gb_fixed else int(high_tokens // seq)) // shapes.mb
-    dp_max = np.minimum(cap // replica, batch_cap)
+    gb = q.job.global_batch
+    batch_cap = (gb if gb else int(limits.tokens_per_step[1] // q.job.seq_len)) // shapes.mb
+    replica = shapes.tp * shapes.pp * shapes.cp
+    return np.minimum(cap // replica, batch_cap)
 
-    if "dp" in limits.fixed and not relaxed:
-        fixed_dp = int(limits.fixed["dp"])
-        idx = np.flatnonzero(fixed_dp <= dp_max)
-        dp = np.full(idx.size, fixed_dp, np.int64)
+
+def candidates(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(shape index, dp) of every row, dp in [dp_min, dp_max] of its shape."""
+    limits, gb = q.limits, q.job.global_batch
+    replica = shapes.tp * shapes.pp * shapes.cp
+    if "dp" in limits.fixed and not q.relaxed:
+        pinned = np.full(len(shapes), int(limits.fixed["dp"]), np.int64)
         if limits.gpus is not None:
-            pinned = replica[idx] * fixed_dp == limits.gpus
-            idx, dp = idx[pinned], dp[pinned]
-    elif limits.gpus is not None and not relaxed:
-        ok = (limits.gpus % replica == 0) & (limits.gpus // replica <= batch_cap)
-        idx = np.flatnonzero(ok)
-        dp = limits.gpus // replica[idx]
-    elif gb_fixed:
-        lists = {int(b): _divisors(gb_fixed // int(b)) if gb_fixed % int(b) == 0
+            pinned = np.where(replica * pinned == limits.gpus, pinned, 0)
+        idx = np.flatnonzero((pinned >= np.maximum(dp_min, 1)) & (pinned <= dp_max))
+        dp = pinned[idx]
+    elif limits.gpus is not None and not q.relaxed:
+        pinned = np.where(limits.gpus % replica == 0, limits.gpus // replica, 0)
+        idx = np.flatnonzero((pinned >= np.maximum(dp_min, 1)) & (pinned <= dp_max))
+        dp = pinned[idx]
+    elif gb:
+        lists = {int(b): _divisors(gb // int(b)) if gb % int(b) == 0
                  else np.zeros(0, np.int64) for b in np.unique(shapes.mb)}
-        idx, dp = _expand(shapes, lists, shapes.mb, dp_max)
+        idx, dp = _expand(shapes, lists, shapes.mb, dp_min, dp_max)
     else:
         grid = dp_values(int(dp_max.max(initial=0)))
-        idx, dp = _expand(shapes, {0: grid}, np.zeros(len(shapes), np.int64), dp_max)
-
+        idx, dp = _expand(shapes, {0: grid}, np.zeros(len(shapes), np.int64), dp_min, dp_max)
     keep = (dp * shapes.cp[idx]) % shapes.ep[idx] == 0
-    if gb_fixed:
-        keep &= gb_fixed % (dp * shapes.mb[idx]) == 0
-    idx, dp = idx[keep], dp[keep]
+    if gb:
+        keep &= gb % (dp * shapes.mb[idx]) == 0
+    return idx[keep], dp[keep]
+
+
+def rows_for(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray) -> Rows:
+    """Evaluate the rows (shape ``idx``, ``dp``), deriving the micro-batches per step."""
+    job, js, hw = q.job, q.js, q.hw
     mb = shapes.mb[idx]
-    if gb_fixed:
-        nmb = gb_fixed // (dp * mb)
+    if job.global_batch:
+        nmb = job.global_batch // (dp * mb)
     else:
-        per_micro = seq * dp * mb
+        low_tokens, high_tokens = q.limits.tokens_per_step
+        per_micro = job.seq_len * dp * mb
         lo = np.maximum(1, -(-int(low_tokens) // per_micro))
         hi = int(high_tokens) // per_micro
         valid = hi >= lo
-        idx, dp, mb, lo, hi = idx[valid], dp[valid], mb[valid], lo[valid], hi[valid]
+        idx, dp, lo, hi = idx[valid], dp[valid], lo[valid], hi[valid]
         probe = _layouts(shapes, idx, dp, hi)
-        capacity = hw.memory_bytes[probe.accel]
-        best = max_microbatches_fitting(js, probe, capacity, lo, hi)
+        best = largest_fitting_m(js, probe, hw.memory_bytes[probe.accel], lo, hi)
         nmb = np.where(best >= lo, best, lo)  # none fits: keep the smallest, flagged below
     x = _layouts(shapes, idx, dp, nmb)
-    result = evaluate_arrays(job, x, hw, calibration, js)
-    return Rows(result, _violations(result, limits, relaxed=relaxed))
+    result = evaluate_arrays(job, x, hw, q.calibration, js)
+    return Rows(result, _violations(result, q.limits, relaxed=q.relaxed))
+
+
+def largest_fitting_m(js: JobShape, x: LayoutArrays, capacity: np.ndarray, low: np.ndarray,
+                      high: np.ndarray) -> np.ndarray:
+    """Largest ``m`` in ``[low, high]`` whose memory fits ``capacity`` (``low - 1`` if none).
+
+    Memory never decreases with ``m`` and stops growing once the pipeline's warm-up depth is
+    in flight, so a vectorised bisection over at most that depth finds it; each round
+    evaluates only the rows still undecided.
+    """
+    answer = np.where(memory(js, x, high).total <= capacity, high, low - 1)
+    todo = np.flatnonzero(answer < low)
+    if todo.size == 0:
+        return answer
+    sub = x.take(todo)
+    lo, cap = low[todo], capacity[todo]
+    depth = np.maximum(inflight_first(sub, np.full(todo.size, 1 << 40)),
+                       inflight_last(sub, np.full(todo.size, 1 << 40)))
+    hi = np.minimum(high[todo], -(-depth // sub.vp))  # constant memory from here on
+    fits_lo = memory(js, sub, lo).total <= cap
+    keep = np.flatnonzero(fits_lo)
+    todo, sub, a, b, cap = todo[keep], sub.take(keep), lo[keep], hi[keep], cap[keep]
+    # invariant: a fits, b does not (b holds as much in flight as ``high``)
+    while True:
+        open_ = np.flatnonzero(b - a > 1)
+        if open_.size == 0:
+            break
+        mid = (a[open_] + b[open_]) // 2
+        ok = memory(js, sub.take(open_), mid).total <= cap[open_]
+        a[open_] = np.where(ok, mid, a[open_])
+        b[open_] = np.where(ok, b[open_], mid)
+    answer[todo] = a
+    return answer
+
+
+def concat(parts: Sequence[Rows]) -> Rows:
+    """One ``Rows`` from several chunks of the same question."""
+    from dataclasses import fields, replace
+
+    from solver.stepmodel.memory import MemoryArrays
+    from solver.stepmodel.timing import TimeArrays
+
+    def join(objs: Sequence[Any]) -> Any:
+        return replace(objs[0], **{f.name: np.concatenate([getattr(o, f.name) for o in objs])
+                                   for f in fields(objs[0])})
+
+    results = [p.result for p in parts]
+    changes: dict[str, Any] = {}
+    for f in fields(results[0]):
+        values = [getattr(r, f.name) for r in results]
+        if isinstance(values[0], (LayoutArrays, MemoryArrays, TimeArrays)):
+            changes[f.name] = join(values)
+        elif isinstance(values[0], np.ndarray):
+            changes[f.name] = np.concatenate(values)
+    violates = {k: np.concatenate([p.violates[k] for p in parts]) for k in parts[0].violates}
+    return Rows(replace(results[0], **changes), violates)
 
 
 def _layouts(shapes: Shapes, idx: np.ndarray, dp: np.ndarray, nmb: np.ndarray) -> LayoutArrays:

@@ -121,7 +121,8 @@ def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "t
     accs, notes = select_accelerators(limits, objective)
     by_name = {a.name: a for a in accs}
     hw = HardwareTable.build(accs, job.precision)
-    rows = build_rows(job, accs, limits, hw, calibration=calibration) if accs else None
+    rows = build_rows(job, accs, limits, hw, objective=objective, keep_layers=top,
+                      calibration=calibration) if accs else None
     evaluated = len(rows) if rows is not None else 0
     if rows is not None and len(rows):
         keep = pareto_keep(rows, top)

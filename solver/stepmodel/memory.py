@@ -173,25 +173,3 @@ def memory(js: JobShape, x: LayoutArrays, nmb: IntArray | None = None) -> Memory
     reserve = C.CONTEXT_GIB * GIB + C.FRAGMENTATION * allocated
     return MemoryArrays(weights, grads, optim, acts, buffers, reserve)
 
-
-def max_microbatches_fitting(js: JobShape, x: LayoutArrays, capacity: FloatArray,
-                             low: IntArray, high: IntArray) -> IntArray:
-    """Largest ``m`` in ``[low, high]`` whose memory fits ``capacity`` (``low - 1`` if none).
-
-    Memory never decreases with ``m`` (more micro-batches in flight, up to the warm-up depth),
-    so a vectorised bisection finds it.
-    """
-    lo = np.asarray(low, dtype=np.int64).copy()
-    hi = np.asarray(high, dtype=np.int64).copy()
-    fits_hi = memory(js, x, hi).total <= capacity
-    answer = np.where(fits_hi, hi, lo - 1)
-    todo = ~fits_hi
-    lo_fit = memory(js, x, lo).total <= capacity
-    todo &= lo_fit
-    a, b = lo.copy(), hi.copy()  # invariant: fits(a), not fits(b)
-    while np.any(todo & (b - a > 1)):
-        mid = (a + b) // 2
-        ok = memory(js, x, mid).total <= capacity
-        a = np.where(todo & ok, mid, a)
-        b = np.where(todo & ~ok, mid, b)
-    return np.where(todo, a, answer)
