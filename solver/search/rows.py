@@ -40,6 +40,7 @@ class Rows:
 
     result: StepResult
     violates: dict[str, np.ndarray]
+    evaluated: int = 0  # layouts the step model evaluated to build these rows
 
     @property
     def x(self) -> LayoutArrays:
@@ -50,7 +51,7 @@ class Rows:
 
     def take(self, index: np.ndarray) -> Rows:
         return Rows(_take_result(self.result, index),
-                    {k: v[index] for k, v in self.violates.items()})
+                    {k: v[index] for k, v in self.violates.items()}, self.evaluated)
 
 
 def _take_result(r: StepResult, index: np.ndarray) -> StepResult:
@@ -147,7 +148,8 @@ def build_rows(job: TrainingJob, accelerators: Sequence[Accelerator], limits: Li
         if keep_layers is not None and idx.size > CHUNK_ROWS:
             part = part.take(pareto_keep(part, keep_layers))
         parts.append(part)
-    return parts[0] if len(parts) == 1 else concat(parts)
+    joined = parts[0] if len(parts) == 1 else concat(parts)
+    return Rows(joined.result, joined.violates, evaluated=int(idx.size))
 
 
 def _dp_max(q: Question, shapes: Shapes) -> np.ndarray:

@@ -123,7 +123,7 @@ def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "t
     hw = HardwareTable.build(accs, job.precision)
     rows = build_rows(job, accs, limits, hw, objective=objective, keep_layers=top,
                       calibration=calibration) if accs else None
-    evaluated = len(rows) if rows is not None else 0
+    evaluated = rows.evaluated if rows is not None else 0
     if rows is not None and len(rows):
         keep = pareto_keep(rows, top)
         kept = rows.take(keep)

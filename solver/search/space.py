@@ -20,7 +20,6 @@ spacing at most 12.5%), unless the GPU count or the global batch pins it.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -92,7 +91,7 @@ def enumerate_shapes(job: TrainingJob, accelerators: Sequence[Accelerator],
     zero_default = (0, 1, 2, 3) if complete else (1, 2, 3)
     recompute_default = ("none", "full") if job.flash_attention and not complete \
         else RECOMPUTE_MODES
-    rows: list[tuple[int, ...]] = []
+    parts: list[np.ndarray] = []
     for a, acc in enumerate(accelerators):
         tp_cap = min(64, max(8, acc.scaleup_domain))
         tps = [t for t in _choices(use, "tp", powers_of_two(tp_cap))
@@ -105,13 +104,10 @@ def enumerate_shapes(job: TrainingJob, accelerators: Sequence[Accelerator],
         mbs = _choices(use, "micro_batch", MICRO_BATCHES)
         zeros = _choices(use, "zero_stage", zero_default)
         recs = [RECOMPUTE_CODE[r] for r in _choices(use, "recompute", recompute_default)]
-        for t, p, c, e, b, z, r in itertools.product(tps, pps, cps, eps, mbs, zeros, recs):
-            vps = _choices(use, "vp", VP_VALUES if p > 1 else (1,))
-            for v in vps:
-                if v > 1 and (p == 1 or m.layers % (p * v)):
-                    continue
-                if p * v > m.layers:
-                    continue
-                rows.append((a, t, p, v, c, e, b, z, r))
-    table = np.array(rows, dtype=np.int64).reshape(-1, 9)
+        vps = _choices(use, "vp", VP_VALUES)
+        grids = np.meshgrid(tps, pps, vps, cps, eps, mbs, zeros, recs, indexing="ij")
+        t, p, v, c, e, b, z, r = (g.ravel().astype(np.int64) for g in grids)
+        ok = (p * v <= m.layers) & ((v == 1) | ((p > 1) & (m.layers % np.maximum(p * v, 1) == 0)))
+        parts.append(np.stack([np.full(t.size, a), t, p, v, c, e, b, z, r], axis=1)[ok])
+    table = np.concatenate(parts) if parts else np.zeros((0, 9), np.int64)
     return Shapes(*(table[:, i].copy() for i in range(9)))
