@@ -112,6 +112,7 @@ def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "t
     """
     started = time.perf_counter()
     limits = limits or Limits()
+    say = progress or (lambda message: None)
     if objective not in OBJECTIVES:
         raise SpecError(f"objective: expected one of {'|'.join(OBJECTIVES)}, got {objective!r}")
     if not time_limit_s > 0:
@@ -127,6 +128,8 @@ def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "t
     if rows is not None and len(rows):
         keep = pareto_keep(rows, top)
         kept = rows.take(keep)
+        say(f"evaluated {evaluated:,} layouts in {time.perf_counter() - started:.1f} s; "
+            f"CP-SAT chooses among {len(kept):,}")
         rank = rank_rows(kept, objective)
         built = cpsat.build(kept, rank, limits, fixed=limits.fixed)
         remaining = max(0.1, time_limit_s - (time.perf_counter() - started))
@@ -135,6 +138,9 @@ def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "t
         log.info("cp-sat %s over %d rows (%d evaluated)", outcome.status, len(kept), evaluated)
         if outcome.chosen is not None:
             best = _judge(job, kept, outcome.chosen, by_name, limits, calibration)
+            say(f"{outcome.status}: {best.layout.gpus:,} x {best.layout.accelerator}, "
+                f"{best.training_days:,.1f} days (bound: rank {outcome.best_bound:.0f} of "
+                f"{len(kept):,})")
             alternatives = []
             excluded = [outcome.chosen]
             for _ in range(top - 1):
@@ -156,6 +162,7 @@ def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "t
                         explanation=("no plan found within the time limit",),
                         solve_time_s=time.perf_counter() - started, candidates=evaluated,
                         rows=len(kept), notes=tuple(notes))
+    say("no plan satisfies every limit; finding which limits conflict")
     reasons = explain.infeasible(job, accs, limits, hw, calibration=calibration,
                                  time_limit_s=max(1.0, time_limit_s
                                                   - (time.perf_counter() - started)),
