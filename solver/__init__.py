@@ -5,8 +5,9 @@ The public library API (INTERFACE.md). Everything else is internal.
 
 from __future__ import annotations
 
-from solver.catalog import accelerator, accelerators, models
+from solver.catalog import accelerator, accelerators, cost_models, models
 from solver.catalog import model as _model
+from solver.costs import CostModel, CostParam
 from solver.errors import PluginError, SpecError
 from solver.estimate import Estimate
 from solver.evaluation import evaluate
@@ -25,6 +26,8 @@ def model(name_or_path: str) -> ModelSpec:
 
 __all__ = [
     "Accelerator",
+    "CostModel",
+    "CostParam",
     "Estimate",
     "Layout",
     "Limits",
@@ -36,6 +39,7 @@ __all__ = [
     "__version__",
     "accelerator",
     "accelerators",
+    "cost_models",
     "evaluate",
     "hookimpl",
     "model",

@@ -10,6 +10,7 @@ import difflib
 from pathlib import Path
 
 from solver import plugins
+from solver.costs import CostModel
 from solver.errors import SpecError
 from solver.model_files import load_model_file
 from solver.specs import Accelerator, ModelSpec
@@ -55,6 +56,42 @@ def accelerator(name: str, *, field: str = "accelerator") -> Accelerator:
 def models() -> dict[str, ModelSpec]:
     found = plugins.collect("gpuplan_models", ModelSpec, lambda m: m.name)
     return {name: found[name][0] for name in sorted(found)}
+
+
+def cost_model_entries() -> dict[str, tuple[CostModel, str]]:
+    """Every cost model, by name, with the plugin that provides it."""
+    return plugins.collect("gpuplan_cost_models", CostModel, lambda c: c.name)
+
+
+def cost_models() -> dict[str, CostModel]:
+    """Every cost model, by name, in name order."""
+    found = cost_model_entries()
+    return {name: found[name][0] for name in sorted(found)}
+
+
+def cost_model(name: str, *, field: str = "cost_model") -> CostModel:
+    """Look one cost model up by name."""
+    catalog = cost_models()
+    key = name.strip().lower() if isinstance(name, str) else name
+    if key in catalog:
+        return catalog[key]
+    raise _unknown("cost model", str(name), sorted(catalog), field)
+
+
+def provided_by() -> dict[str, dict[str, list[str]]]:
+    """What each plugin provides: ``{plugin: {"accelerators": [...], "cost_models": [...],
+    "models": [...]}}``."""
+    out: dict[str, dict[str, list[str]]] = {}
+    found: list[tuple[str, dict[str, tuple[object, str]]]] = [
+        ("accelerators", dict(plugins.collect("gpuplan_accelerators", Accelerator,
+                                              lambda a: a.name))),
+        ("cost_models", dict(cost_model_entries())),
+        ("models", dict(plugins.collect("gpuplan_models", ModelSpec, lambda m: m.name))),
+    ]
+    for kind, entries in found:
+        for name in sorted(entries):
+            out.setdefault(entries[name][1], {}).setdefault(kind, []).append(name)
+    return out
 
 
 def model(name_or_path: str, *, field: str = "model") -> ModelSpec:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
-from solver import catalog
+from solver import catalog, costs
+from solver.costs import CostBasis, CostModel
 from solver.errors import SpecError
 from solver.estimate import Estimate, estimate_at
 from solver.specs import Accelerator, Layout, TrainingJob
@@ -32,11 +36,16 @@ def check_divisibility(job: TrainingJob, layout: Layout) -> None:
 
 
 def evaluate(job: TrainingJob, layout: Layout, *, accelerator: Accelerator | None = None,
-             calibration: Calibration = DEFAULT_CALIBRATION) -> Estimate:
-    """Time, memory, FLOPs, cost and energy of ``job`` laid out as ``layout``.
+             calibration: Calibration = DEFAULT_CALIBRATION,
+             cost_model: str | CostModel | CostBasis | None = None,
+             cost_params: Mapping[str, Any] | None = None) -> Estimate:
+    """Time, memory, FLOPs, cost, energy and CO2 of ``job`` laid out as ``layout``.
 
     ``job.global_batch`` must be given. A layout that breaks a shape rule raises ``SpecError``;
     one that does not fit in memory is returned with ``fits`` False and the reason.
+    ``cost_model`` names the cost model (default ``cloud``), ``cost_params`` its parameters and
+    the shared energy ones (``pue``, ``utilisation``, ``grid_g_per_kwh``, ``region``). A named
+    cost model that cannot price the accelerator raises ``SpecError`` saying what is missing.
     """
     if not job.global_batch:
         raise SpecError("global_batch: expected a positive number of sequences per step to "
@@ -47,6 +56,11 @@ def evaluate(job: TrainingJob, layout: Layout, *, accelerator: Accelerator | Non
     check_divisibility(job, layout)
     nmb = job.global_batch // (layout.dp * layout.micro_batch)
     x = LayoutArrays.from_layouts([layout], [nmb], {acc.name: 0})
-    hw = HardwareTable.build([acc], job.precision)
+    basis = costs.resolve(cost_model, cost_params)
+    if basis.named and not isinstance(cost_model, CostBasis):
+        price = basis.price(acc)
+        if price.rate_usd_per_hour is None:
+            raise SpecError(f"cost_model: {price.why_not}")
+    hw = HardwareTable.build([acc], job.precision, basis)
     result = evaluate_arrays(job, x, hw, calibration)
     return estimate_at(result, 0, hw.names)

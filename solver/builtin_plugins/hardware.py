@@ -44,9 +44,17 @@ def user_spec_files() -> list[Path]:
 @hookimpl
 def gpuplan_accelerators() -> list[Accelerator]:
     found = shipped_specs()
+    names = {a.name: "hardware_specs" for a in found}
     for path in user_spec_files():
         try:
-            found.append(Accelerator.from_toml(path))
+            acc = Accelerator.from_toml(path)
         except SpecError as err:
             plugins.report(f"GPUPLAN_HARDWARE_PATH: {err} (left out)")
+            continue
+        if acc.name in names:
+            plugins.report(f"GPUPLAN_HARDWARE_PATH: {path}: accelerator {acc.name!r} is "
+                           f"already defined by {names[acc.name]}; rename it (left out)")
+            continue
+        names[acc.name] = str(path)
+        found.append(acc)
     return found

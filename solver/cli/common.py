@@ -40,6 +40,27 @@ FlashOpt = Annotated[bool, typer.Option("--flash-attention/--no-flash-attention"
                                         help="Attention kernels that never store the scores.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (INTERFACE.md) instead of a "
                                        "table.")]
+CostModelOpt = Annotated[str | None, typer.Option(
+    "--cost-model", help="Cost model by name (default: cloud; see gpuplan plugins list).",
+    show_default=False)]
+CostParamOpt = Annotated[list[str] | None, typer.Option(
+    "--cost-param", help="KEY=VALUE parameter of the cost model, or of energy and CO2 (pue, "
+    "utilisation, grid_g_per_kwh, region); repeatable.", show_default=False)]
+
+
+def parse_cost_params(items: list[str] | None) -> dict[str, str]:
+    """``["pue=1.2", "region=us-central1"]`` -> ``{"pue": "1.2", "region": "us-central1"}``;
+    the cost model checks the keys and values."""
+    params: dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not value:
+            raise SpecError(f"--cost-param: expected KEY=VALUE, got {item[:60]!r}")
+        if key in params:
+            raise SpecError(f"--cost-param: {key} is given twice")
+        params[key] = value
+    return params
 
 
 def build_job(model: str, tokens: str, seq_len: int, global_batch: int, precision: str,
@@ -63,7 +84,7 @@ def as_option_error(err: SpecError) -> SpecError:
 
 #: Library fields whose option has another name.
 OPTION_NAMES = {"zero_stage": "zero", "time_limit_s": "time-limit", "accelerator": "gpu",
-                "accelerators": "gpu", "top": "top"}
+                "accelerators": "gpu", "top": "top", "cost_params": "cost-param"}
 
 
 def print_json(data: Any) -> None:

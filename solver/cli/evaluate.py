@@ -9,6 +9,8 @@ import typer
 from solver import evaluation
 from solver.cli import render
 from solver.cli.common import (
+    CostModelOpt,
+    CostParamOpt,
     FlashOpt,
     GlobalBatchOpt,
     JsonOpt,
@@ -18,6 +20,7 @@ from solver.cli.common import (
     TokensOpt,
     as_option_error,
     build_job,
+    parse_cost_params,
     print_json,
 )
 from solver.errors import SpecError
@@ -42,10 +45,13 @@ def evaluate(
     recompute: Annotated[str, typer.Option("--recompute", help="none|selective|full")] = "none",
     precision: PrecisionOpt = "bf16",
     flash_attention: FlashOpt = True,
+    cost_model: CostModelOpt = None,
+    cost_param: CostParamOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Estimate time, memory and cost of one layout (Megatron-LM semantics)."""
+    """Estimate time, memory, cost, energy and CO2 of one layout (Megatron-LM semantics)."""
     job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention)
+    cost_params = parse_cost_params(cost_param)
     from solver import catalog
 
     acc = catalog.accelerator(gpu, field="--gpu")
@@ -55,7 +61,8 @@ def evaluate(
     except SpecError as err:
         raise as_option_error(err) from None
     try:
-        est = evaluation.evaluate(job, layout, accelerator=acc)
+        est = evaluation.evaluate(job, layout, accelerator=acc, cost_model=cost_model,
+                                  cost_params=cost_params)
     except SpecError as err:
         raise as_option_error(err) from None
     if json_out:

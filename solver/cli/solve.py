@@ -10,6 +10,8 @@ import typer
 
 from solver.cli import render
 from solver.cli.common import (
+    CostModelOpt,
+    CostParamOpt,
     FlashOpt,
     GlobalBatchOpt,
     JsonOpt,
@@ -19,6 +21,7 @@ from solver.cli.common import (
     TokensOpt,
     as_option_error,
     build_job,
+    parse_cost_params,
     print_json,
 )
 from solver.errors import SpecError
@@ -73,6 +76,8 @@ def solve(
                            ] = None,
     zero: Annotated[int | None, typer.Option("--zero", show_default=False)] = None,
     recompute: Annotated[str | None, typer.Option("--recompute", show_default=False)] = None,
+    cost_model: CostModelOpt = None,
+    cost_param: CostParamOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Find the best layout: accelerator, count, tp/pp/dp/cp/ep/vp, batch, ZeRO, recompute."""
@@ -88,10 +93,12 @@ def solve(
         raise as_option_error(SpecError(message)) from None
     if workers < 1:
         raise SpecError(f"--workers: expected an integer >= 1, got {workers}")
+    cost_params = parse_cost_params(cost_param)
     progress = Progress()
     try:
         plan = run_solve(job, limits, objective=objective, time_limit_s=time_limit,
-                         workers=workers, seed=seed, top=top, progress=progress)
+                         workers=workers, seed=seed, top=top, progress=progress,
+                         cost_model=cost_model, cost_params=cost_params)
     except SpecError as err:
         raise as_option_error(err) from None
     finally:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
-from solver import catalog, evaluation
+from solver import catalog, costs, evaluation
+from solver.costs import CostBasis, CostModel
 from solver.errors import SpecError
 from solver.estimate import Estimate
 from solver.plan import OBJECTIVES, Plan
@@ -32,25 +34,40 @@ TIE_BREAKS = {"time": ("cost", "gpus"), "cost": ("time", "gpus"), "gpus": ("time
               "energy": ("time", "gpus")}
 
 
-def select_accelerators(limits: Limits, objective: str) -> tuple[list[Accelerator], list[str]]:
-    """The candidate accelerators, and notes on those left out for lack of data."""
+def select_accelerators(limits: Limits, objective: str, basis: CostBasis | None = None
+                        ) -> tuple[list[Accelerator], list[str]]:
+    """The candidate accelerators, and notes on those left out for lack of data.
+
+    ``basis`` prices them (default: the ``cloud`` cost model). Where a cost is needed (objective
+    cost, a budget), accelerators it cannot price are left out; when the cost model was named
+    and prices none of them, that is a ``SpecError`` saying what is missing.
+    """
+    basis = basis if basis is not None else costs.resolve()
     if limits.accelerators:
         chosen = {catalog.accelerator(n, field="accelerators").name: None
                   for n in limits.accelerators}
         accs = [catalog.accelerator(n) for n in chosen]
     else:
         accs = list(catalog.accelerators().values())
-    notes = []
+    notes = [basis.summary()] if basis.custom else []
     needs_price = objective == "cost" or limits.budget_usd is not None
     needs_power = objective == "energy"
     kept = []
+    unpriced = []
     for acc in sorted(accs, key=lambda a: a.name):
-        if needs_price and acc.price_usd_per_hour is None:
-            notes.append(f"{acc.name}: left out, no price per accelerator-hour is published")
+        price = basis.price(acc)
+        if price.rate_usd_per_hour is None:
+            unpriced.append(price.why_not)
+        if needs_price and price.rate_usd_per_hour is None:
+            notes.append(f"{acc.name}: left out, {price.why_not}")
         elif needs_power and acc.tdp_w is None:
             notes.append(f"{acc.name}: left out, no power (TDP) figure is published")
         else:
+            if basis.named and price.rate_usd_per_hour is None:
+                notes.append(f"{acc.name}: no cost reported, {price.why_not}")
             kept.append(acc)
+    if needs_price and basis.named and accs and len(unpriced) == len(accs):
+        raise SpecError(f"cost_model: {unpriced[0]}")
     return kept, notes
 
 
@@ -69,7 +86,7 @@ def rank_rows(rows: Rows, objective: str) -> np.ndarray:
 
 
 def _judge(job: TrainingJob, rows: Rows, i: int, accs: dict[str, Accelerator],
-           limits: Limits, calibration: Calibration) -> Estimate:
+           limits: Limits, calibration: Calibration, basis: CostBasis) -> Estimate:
     """Re-evaluate row ``i`` through ``solver.evaluate`` and check every limit."""
     x = rows.x
     names = sorted(accs)
@@ -82,7 +99,7 @@ def _judge(job: TrainingJob, rows: Rows, i: int, accs: dict[str, Accelerator],
                              seq_len=job.seq_len, precision=job.precision,
                              flash_attention=job.flash_attention)
     est = evaluation.evaluate(judged_job, layout, accelerator=accs[layout.accelerator],
-                              calibration=calibration)
+                              calibration=calibration, cost_model=basis)
     broken = list(est.violations)
     if limits.gpus is not None and layout.gpus != limits.gpus:
         broken.append("gpus")
@@ -104,10 +121,14 @@ def _judge(job: TrainingJob, rows: Rows, i: int, accs: dict[str, Accelerator],
 def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "time",
           time_limit_s: float = 60.0, workers: int = 2, seed: int = 0, top: int = 1,
           calibration: Calibration = DEFAULT_CALIBRATION,
-          progress: Callable[[str], None] | None = None) -> Plan:
+          progress: Callable[[str], None] | None = None,
+          cost_model: str | CostModel | None = None,
+          cost_params: Mapping[str, Any] | None = None) -> Plan:
     """Find the best layout of ``job`` within ``limits`` for ``objective``.
 
     ``objective``: time (training days), cost (USD), gpus (fewest accelerators), energy (MWh).
+    ``cost_model`` (default ``cloud``) and ``cost_params`` price the plan, for the objective,
+    the budget and the report alike (``solver.evaluate`` takes the same two).
     Returns a ``Plan`` whose status is optimal, feasible, infeasible or unknown.
     """
     started = time.perf_counter()
@@ -119,9 +140,10 @@ def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "t
         raise SpecError(f"time_limit_s: expected a positive number, got {time_limit_s!r}")
     if top < 1:
         raise SpecError(f"top: expected an integer >= 1, got {top!r}")
-    accs, notes = select_accelerators(limits, objective)
+    basis = costs.resolve(cost_model, cost_params)
+    accs, notes = select_accelerators(limits, objective, basis)
     by_name = {a.name: a for a in accs}
-    hw = HardwareTable.build(accs, job.precision)
+    hw = HardwareTable.build(accs, job.precision, basis)
     rows = build_rows(job, accs, limits, hw, objective=objective, keep_layers=top,
                       calibration=calibration) if accs else None
     evaluated = rows.evaluated if rows is not None else 0
@@ -137,7 +159,7 @@ def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "t
                               workers=workers, seed=seed)
         log.info("cp-sat %s over %d rows (%d evaluated)", outcome.status, len(kept), evaluated)
         if outcome.chosen is not None:
-            best = _judge(job, kept, outcome.chosen, by_name, limits, calibration)
+            best = _judge(job, kept, outcome.chosen, by_name, limits, calibration, basis)
             say(f"{outcome.status}: {best.layout.gpus:,} x {best.layout.accelerator}, "
                 f"{best.training_days:,.1f} days (bound: rank {outcome.best_bound:.0f} of "
                 f"{len(kept):,})")
@@ -151,7 +173,7 @@ def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "t
                     break
                 excluded.append(more.chosen)
                 alternatives.append(_judge(job, kept, more.chosen, by_name, limits,
-                                           calibration))
+                                           calibration, basis))
             return Plan(
                 status=outcome.status, objective=objective, estimate=best,
                 explanation=tuple(explain.why_this_plan(best, limits, objective)),

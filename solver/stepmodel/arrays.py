@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from solver.costs import CostBasis, resolve
 from solver.specs import RECOMPUTE_MODES, Accelerator, Layout
 
 RECOMPUTE_CODE = {mode: code for code, mode in enumerate(RECOMPUTE_MODES)}  # none 0, sel 1, full 2
@@ -81,12 +82,22 @@ class HardwareTable:
     scaleup_domain: IntArray
     scaleout_bw: FloatArray  # bytes/s, one direction; NaN = unknown
     tdp_w: FloatArray
-    price_usd_per_hour: FloatArray
+    # From the cost basis (``solver/costs.py``): cost = rate * gpus * hours + fixed.
+    rate_usd_per_hour: FloatArray  # USD per accelerator-hour; NaN = cannot be priced
+    fixed_usd: FloatArray  # USD once per plan
+    facility_w: FloatArray  # average facility power per accelerator: TDP x utilisation x PUE
+    grid_g_per_kwh: FloatArray  # gCO2 per kWh where the accelerators run
 
     @classmethod
-    def build(cls, accelerators: Sequence[Accelerator], precision: str) -> HardwareTable:
+    def build(cls, accelerators: Sequence[Accelerator], precision: str,
+              basis: CostBasis | None = None) -> HardwareTable:
+        """The table of ``accelerators``; cost, energy and CO2 through ``basis`` (default:
+        the ``cloud`` cost model with the default footprint)."""
         def column(values: Sequence[float | None], scale: float = 1.0) -> FloatArray:
             return np.array([np.nan if v is None else float(v) * scale for v in values])
+
+        basis = basis if basis is not None else resolve()
+        prices = [basis.price(a) for a in accelerators]
 
         return cls(
             names=tuple(a.name for a in accelerators),
@@ -99,5 +110,8 @@ class HardwareTable:
             scaleup_domain=np.array([a.scaleup_domain for a in accelerators], dtype=np.int64),
             scaleout_bw=column([a.scaleout_bw_gb_s for a in accelerators], 1e9),
             tdp_w=column([a.tdp_w for a in accelerators]),
-            price_usd_per_hour=column([a.price_usd_per_hour for a in accelerators]),
+            rate_usd_per_hour=column([p.rate_usd_per_hour for p in prices]),
+            fixed_usd=column([p.fixed_usd for p in prices]),
+            facility_w=column([basis.footprint.facility_w(a.tdp_w) for a in accelerators]),
+            grid_g_per_kwh=column([basis.footprint.grid_g_per_kwh for _ in accelerators]),
         )

@@ -141,8 +141,9 @@ def evaluate_arrays(job: TrainingJob, x: LayoutArrays, hw: HardwareTable,
                              [js.hw_flops_per_token[2], js.hw_flops_per_token[1]],
                              js.hw_flops_per_token[0])
     hours = training_s / 3600.0
-    price = hw.price_usd_per_hour[x.accel]
-    energy = footprint.energy_mwh(gpus, hours, hw.tdp_w[x.accel])
+    # Cost through the cost model's contract (solver/costs.py): rate x GPU-hours + fixed.
+    cost = gpus * hours * hw.rate_usd_per_hour[x.accel] + hw.fixed_usd[x.accel]
+    energy = footprint.energy_mwh(gpus, hours, hw.facility_w[x.accel])
     return StepResult(
         x=x,
         memory=mem,
@@ -157,7 +158,7 @@ def evaluate_arrays(job: TrainingJob, x: LayoutArrays, hw: HardwareTable,
         model_flops_per_step=js.model_flops_per_token * tokens_per_step,
         hardware_flops_per_step=hw_per_token * tokens_per_step,
         peak_flops=hw.peak_flops[x.accel],
-        cost_usd=gpus * hours * price,
+        cost_usd=cost,
         energy_mwh=energy,
-        co2_tonnes=footprint.co2_tonnes(energy),
+        co2_tonnes=footprint.co2_tonnes(energy, hw.grid_g_per_kwh[x.accel]),
     )
