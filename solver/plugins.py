@@ -15,6 +15,7 @@ out; the others keep working. Two plugins that provide the same name are an erro
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import os
@@ -44,8 +45,9 @@ T = TypeVar("T")
 class PluginInfo:
     """What ``gpuplan plugins list`` shows about one plugin.
 
-    ``status`` is ``active``, ``blocked`` (by ``GPUPLAN_BLOCK_PLUGINS``) or ``failed`` (it could
-    not be loaded or registered; ``problems()`` says why).
+    ``status`` is ``active``, ``blocked`` (by ``GPUPLAN_BLOCK_PLUGINS``), ``failed`` (it could
+    not be loaded or registered) or ``error`` (a hook raised or returned something malformed
+    and was left out); ``problems()`` says why.
     """
 
     name: str
@@ -58,6 +60,7 @@ class PluginInfo:
 
 _problems: list[str] = []
 _infos: dict[str, PluginInfo] = {}
+_left_out: dict[str, set[str]] = {}  # plugin -> hooks whose answer was left out
 
 
 def _blocked() -> set[str]:
@@ -180,6 +183,7 @@ def reset() -> None:
     _collected.clear()
     _problems.clear()
     _infos.clear()
+    _left_out.clear()
 
 
 def report(problem: str) -> None:
@@ -194,9 +198,16 @@ def problems() -> list[str]:
 
 
 def plugin_infos() -> list[PluginInfo]:
-    """Every plugin seen, in discovery order (built-ins first)."""
+    """Every plugin seen, in discovery order (built-ins first). A hook left out so far marks
+    its plugin's status ``error``."""
     plugin_manager()
-    return list(_infos.values())
+    return [dataclasses.replace(i, status="error") if i.status == "active" and i.name in _left_out
+            else i for i in _infos.values()]
+
+
+def _leave_out(plugin: str, hook_name: str, problem: str) -> None:
+    _left_out.setdefault(plugin, set()).add(hook_name)
+    report(problem)
 
 
 def _call_each(hook_name: str) -> Iterator[tuple[str, Any]]:
@@ -209,8 +220,8 @@ def _call_each(hook_name: str) -> Iterator[tuple[str, Any]]:
         try:
             yield name, impl.function()
         except Exception as err:  # reported by name and left out
-            report(f"plugin {_label(name)}: {hook_name}() raised {type(err).__name__}: {err}"
-                   f"; left out")
+            _leave_out(name, hook_name, f"plugin {_label(name)}: {hook_name}() raised "
+                       f"{type(err).__name__}: {err}; left out")
 
 
 _collected: dict[str, dict[str, tuple[Any, str]]] = {}
@@ -234,19 +245,20 @@ def _collect(hook_name: str, kind: type[Any], key: Callable[[Any], str]
         if result is None:
             continue
         if not isinstance(result, (list, tuple)):
-            report(f"plugin {_label(plugin)}: {hook_name}() must return a list of "
-                   f"solver.{kind.__name__}, got {type(result).__name__}; left out")
+            _leave_out(plugin, hook_name, f"plugin {_label(plugin)}: {hook_name}() must return "
+                       f"a list of solver.{kind.__name__}, got {type(result).__name__}; left out")
             continue
         wrong = [r for r in result if not isinstance(r, kind)]
         if wrong:
-            report(f"plugin {_label(plugin)}: {hook_name}() must return a list of "
-                   f"solver.{kind.__name__}, got a {type(wrong[0]).__name__} in it; left out")
+            _leave_out(plugin, hook_name, f"plugin {_label(plugin)}: {hook_name}() must return "
+                       f"a list of solver.{kind.__name__}, got a {type(wrong[0]).__name__} in "
+                       f"it; left out")
             continue
         names = [key(item) for item in result]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
-            report(f"plugin {_label(plugin)}: {hook_name}() gives {kind.__name__} "
-                   f"{twice[0]!r} twice; left out")
+            _leave_out(plugin, hook_name, f"plugin {_label(plugin)}: {hook_name}() gives "
+                       f"{kind.__name__} {twice[0]!r} twice; left out")
             continue
         for name, item in zip(names, result, strict=True):
             if name in found:

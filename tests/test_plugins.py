@@ -192,6 +192,8 @@ def test_a_raising_plugin_is_named_on_stderr_and_the_rest_works(
     assert len(warnings) == 2  # one per hook
     assert all(w.startswith("gpuplan: warning: plugin 'boom' (gpuplan-boom 0.0.1): gpuplan_")
                and "RuntimeError: boom" in w for w in warnings)
+    status = {i.name: i.status for i in plugins.plugin_infos()}
+    assert status["boom"] == "error" and status["acme"] == "active"
 
 
 def test_unmarked_and_unknown_hooks_are_reported() -> None:

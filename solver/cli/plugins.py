@@ -15,8 +15,8 @@ plugins_app = typer.Typer(help="Plugins: built-in and installed (entry-point gro
 @plugins_app.command("list")
 def plugins_list(json_out: JsonOpt = False) -> None:
     """List each plugin: name, version, distribution, hooks, what it provides, status."""
-    infos = plugins.plugin_infos()
     provided = catalog.provided_by()  # calls every hook: problems show on stderr
+    infos = plugins.plugin_infos()
     entries = [{
         "name": i.name, "distribution": i.distribution, "version": i.version,
         "hooks": list(i.hooks), "builtin": i.builtin, "status": i.status,

@@ -91,7 +91,8 @@ def infeasible(job: TrainingJob, accs: list[Accelerator], limits: Limits, hw: Ha
                *, calibration: Calibration, time_limit_s: float, seed: int) -> list[str]:
     if not accs:
         return ["accelerators: no candidate accelerator has the figures this question needs"]
-    rows = build_rows(job, accs, limits, hw, relaxed=True, calibration=calibration)
+    rows = build_rows(job, accs, limits, hw, relaxed=True, keep_layers=1,
+                      calibration=calibration)
     if len(rows) == 0:
         return [f"shape: no layout of {job.model.name} satisfies the divisibility rules "
                 f"(heads, layers, experts, sequence length, global batch) on these "
@@ -101,7 +102,7 @@ def infeasible(job: TrainingJob, accs: list[Accelerator], limits: Limits, hw: Ha
     built = cpsat.build(kept, rank, limits, fixed=limits.fixed)
     active = [f for f in FAMILIES if np.any(rows.violates[f])]
     outcome = cpsat.solve(built, enforced=active, time_limit_s=time_limit_s, workers=1,
-                          seed=seed)
+                          seed=seed, want_conflict=True)
     conflict = [f for f in outcome.conflict if f in active] or active
     # Deletion-based minimisation: drop a family if the rest still conflict without it.
     for family in list(conflict):

@@ -10,12 +10,14 @@ behind K others that are no worse on both can never be among the K best (exact d
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from solver.search.bounds import SLACK, Floors, take_shapes, tighten
 from solver.search.space import Shapes, dp_values, enumerate_shapes
 from solver.specs import RECOMPUTE_MODES, Accelerator, Limits, TrainingJob
 from solver.stepmodel.arrays import HardwareTable, LayoutArrays
@@ -41,6 +43,7 @@ class Rows:
     result: StepResult
     violates: dict[str, np.ndarray]
     evaluated: int = 0  # layouts the step model evaluated to build these rows
+    complete: bool = True  # False when a time budget stopped the evaluation early
 
     @property
     def x(self) -> LayoutArrays:
@@ -51,7 +54,8 @@ class Rows:
 
     def take(self, index: np.ndarray) -> Rows:
         return Rows(_take_result(self.result, index),
-                    {k: v[index] for k, v in self.violates.items()}, self.evaluated)
+                    {k: v[index] for k, v in self.violates.items()}, self.evaluated,
+                    self.complete)
 
 
 def _take_result(r: StepResult, index: np.ndarray) -> StepResult:
@@ -103,7 +107,8 @@ def _expand(shapes: Shapes, dp_lists: Mapping[int, np.ndarray], key: np.ndarray,
 
 
 #: Rows evaluated per vectorised call (bounds the memory of one call to a few hundred MB).
-CHUNK_ROWS = 400_000
+CHUNK_ROWS = 200_000
+
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,7 @@ class Question:
 
 def build_rows(job: TrainingJob, accelerators: Sequence[Accelerator], limits: Limits,
                hw: HardwareTable, *, relaxed: bool = False, objective: str | None = None,
-               keep_layers: int | None = None,
+               keep_layers: int | None = None, stop_at: float | None = None,
                calibration: Calibration = DEFAULT_CALIBRATION) -> Rows:
     """Enumerate and evaluate the rows of a question.
 
@@ -128,7 +133,9 @@ def build_rows(job: TrainingJob, accelerators: Sequence[Accelerator], limits: Li
     to explain an infeasible question. Otherwise, with an ``objective``, rows that cannot beat
     a feasible incumbent are never built (``bounds.py``: exact lower bounds per shape).
     ``keep_layers`` prunes each evaluated chunk to its first Pareto layers (exact, see
-    ``pareto_keep``) so that large questions never hold every row at once.
+    ``pareto_keep``) so that large questions never hold every row at once. Chunks go from the
+    most promising shapes to the least; past ``stop_at`` (a ``time.perf_counter()`` value) no
+    further chunk is started and the rows are marked incomplete.
     """
     q = Question(job, job_shape(job), limits, hw, calibration, relaxed)
     shapes = enumerate_shapes(job, accelerators, limits.fixed, honour_fixed=not relaxed)
@@ -136,20 +143,101 @@ def build_rows(job: TrainingJob, accelerators: Sequence[Accelerator], limits: Li
         return _empty_rows(job, hw, q.js, calibration)
     dp_max = _dp_max(q, shapes)
     dp_min = np.ones(len(shapes), np.int64)
+    floors = None
     if not relaxed:
-        from solver.search import bounds
+        shapes, dp_min, dp_max, floors = tighten(q, shapes, dp_min, dp_max, objective)
+    if floors is None or objective is None:
+        return _evaluate_all(q, shapes, dp_min, dp_max, keep_layers, stop_at)
+    return _best_first(q, shapes, dp_min, dp_max, floors, keep_layers or 1, stop_at)
 
-        shapes, dp_min, dp_max = bounds.tighten(q, shapes, dp_min, dp_max, objective,
-                                                keep_layers or 1)
+
+def _evaluate_all(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndarray,
+                  keep_layers: int | None, stop_at: float | None) -> Rows:
     idx, dp = candidates(q, shapes, dp_min, dp_max)
-    parts = []
+    parts, done = [], 0
     for start in range(0, max(idx.size, 1), CHUNK_ROWS):
+        if parts and stop_at is not None and time.perf_counter() > stop_at:
+            break
         part = rows_for(q, shapes, idx[start:start + CHUNK_ROWS], dp[start:start + CHUNK_ROWS])
+        done = min(idx.size, start + CHUNK_ROWS)
         if keep_layers is not None and idx.size > CHUNK_ROWS:
-            part = part.take(pareto_keep(part, keep_layers))
+            part = part.take(np.union1d(pareto_keep(part, keep_layers), smallest_memory(part)))
         parts.append(part)
+    return _joined(parts, complete=done == idx.size)
+
+
+def smallest_memory(rows: Rows) -> np.ndarray:
+    """Per accelerator and set of violated families, the row with the least memory (kept by
+    chunked pruning so that explanations can quote the smallest footprint)."""
+    if len(rows) == 0:
+        return np.zeros(0, np.int64)
+    group = rows.x.accel * 16 + signature(rows)
+    order = np.lexsort((rows.result.memory.total, group))
+    first = np.r_[True, group[order][1:] != group[order][:-1]]
+    return np.sort(order[first])
+
+
+def _joined(parts: list[Rows], *, complete: bool) -> Rows:
     joined = parts[0] if len(parts) == 1 else concat(parts)
-    return Rows(joined.result, joined.violates, evaluated=int(idx.size))
+    return Rows(joined.result, joined.violates, evaluated=sum(p.evaluated for p in parts),
+                complete=complete)
+
+
+def _best_first(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndarray,
+                floors: Floors, layers: int, stop_at: float | None) -> Rows:
+    """Evaluate rows in rounds of rising floor until the K-th best feasible row found is no
+    worse than every floor left: then no unevaluated row can be among the K best."""
+    best_floor = floors.best(dp_min, dp_max)
+    finite = best_floor[np.isfinite(best_floor)]
+    parts: list[Rows] = []
+    if finite.size == 0:
+        parts.append(rows_for(q, shapes, np.zeros(0, np.int64), np.zeros(0, np.int64)))
+        return _joined(parts, complete=True)
+    worst = floors.worst(dp_min, dp_max)
+    start_floor = float(finite.min())
+    last_floor = float(np.max(np.where(np.isfinite(worst), worst, best_floor)))
+    low, gap = -np.inf, max(abs(start_floor) * 0.01, 1e-12)
+    high = start_floor + gap
+    found = np.zeros(0)  # the K best feasible objective values so far
+    while True:
+        lo, hi = floors.window(low, high, dp_min, dp_max)
+        live = np.flatnonzero(lo <= hi)
+        idx, dp = candidates(q, take_shapes(shapes, live), lo[live], hi[live])
+        idx = live[idx]
+        floor = floors.at(idx, dp)
+        inside = (floor > low) & (floor <= high * (1 + SLACK))
+        idx, dp = idx[inside], dp[inside]
+        for start in range(0, idx.size, CHUNK_ROWS):
+            if parts and stop_at is not None and time.perf_counter() > stop_at:
+                return _joined(parts, complete=False)
+            part = rows_for(q, shapes, idx[start:start + CHUNK_ROWS],
+                            dp[start:start + CHUNK_ROWS])
+            values = objective_values(part, floors.objective)[feasible(part)]
+            found = np.sort(np.concatenate([found, values[np.isfinite(values)]]))[:layers]
+            parts.append(part.take(pareto_keep(part, layers)))
+        incumbent = float(found[layers - 1]) if found.size >= layers else np.inf
+        if incumbent <= high or high >= last_floor:
+            if not parts:
+                parts.append(rows_for(q, shapes, idx[:0], dp[:0]))
+            return _joined(parts, complete=True)
+        low, gap = high, gap * 2
+        high = min(incumbent, high + gap) if np.isfinite(incumbent) else high + gap
+        high = max(high, low)
+
+
+def feasible(rows: Rows) -> np.ndarray:
+    ok = np.ones(len(rows), bool)
+    for bad in rows.violates.values():
+        ok &= ~bad
+    return ok
+
+
+def objective_values(rows: Rows, objective: str) -> np.ndarray:
+    """The objective of each row (inf where it cannot be computed)."""
+    r = rows.result
+    values = {"time": r.training_s, "cost": r.cost_usd, "gpus": r.gpus.astype(float),
+              "energy": r.energy_mwh}[objective]
+    return np.where(np.isfinite(values), values, np.inf)
 
 
 def _dp_max(q: Question, shapes: Shapes) -> np.ndarray:
@@ -191,7 +279,9 @@ def candidates(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndarr
     keep = (dp * shapes.cp[idx]) % shapes.ep[idx] == 0
     if gb:
         keep &= gb % (dp * shapes.mb[idx]) == 0
-    return idx[keep], dp[keep]
+    idx, dp = idx[keep], dp[keep]
+    order = np.argsort(idx, kind="stable")  # shapes come most promising first
+    return idx[order], dp[order]
 
 
 def rows_for(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray) -> Rows:
@@ -212,7 +302,7 @@ def rows_for(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray) -> Ro
         nmb = np.where(best >= lo, best, lo)  # none fits: keep the smallest, flagged below
     x = _layouts(shapes, idx, dp, nmb)
     result = evaluate_arrays(job, x, hw, q.calibration, js)
-    return Rows(result, _violations(result, q.limits, relaxed=q.relaxed))
+    return Rows(result, _violations(result, q.limits, relaxed=q.relaxed), evaluated=len(x))
 
 
 def largest_fitting_m(js: JobShape, x: LayoutArrays, capacity: np.ndarray, low: np.ndarray,

@@ -9,6 +9,7 @@ as assumptions, and the conflicting ones are explained (``explain.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -22,7 +23,15 @@ from solver.errors import SpecError
 from solver.estimate import Estimate
 from solver.plan import OBJECTIVES, Plan
 from solver.search import cpsat, explain
-from solver.search.rows import FAMILIES, Rows, build_rows, canonical_key, pareto_keep
+from solver.search.rows import (
+    FAMILIES,
+    Rows,
+    build_rows,
+    canonical_key,
+    feasible,
+    objective_values,
+    pareto_keep,
+)
 from solver.specs import Accelerator, Layout, Limits, TrainingJob
 from solver.stepmodel.arrays import HardwareTable
 from solver.stepmodel.calibration import DEFAULT_CALIBRATION, Calibration
@@ -71,18 +80,25 @@ def select_accelerators(limits: Limits, objective: str, basis: CostBasis | None 
     return kept, notes
 
 
-def _objective_values(rows: Rows, name: str) -> np.ndarray:
-    r = rows.result
-    values = {"time": r.training_s, "cost": r.cost_usd, "gpus": r.gpus.astype(float),
-              "energy": r.energy_mwh}[name]
-    return np.where(np.isfinite(values), values, np.inf)
-
-
 def rank_rows(rows: Rows, objective: str) -> np.ndarray:
-    keys = [_objective_values(rows, objective)]
-    keys += [_objective_values(rows, k) for k in TIE_BREAKS[objective]]
+    keys = [objective_values(rows, objective)]
+    keys += [objective_values(rows, k) for k in TIE_BREAKS[objective]]
     keys.append(canonical_key(rows, np.arange(len(rows))).astype(float))
     return cpsat.objective_rank(keys)
+
+
+#: Share of the time limit the step model may spend evaluating layouts; CP-SAT gets the rest
+#: (at least MIN_CP_SAT_S).
+EVALUATION_SHARE = 0.6
+MIN_CP_SAT_S = 0.5
+
+
+def _feasible_hint(rows: Rows, rank: np.ndarray) -> int | None:
+    """The best-ranked row that breaks no limit: a solution CP-SAT can start from."""
+    ok = feasible(rows)
+    if not np.any(ok):
+        return None
+    return int(np.flatnonzero(ok)[np.argmin(rank[ok])])
 
 
 def _judge(job: TrainingJob, rows: Rows, i: int, accs: dict[str, Accelerator],
@@ -145,6 +161,7 @@ def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "t
     by_name = {a.name: a for a in accs}
     hw = HardwareTable.build(accs, job.precision, basis)
     rows = build_rows(job, accs, limits, hw, objective=objective, keep_layers=top,
+                      stop_at=started + EVALUATION_SHARE * time_limit_s,
                       calibration=calibration) if accs else None
     evaluated = rows.evaluated if rows is not None else 0
     if rows is not None and len(rows):
@@ -154,9 +171,13 @@ def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "t
             f"CP-SAT chooses among {len(kept):,}")
         rank = rank_rows(kept, objective)
         built = cpsat.build(kept, rank, limits, fixed=limits.fixed)
-        remaining = max(0.1, time_limit_s - (time.perf_counter() - started))
+        remaining = max(MIN_CP_SAT_S, time_limit_s - (time.perf_counter() - started))
         outcome = cpsat.solve(built, enforced=FAMILIES, time_limit_s=remaining,
-                              workers=workers, seed=seed)
+                              workers=workers, seed=seed, hint=_feasible_hint(kept, rank))
+        if outcome.status == "optimal" and not rows.complete:
+            outcome = dataclasses.replace(outcome, status="feasible")
+            notes.append(f"time limit: {evaluated:,} layouts evaluated before the limit; the "
+                         "plan is the best among them, not proven optimal")
         log.info("cp-sat %s over %d rows (%d evaluated)", outcome.status, len(kept), evaluated)
         if outcome.chosen is not None:
             best = _judge(job, kept, outcome.chosen, by_name, limits, calibration, basis)
@@ -166,7 +187,7 @@ def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "t
             alternatives = []
             excluded = [outcome.chosen]
             for _ in range(top - 1):
-                remaining = max(0.1, time_limit_s - (time.perf_counter() - started))
+                remaining = max(MIN_CP_SAT_S, time_limit_s - (time.perf_counter() - started))
                 more = cpsat.solve(built, enforced=FAMILIES, time_limit_s=remaining,
                                    workers=workers, seed=seed, exclude=excluded)
                 if more.chosen is None:
@@ -179,7 +200,7 @@ def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "t
                 explanation=tuple(explain.why_this_plan(best, limits, objective)),
                 solve_time_s=time.perf_counter() - started, alternatives=tuple(alternatives),
                 candidates=evaluated, rows=len(kept), notes=tuple(notes))
-        if outcome.status == "unknown":
+        if outcome.status == "unknown" or not rows.complete:
             return Plan(status="unknown", objective=objective, estimate=None,
                         explanation=("no plan found within the time limit",),
                         solve_time_s=time.perf_counter() - started, candidates=evaluated,
