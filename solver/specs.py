@@ -141,6 +141,14 @@ class TrainingJob:
 
     ``global_batch`` is in sequences per optimizer step; 0 lets ``solve`` choose it.
     ``seq_len`` 0 takes the model's ``seq_len``.
+
+    The last three fields describe the training software, as facts of a run:
+    ``flash_attention`` (Dao et al. 2022: the attention scores are never stored);
+    ``tp_comm_overlap``, tensor-parallel collectives overlapped with the GEMMs they feed
+    (Transformer Engine userbuffers, NeMo ``ub_tp_comm_overlap``); ``grad_reduce_overlap``,
+    the data-parallel gradient reduction overlapped with the backward pass (bucketed DDP,
+    Megatron-LM ``--overlap-grad-reduce``, FSDP); False where it runs after the backward
+    (Megatron-LM's 2021 local DDP).
     """
 
     model: ModelSpec
@@ -149,6 +157,8 @@ class TrainingJob:
     seq_len: int = 0
     precision: str = "bf16"
     flash_attention: bool = True
+    tp_comm_overlap: bool = False
+    grad_reduce_overlap: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelSpec):
@@ -161,7 +171,8 @@ class TrainingJob:
         seq = self.seq_len or self.model.seq_len
         object.__setattr__(self, "seq_len", as_int("seq_len", seq))
         as_choice("precision", self.precision, PRECISIONS)
-        as_bool("flash_attention", self.flash_attention)
+        for name in ("flash_attention", "tp_comm_overlap", "grad_reduce_overlap"):
+            as_bool(name, getattr(self, name))
 
 
 def _peak_dict(value: Any) -> dict[str, float | None]:
@@ -204,6 +215,8 @@ class Accelerator:
     aliases: tuple[str, ...] = ()
     family: str = ""
     matmul_efficiency: float = 0.80
+    fp8_matmul_efficiency: float | None = None
+    matmul_scale: float | None = None
     purchase_usd: float | None = None
     notes: str = ""
 
@@ -221,6 +234,16 @@ class Accelerator:
         if eff > 1.0:
             raise fail("matmul_efficiency", "a fraction in (0, 1]", eff)
         set_(self, "matmul_efficiency", eff)
+        if self.fp8_matmul_efficiency is not None:
+            eff8 = as_float("fp8_matmul_efficiency", self.fp8_matmul_efficiency)
+            if eff8 > 1.0:
+                raise fail("fp8_matmul_efficiency", "a fraction in (0, 1]", eff8)
+            set_(self, "fp8_matmul_efficiency", eff8)
+        if self.matmul_scale is not None:
+            ms = as_float("matmul_scale", self.matmul_scale)
+            if ms > 1.0:
+                raise fail("matmul_scale", "a fraction in (0, 1]", ms)
+            set_(self, "matmul_scale", ms)
         if isinstance(self.sources, str) or not all(isinstance(s, str) for s in self.sources):
             raise fail("sources", "a list of citation strings", self.sources)
         set_(self, "sources", tuple(self.sources))
@@ -235,6 +258,16 @@ class Accelerator:
         bf16 = self.peak_tflops["bf16"]
         assert bf16 is not None  # validated in __post_init__
         return float(peak) if peak else float(bf16)
+
+    def linear_efficiency(self, precision: str) -> float:
+        """Best-shape matmul throughput over ``peak_for(precision)`` (MAMF over peak).
+
+        FP8 uses ``fp8_matmul_efficiency`` when the part has an FP8 peak and the figure is
+        known, else the BF16 ``matmul_efficiency``.
+        """
+        if precision == "fp8" and self.peak_tflops.get("fp8") and self.fp8_matmul_efficiency:
+            return float(self.fp8_matmul_efficiency)
+        return float(self.matmul_efficiency)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, where: str = "accelerator") -> Accelerator:

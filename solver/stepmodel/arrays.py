@@ -75,7 +75,9 @@ class HardwareTable:
     names: tuple[str, ...]
     peak_flops: FloatArray  # FLOP/s at the job's precision, dense
     bf16_peak_flops: FloatArray
-    matmul_efficiency: FloatArray
+    matmul_efficiency: FloatArray  # BF16 best-shape matmul throughput over the BF16 peak
+    linear_efficiency: FloatArray  # the same over peak_flops, at the job's precision
+    matmul_scale: FloatArray  # fitted training-GEMM efficiency over MAMF; NaN = default
     memory_bytes: FloatArray
     memory_bw: FloatArray  # bytes/s
     scaleup_bw: FloatArray  # bytes/s, one direction
@@ -104,6 +106,8 @@ class HardwareTable:
             peak_flops=column([a.peak_for(precision) for a in accelerators], 1e12),
             bf16_peak_flops=column([a.peak_for("bf16") for a in accelerators], 1e12),
             matmul_efficiency=column([a.matmul_efficiency for a in accelerators]),
+            linear_efficiency=column([a.linear_efficiency(precision) for a in accelerators]),
+            matmul_scale=column([a.matmul_scale for a in accelerators]),
             memory_bytes=column([a.memory_gib for a in accelerators], 2.0**30),
             memory_bw=column([a.memory_bw_gb_s for a in accelerators], 1e9),
             scaleup_bw=column([a.scaleup_bw_gb_s for a in accelerators], 1e9),

@@ -83,11 +83,19 @@ def model_state_bytes(params: FloatArray, experts: FloatArray, x: LayoutArrays
     return out[0], out[1], out[2]
 
 
-def layer_activation_bytes(js: JobShape, x: LayoutArrays, *, moe: bool) -> FloatArray:
-    """Stored activations of one layer for one micro-batch with no recomputation."""
+def layer_activation_bytes(js: JobShape, x: LayoutArrays, *, moe: bool,
+                           bf16: bool = False) -> FloatArray:
+    """Stored activations of one layer for one micro-batch with no recomputation.
+
+    ``bf16`` counts every tensor in BF16 even in an FP8 job: the bytes the layer's
+    memory-bound kernels read and write (``timing.py``).
+    """
     tokens = js.seq_len // x.cp * x.mb
-    mlp = js.moe_mlp_act if moe else js.dense_mlp_act
-    per_token = (js.attn_act + mlp + js.norm_act) * js.hidden
+    if bf16:
+        per_token = (js.moe_act_bf16 if moe else js.dense_act_bf16) * js.hidden
+    else:
+        mlp = js.moe_mlp_act if moe else js.dense_mlp_act
+        per_token = (js.attn_act + mlp + js.norm_act) * js.hidden
     keeps_scores = (not js.flash_attention) & (x.recompute == NONE)
     scores = np.where(keeps_scores, js.score_act_per_token / x.cp, 0.0)
     return tokens * (per_token + scores) / x.tp
@@ -155,6 +163,13 @@ def memory(js: JobShape, x: LayoutArrays, nmb: IntArray | None = None) -> Memory
 
     w1, g1, o1 = model_state_bytes(sp.first_replicated, sp.experts, x)
     w2, g2, o2 = model_state_bytes(sp.last_replicated, sp.experts, x)
+    if js.fp8:
+        # Transformer Engine keeps an FP8 copy of each weight and of its transpose between
+        # micro-batches (1 + 1 bytes per parameter); with ZeRO-3 weights are gathered per
+        # layer and no copy persists.
+        cached = np.where(x.zero >= 3, 0.0, C.FP8_WEIGHT_CACHE_BYTES)
+        w1 = w1 + cached * (sp.first_replicated + sp.experts)
+        w2 = w2 + cached * (sp.last_replicated + sp.experts)
     layer_weights = np.where(sp.moe_on_stage > 0,
                              js.moe_nonexpert_params + js.experts * js.expert_params / x.ep,
                              js.dense_layer_params) / x.tp

@@ -33,6 +33,9 @@ class JobShape:
     seq_len: int
     capacity_factor: float
     flash_attention: bool
+    tp_comm_overlap: bool
+    grad_reduce_overlap: bool
+    fp8: bool  # linear layers in FP8 (Transformer Engine); attention and LM head in BF16
     # Parameters.
     dense_layer_params: int
     moe_nonexpert_params: int
@@ -51,6 +54,8 @@ class JobShape:
     dense_mlp_act: float
     moe_mlp_act: float
     norm_act: float
+    dense_act_bf16: float  # attn + dense MLP + norms as BF16 (the traffic of the layer's kernels)
+    moe_act_bf16: float
     score_act_per_token: float  # 5 * heads * s bytes per token without flash attention
     kv_width: int  # K and V widths per token, for context-parallel exchange
     # Totals for MFU.
@@ -59,7 +64,7 @@ class JobShape:
     tokens: float
 
 
-def _act_coefficients(m: ModelSpec) -> tuple[float, float, float, float]:
+def _act_coefficients(m: ModelSpec, fp8: bool = False) -> tuple[float, float, float, float]:
     """Bytes per token per layer over ``hidden``, generalising Korthikanti et al. 2022 sec. 4.1.
 
     Attention ``11`` = QKV input 2 + Q 2 + K 2 + V 2 + projection input 2 + dropout mask 1,
@@ -67,6 +72,12 @@ def _act_coefficients(m: ModelSpec) -> tuple[float, float, float, float]:
     MLP ``19`` = input 2 + activation input 2f/h + activation output 2f/h + dropout mask 1
     (a gated MLP stores gate and up outputs and their product: 6f/h). Norms 4 (two inputs).
     For a plain GPT the sum is Korthikanti's 34.
+
+    FP8 training (Transformer Engine, Micikevicius et al. 2022, arXiv:2209.05433) saves the
+    inputs of the linear layers in FP8 for their weight gradients: 1 byte instead of 2 for the
+    QKV input, the projection input, the MLP input and the down-projection input (``f/h``);
+    Q, K, V (for BF16 attention), the activation's input and the masks stay as they are. A GPT
+    layer then stores 34 - (1 + 1) - (1 + 4) = 27 bytes per token over ``h``.
     """
     h = m.hidden
     if m.uses_mla:
@@ -76,11 +87,16 @@ def _act_coefficients(m: ModelSpec) -> tuple[float, float, float, float]:
     else:
         q_w = m.heads * m.head_dim / h
         k_w = v_w = m.kv_heads * m.head_dim / h
-    attn = 2 + 2 * q_w + 2 * k_w + 2 * v_w + 2 * q_w + 1
-    per_ffn = 6.0 if m.gated_mlp else 4.0
-    dense_mlp = 3 + per_ffn * m.ffn_hidden / h
+    linear_in = 1.0 if fp8 else 2.0  # bytes of a saved linear-layer input
+    attn = linear_in + 2 * q_w + 2 * k_w + 2 * v_w + linear_in * q_w + 1
+    per_ffn = 4.0 if m.gated_mlp else 2.0  # stored in BF16 besides the down-projection input
+
+    def mlp(ffn: int) -> float:
+        return linear_in + 1 + (per_ffn + linear_in) * ffn / h
+
+    dense_mlp = mlp(m.ffn_hidden)
     if m.is_moe:
-        expert = 3 + per_ffn * m.moe_ffn_hidden / h
+        expert = mlp(m.moe_ffn_hidden)
         router = 4.0 * m.experts / h  # FP32 router logits
         moe_mlp = (m.top_k * m.capacity_factor + m.shared_experts) * expert + router
     else:
@@ -94,7 +110,9 @@ def job_shape(job: TrainingJob) -> JobShape:
     counts = count_params(m)
     flops = layer_flops(m, s)
     totals = step_flops(m, s)
-    attn_act, dense_act, moe_act, norm_act = _act_coefficients(m)
+    fp8 = job.precision == "fp8"
+    attn_act, dense_act, moe_act, norm_act = _act_coefficients(m, fp8)
+    attn16, dense16, moe16, norm16 = _act_coefficients(m, False)
     attn_w = attention_matmul_weights(m)
     expert_w = mlp_matmul_weights(m, m.moe_ffn_hidden) if m.is_moe else 0
     if m.uses_mla:
@@ -113,6 +131,9 @@ def job_shape(job: TrainingJob) -> JobShape:
         seq_len=s,
         capacity_factor=m.capacity_factor,
         flash_attention=job.flash_attention,
+        tp_comm_overlap=job.tp_comm_overlap,
+        grad_reduce_overlap=job.grad_reduce_overlap,
+        fp8=fp8,
         dense_layer_params=counts.layer_dense,
         moe_nonexpert_params=counts.layer_moe_nonexpert,
         expert_params=counts.expert_mlp,
@@ -128,6 +149,8 @@ def job_shape(job: TrainingJob) -> JobShape:
         dense_mlp_act=dense_act,
         moe_mlp_act=moe_act,
         norm_act=norm_act,
+        dense_act_bf16=attn16 + dense16 + norm16,
+        moe_act_bf16=attn16 + moe16 + norm16,
         score_act_per_token=5.0 * m.heads * s,
         kv_width=kv_width,
         model_flops_per_token=totals.model_per_token,

@@ -70,19 +70,26 @@ class TimeArrays:
 def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration) -> TimeArrays:
     a = x.accel
     tokens = js.seq_len // x.cp * x.mb  # per accelerator and micro-batch
-    rate = hw.peak_flops[a] * hw.matmul_efficiency[a] * cal.matmul_scale
+    # Linear layers run at the job's precision (FP8 GEMMs with Transformer Engine); the
+    # attention scores (flash attention) and the LM head stay in BF16, as Megatron-LM / NeMo
+    # FP8 recipes keep them (Micikevicius et al. 2022, arXiv:2209.05433, sec. 4).
+    # Software efficiency over MAMF: the accelerator family's fitted value, else the default.
+    scale = np.where(np.isnan(hw.matmul_scale[a]), cal.matmul_scale, hw.matmul_scale[a])
+    rate = hw.peak_flops[a] * hw.linear_efficiency[a] * scale
+    rate_bf16 = hw.bf16_peak_flops[a] * hw.matmul_efficiency[a] * scale
     hbm = hw.memory_bw[a]
     full = x.recompute == FULL
     passes = np.where(full, 4.0, 3.0)
     score_passes = np.where(full | (x.recompute == SELECTIVE), 4.0, 3.0)
     causal = 0.5 if js.flash_attention else 1.0
 
-    def matmul_time(flops_per_token: float | FloatArray, weights: FloatArray) -> FloatArray:
+    def matmul_time(flops_per_token: float | FloatArray, weights: FloatArray,
+                    at: FloatArray = rate) -> FloatArray:
         """One forward pass: compute or weight reads, whichever is slower (roofline)."""
-        return np.maximum(tokens * flops_per_token / x.tp / rate,
+        return np.maximum(tokens * flops_per_token / x.tp / at,
                           C.WEIGHT_BYTES * weights / x.tp / hbm)
 
-    scores = tokens * js.score_flops * causal / x.tp / rate  # one forward pass
+    scores = tokens * js.score_flops * causal / x.tp / rate_bf16  # one forward pass
     dense_fwd = matmul_time(js.dense_layer_flops, np.float64(js.dense_layer_params))
     routed_tokens = js.top_k * js.capacity_factor
     expert_weights = js.experts * js.expert_params / x.ep
@@ -90,8 +97,8 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
                + matmul_time(routed_tokens * js.routed_expert_flops, expert_weights))
     overhead = cal.layer_overhead_s * passes
 
-    dense_mem = layer_activation_bytes(js, x.with_recompute_none(), moe=False)
-    moe_mem = layer_activation_bytes(js, x.with_recompute_none(), moe=True)
+    dense_mem = layer_activation_bytes(js, x.with_recompute_none(), moe=False, bf16=True)
+    moe_mem = layer_activation_bytes(js, x.with_recompute_none(), moe=True, bf16=True)
     mem_passes = np.where(full, 4.0, 3.0)
     dense_elem = dense_mem * cal.elementwise_traffic * mem_passes / hbm
     moe_elem = moe_mem * cal.elementwise_traffic * mem_passes / hbm
@@ -118,12 +125,18 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
     n_dense = sp.layers_on_stage - n_moe
     compute_mb = (n_dense * (passes * dense_fwd + overhead) + n_moe * (passes * moe_fwd + overhead)
                   + (n_dense + n_moe) * score_passes * scores)
-    head_fwd = matmul_time(js.head_flops, np.float64(js.head_params))
+    head_fwd = matmul_time(js.head_flops, np.float64(js.head_params), rate_bf16)
     logits_mem = 3 * 4.0 * tokens * js.vocab / x.tp * 2 / hbm  # FP32 logits, fwd + bwd
     compute_mb_last = compute_mb + 3 * head_fwd
     membound_mb = n_dense * dense_elem + n_moe * moe_elem
     membound_mb_last = membound_mb + logits_mem
     tp_mb = (n_dense + n_moe) * tp_layer
+    if js.tp_comm_overlap:
+        # Collectives split into chunks that run under the GEMMs they feed (Transformer
+        # Engine userbuffers; Wang et al. 2023, "Overlap communication with dependent
+        # computation via decomposition", ASPLOS, arXiv:2105.05720): only what exceeds the
+        # layers' matmul time is exposed.
+        tp_mb = np.maximum(0.0, tp_mb - compute_mb)
     cp_mb = (n_dense + n_moe) * cp_layer
     ep_mb = n_moe * ep_layer
 
@@ -161,18 +174,28 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
                           gather_or_scatter(weights, group, dp_bw, dp_lat)
                           + gather_or_scatter(expert_w, expert_group, dp_bw, dp_lat),
                           0.0)))
-    per_mb = np.where(
-        x.zero == 2,
-        gather_or_scatter(grads, group, dp_bw, dp_lat)
-        + gather_or_scatter(expert_grads, expert_group, dp_bw, dp_lat),
-        np.where(x.zero == 3,
-                 reduce_scatter_and_gather(grads, 2 * weights, group)
-                 + reduce_scatter_and_gather(expert_grads, 2 * expert_w, expert_group),
-                 0.0))
-    backward_mb = compute_mb * 2.0 / passes
-    hidden_mb = cal.dp_overlap * compute_mb
-    exposed_per_mb = np.maximum(0.0, per_mb - hidden_mb)
-    exposed_end = np.maximum(0.0, end_of_step - cal.dp_overlap * backward_mb)
+    # Per micro-batch: ZeRO-2 reduce-scatters the gradients during the backward; ZeRO-3 also
+    # gathers the weights before the forward and again before the backward (Rajbhandari et
+    # al. 2020, arXiv:1910.02054, sec. 5 and 7; PyTorch FSDP, Zhao et al. 2023,
+    # arXiv:2304.11277, sec. 3). ZeRO-3 prefetches the next layer's weights while the current
+    # one computes, so each pass's traffic runs under that pass's kernels: only what exceeds
+    # ``dp_overlap`` of their time is exposed. Gradient reduction at the end of the step
+    # overlaps the last micro-batch's backward only when the software buckets it
+    # (``grad_reduce_overlap``).
+    scatter = (gather_or_scatter(grads, group, dp_bw, dp_lat)
+               + gather_or_scatter(expert_grads, expert_group, dp_bw, dp_lat))
+    gather = (gather_or_scatter(weights, group, dp_bw, dp_lat)
+              + gather_or_scatter(expert_w, expert_group, dp_bw, dp_lat))
+    kernels_mb = compute_mb + membound_mb
+    forward_mb = kernels_mb / passes
+    backward_mb = kernels_mb - forward_mb
+    overlap = cal.dp_overlap if js.grad_reduce_overlap else 0.0
+    zero2_mb = np.maximum(0.0, scatter - overlap * backward_mb)
+    zero3_mb = (np.maximum(0.0, gather - cal.dp_overlap * forward_mb)
+                + np.maximum(0.0, gather + scatter - cal.dp_overlap * backward_mb))
+    exposed_per_mb = np.select([x.zero == 2, x.zero == 3], [zero2_mb, zero3_mb], 0.0)
+    last_backward = kernels_mb * 2.0 / passes
+    exposed_end = np.maximum(0.0, end_of_step - overlap * last_backward)
 
     m = x.nmb
     opt_div = np.where(x.zero >= 1, group.astype(float), 1.0)
