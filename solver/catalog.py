@@ -82,15 +82,16 @@ def provided_by() -> dict[str, dict[str, list[str]]]:
     """What each plugin provides: ``{plugin: {"accelerators": [...], "cost_models": [...],
     "models": [...]}}``."""
     out: dict[str, dict[str, list[str]]] = {}
-    found: list[tuple[str, dict[str, tuple[object, str]]]] = [
-        ("accelerators", dict(plugins.collect("gpuplan_accelerators", Accelerator,
-                                              lambda a: a.name))),
-        ("cost_models", dict(cost_model_entries())),
-        ("models", dict(plugins.collect("gpuplan_models", ModelSpec, lambda m: m.name))),
+    found: list[tuple[str, dict[str, str]]] = [
+        ("accelerators", {n: p for n, (_, p) in plugins.collect(
+            "gpuplan_accelerators", Accelerator, lambda a: a.name).items()}),
+        ("cost_models", {n: p for n, (_, p) in cost_model_entries().items()}),
+        ("models", {n: p for n, (_, p) in plugins.collect(
+            "gpuplan_models", ModelSpec, lambda m: m.name).items()}),
     ]
-    for kind, entries in found:
-        for name in sorted(entries):
-            out.setdefault(entries[name][1], {}).setdefault(kind, []).append(name)
+    for kind, providers in found:
+        for name in sorted(providers):
+            out.setdefault(providers[name], {}).setdefault(kind, []).append(name)
     return out
 
 

@@ -17,18 +17,18 @@ def plugins_list(json_out: JsonOpt = False) -> None:
     """List each plugin: name, version, distribution, hooks, what it provides, status."""
     provided = catalog.provided_by()  # calls every hook: problems show on stderr
     infos = plugins.plugin_infos()
-    entries = [{
-        "name": i.name, "distribution": i.distribution, "version": i.version,
-        "hooks": list(i.hooks), "builtin": i.builtin, "status": i.status,
-        "provides": provided.get(i.name, {}),
-    } for i in infos]
     if json_out:
+        entries = [{
+            "name": i.name, "distribution": i.distribution, "version": i.version,
+            "hooks": list(i.hooks), "builtin": i.builtin, "status": i.status,
+            "provides": provided.get(i.name, {}),
+        } for i in infos]
         print_json({"schema_version": 1, "plugins": entries,
                     "autoload": not plugins.autoload_disabled()})
         return
-    rows = [[e["name"], e["distribution"], e["version"],
-             ", ".join(h.removeprefix("gpuplan_") for h in e["hooks"]) or "-",
-             _provides(e["provides"]), e["status"]] for e in entries]
+    rows = [[i.name, i.distribution, i.version,
+             ", ".join(h.removeprefix("gpuplan_") for h in i.hooks) or "-",
+             _provides(provided.get(i.name, {})), i.status] for i in infos]
     render.table(["name", "distribution", "version", "hooks", "provides", "status"], rows,
                  title="gpuplan plugins in discovery order (hooks without gpuplan_)")
 
