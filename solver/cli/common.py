@@ -42,10 +42,11 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (INTERFACE.md)
                                        "table.")]
 CostModelOpt = Annotated[str | None, typer.Option(
     "--cost-model", help="Cost model by name (default: cloud; see gpuplan plugins list).",
-    show_default=False)]
+    show_default=False, metavar="NAME")]
 CostParamOpt = Annotated[list[str] | None, typer.Option(
     "--cost-param", help="KEY=VALUE parameter of the cost model, or of energy and CO2 (pue, "
-    "utilisation, grid_g_per_kwh, region); repeatable.", show_default=False)]
+    "utilisation, grid_g_per_kwh, region); repeatable.", show_default=False,
+    metavar="KEY=VALUE")]
 
 
 def parse_cost_params(items: list[str] | None) -> dict[str, str]:
