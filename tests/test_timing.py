@@ -1,0 +1,175 @@
+"""Time of one step (``solver/stepmodel/timing.py``) against figures worked out by hand.
+
+The accelerator is conftest's made-up ``test-gpu`` (BF16 100 TFLOP/s, FP8 200, matmul
+efficiency 0.80 at both, HBM 1000 GB/s, scale-up 100 GB/s in domains of 8, one 10 GB/s NIC per
+accelerator) and the calibration ``PLAIN`` below (matmul_scale 1, no per-layer overhead, no
+elementwise traffic, collectives at the link rate, no latency), so that every number is plain
+arithmetic. The rates: BF16 matmuls 100e12 * 0.8 = 8e13 FLOP/s, FP8 matmuls 1.6e14.
+
+The model (``calc``): 4 layers, h = 1024, 8 heads of 128, ffn 4096, V = 1000, s = 1024, RMSNorm,
+no biases, RoPE, untied. Per token, forward:
+  layer matmuls 2 * (4h^2 + 2hf) = 2 * (4,194,304 + 8,388,608) = 25,165,824 FLOPs
+  attention scores 2 * s * heads * 2 * 128 = 4,194,304 FLOPs (causal: flash attention does half)
+  LM head 2 * 1024 * 1000 = 2,048,000 FLOPs
+One micro-batch of 1024 tokens on one accelerator, one forward pass:
+  layer matmuls 1024 * 25,165,824 / 8e13 = 3.2212254720e-4 s (weights read: 25,169,920 bytes
+    / 1e12 = 2.5e-5 s, so compute-bound)
+  scores 1024 * 4,194,304 * 0.5 / 8e13 = 2.68435456e-5 s
+  one layer, forward + backward (3 passes): 3 * 3.4896609280e-4 = 1.04689827840e-3 s
+  LM head 1024 * 2,048,000 / 8e13 = 2.62144e-5 s, 3 passes 7.86432e-5 s; its FP32 logits read
+    and written: 3 passes * 4 bytes * 1024 * 1000 * 2 / 1e12 = 2.4576e-5 s
+Parameters: a layer 4,194,304 + 8,388,608 + 2 * 1024 = 12,584,960; embedding and LM head
+1,024,000 each; one replica (pp = 1) 4 * 12,584,960 + 2,048,000 = 52,387,840.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import solver
+from solver.stepmodel.arrays import LayoutArrays
+from solver.stepmodel.calibration import Calibration
+from solver.stepmodel.memory import layer_activation_bytes, memory
+from solver.stepmodel.shape import job_shape
+
+PLAIN = Calibration(matmul_scale=1.0, layer_overhead_s=0.0, elementwise_traffic=0.0,
+                    scaleup_bus_efficiency=1.0, scaleout_bus_efficiency=1.0, dp_overlap=0.5,
+                    latency_scaleup_s=0.0, latency_scaleout_s=0.0)
+
+LAYER_3_PASSES = 1.04689827840e-3
+HEAD_3_PASSES = 7.86432e-5
+LOGITS = 2.4576e-5
+REPLICA_PARAMS = 52_387_840
+
+
+def calc(seq_len: int = 1024) -> solver.ModelSpec:
+    return solver.ModelSpec(name="calc", layers=4, hidden=1024, heads=8, ffn_hidden=4096,
+                            vocab=1000, seq_len=seq_len, norm="rmsnorm", linear_bias=False,
+                            position_embedding="rope")
+
+
+def run(gpu: solver.Accelerator, *, global_batch: int = 1, seq_len: int = 1024,
+        precision: str = "bf16", cal: Calibration = PLAIN, job_fields: dict[str, object]
+        | None = None, **layout: object) -> solver.Estimate:
+    job = solver.TrainingJob(model=calc(seq_len), tokens=1e9, global_batch=global_batch,
+                             precision=precision, **(job_fields or {}))  # type: ignore[arg-type]
+    return solver.evaluate(job, solver.Layout(accelerator="test-gpu", **layout),  # type: ignore
+                           accelerator=gpu, calibration=cal)
+
+
+def test_one_accelerator_is_layers_plus_lm_head(test_gpu: solver.Accelerator) -> None:
+    # 4 layers * 1.04689827840e-3 + LM head 7.86432e-5 = 4.26623631360e-3 s of matmuls,
+    # plus the logits' memory traffic 2.4576e-5 s.
+    t = run(test_gpu, tp=1, pp=1, dp=1).time_breakdown_s
+    assert t["compute"] == pytest.approx(4 * LAYER_3_PASSES + HEAD_3_PASSES, rel=1e-12)
+    assert t["memory_bound"] == pytest.approx(LOGITS, rel=1e-12)
+
+
+def test_interleaved_bubble_and_uneven_last_stage(test_gpu: solver.Accelerator) -> None:
+    # pp = 2, 8 micro-batches. Each stage runs 2 layers; the last also runs the LM head, so it
+    # is the slower one and sets the pace (uneven first/last stages):
+    #   2 * 1.04689827840e-3 + 7.86432e-5 = 2.17243975680e-3 s matmuls, + 2.4576e-5 logits
+    #   = 2.19701575680e-3 s per micro-batch
+    # Pipeline sends: 2 bytes * 1024 * 1024 = 2,097,152 bytes over NVLink (span 2 <= 8):
+    #   2,097,152 / 1e11 = 2.097152e-5 s, one each way per chunk: 2 * v of them.
+    # 1F1B (v = 1): one micro-batch 2.19701575680e-3 + 4.194304e-5 = 2.23895879680e-3 s;
+    #   bubble (p-1)/v = 1 of them (Narayanan et al. 2021 sec. 2.2).
+    # Interleaved, v = 2 (one layer per chunk): sends double, 8.388608e-5 s;
+    #   one micro-batch 2.28090183680e-3 s, bubble 1/2 of it = 1.14045091840e-3 s.
+    plain = run(test_gpu, global_batch=8, tp=1, pp=2, dp=1).time_breakdown_s
+    interleaved = run(test_gpu, global_batch=8, tp=1, pp=2, dp=1, vp=2).time_breakdown_s
+    assert plain["compute"] == pytest.approx(8 * 2.17243975680e-3, rel=1e-12)
+    assert plain["pp_comm"] == pytest.approx(8 * 4.194304e-5, rel=1e-12)
+    assert plain["bubble"] == pytest.approx(2.23895879680e-3, rel=1e-12)
+    assert interleaved["pp_comm"] == pytest.approx(8 * 8.388608e-5, rel=1e-12)
+    assert interleaved["bubble"] == pytest.approx(1.14045091840e-3, rel=1e-12)
+
+
+def test_context_parallel_ring_exchange_and_its_overlap(test_gpu: solver.Accelerator) -> None:
+    # cp = 2: each rank holds 512 tokens and passes its K and V (2 * 8 * 128 = 2048 wide) once
+    # around the ring: 2 bytes * 512 * 2048 = 2,097,152 bytes / 1e11 = 2.097152e-5 s per
+    # layer forward, twice that in backward (Liu et al. 2023, ring attention). It runs under
+    # the local attention scores, 512 * 4,194,304 * 0.5 / 8e13 = 1.34217728e-5 s per pass:
+    # exposed (2.097152e-5 - 1.34217728e-5) * (1 + 2) = 2.26492416e-5 s per layer,
+    # * 4 layers = 9.05969664e-5 s.
+    # At s = 4096 the scores (2048 tokens * 2*4096*8*256 * 0.5 / 8e13 = 2.147e-4 s) outlast
+    # the exchange (8.389e-5 s): nothing is exposed.
+    short = run(test_gpu, tp=1, pp=1, dp=1, cp=2).time_breakdown_s
+    long = run(test_gpu, seq_len=4096, tp=1, pp=1, dp=1, cp=2).time_breakdown_s
+    assert short["cp_comm"] == pytest.approx(9.05969664e-5, rel=1e-12)
+    assert long["cp_comm"] == 0.0
+
+
+def test_zero3_gathers_hide_under_each_pass(test_gpu: solver.Accelerator) -> None:
+    # dp = 16 (leaves the domain of 8: one 10 GB/s NIC), ZeRO-3, one micro-batch.
+    # Per micro-batch (Rajbhandari et al. 2020; FSDP): gather the BF16 weights before the
+    # forward and again before the backward, reduce-scatter the FP32 gradients after it:
+    #   gather 15/16 * 2 * 52,387,840 / 1e10 = 9.82272e-3 s
+    #   scatter 15/16 * 4 * 52,387,840 / 1e10 = 1.964544e-2 s
+    # Kernel time 4.26623631360e-3 + 2.4576e-5 = 4.29081231360e-3 s: forward a third,
+    # 1.43027077120e-3, backward 2.86054154240e-3. With dp_overlap 0.5:
+    #   forward exposed 9.82272e-3 - 0.5 * 1.43027077120e-3 = 9.10758461440e-3
+    #   backward exposed 2.946816e-2 - 0.5 * 2.86054154240e-3 = 2.80378892288e-2
+    #   dp_comm 3.71454738432e-2 s
+    t = run(test_gpu, global_batch=16, tp=1, pp=1, dp=16, zero_stage=3).time_breakdown_s
+    assert t["dp_comm"] == pytest.approx(3.71454738432e-2, rel=1e-12)
+
+
+def test_gradient_reduction_overlap_is_a_fact_of_the_run(test_gpu: solver.Accelerator) -> None:
+    # ZeRO-1, dp = 16: at the end of the step reduce-scatter the FP32 gradients and gather the
+    # BF16 weights: 15/16 * (4 + 2) * 52,387,840 / 1e10 = 2.946816e-2 s. Bucketed
+    # (grad_reduce_overlap, the default) it hides under half the last backward:
+    #   2.946816e-2 - 0.5 * 2.86054154240e-3 = 2.80378892288e-2 s;
+    # after the backward (Megatron-LM 2021's local DDP) all of it is exposed.
+    overlapped = run(test_gpu, global_batch=16, tp=1, pp=1, dp=16, zero_stage=1)
+    serial = run(test_gpu, global_batch=16, tp=1, pp=1, dp=16, zero_stage=1,
+                 job_fields={"grad_reduce_overlap": False})
+    assert overlapped.time_breakdown_s["dp_comm"] == pytest.approx(2.80378892288e-2, rel=1e-12)
+    assert serial.time_breakdown_s["dp_comm"] == pytest.approx(2.946816e-2, rel=1e-12)
+
+
+def test_tensor_parallel_overlap_hides_collectives_under_gemms(
+        test_gpu: solver.Accelerator) -> None:
+    # tp = 2 with sequence parallelism: 2 all-gathers and 2 reduce-scatters of the full
+    # 2 * 1024 * 1024 = 2,097,152 bytes per layer and pass, 1/2 of it crossing NVLink:
+    #   4 * 3 passes * 1,048,576 / 1e11 = 1.2582912e-4 s per layer, * 4 = 5.0331648e-4 s.
+    # Overlapped (Transformer Engine userbuffers) it hides under the layers' GEMMs (about
+    # 2.1e-3 s here): nothing exposed.
+    serial = run(test_gpu, tp=2, pp=1, dp=1).time_breakdown_s
+    overlapped = run(test_gpu, tp=2, pp=1, dp=1, job_fields={"tp_comm_overlap": True})
+    assert serial["tp_comm"] == pytest.approx(5.0331648e-4, rel=1e-12)
+    assert overlapped.time_breakdown_s["tp_comm"] == 0.0
+
+
+def test_fp8_runs_linear_layers_at_the_fp8_rate(test_gpu: solver.Accelerator) -> None:
+    # FP8 linear layers at 200e12 * 0.8 = 1.6e14: 1024 * 25,165,824 / 1.6e14 = 1.6106127360e-4
+    # s; the attention scores and the LM head stay BF16 (2.68435456e-5, 2.62144e-5 s).
+    #   per layer 3 * (1.6106127360e-4 + 2.68435456e-5) = 5.6371445760e-4 s
+    #   compute 4 * 5.6371445760e-4 + 7.86432e-5 = 2.33350103040e-3 s
+    # MFU is against the FP8 peak.
+    est = run(test_gpu, precision="fp8", tp=1, pp=1, dp=1)
+    assert est.time_breakdown_s["compute"] == pytest.approx(2.33350103040e-3, rel=1e-12)
+    flops = est.model_tflops_per_gpu * 1e12
+    assert est.mfu == pytest.approx(flops / 200e12, rel=1e-12)
+
+
+def test_fp8_memory_saves_linear_inputs_and_caches_fp8_weights() -> None:
+    # Korthikanti's 34 bytes per token over h, FP8: QKV input, projection input, MLP input in
+    # 1 byte instead of 2, the down-projection input f/h = 4 in 1 byte instead of 2:
+    #   34 - 1 - 1 - 1 - 4 = 27; a layer of 1024 tokens: 27 * 1024 * 1024 = 28,311,552 bytes
+    #   (BF16: 34 * 1024 * 1024 = 35,651,584).
+    # Weights: BF16 2 bytes + FP8 copy and transpose 2 = 4 bytes per parameter:
+    #   4 * 52,387,840 = 209,551,360 (BF16: 104,775,680).
+    x = LayoutArrays.from_columns(accel=[0], tp=1, pp=1, dp=1, cp=1, ep=1, vp=1, mb=1, nmb=1,
+                                  zero=0, recompute=0)
+    shapes = {p: job_shape(solver.TrainingJob(model=calc(), tokens=1e9, precision=p))
+              for p in ("bf16", "fp8")}
+    assert layer_activation_bytes(shapes["bf16"], x, moe=False).tolist() == [35_651_584]
+    assert layer_activation_bytes(shapes["fp8"], x, moe=False).tolist() == [28_311_552]
+    assert memory(shapes["bf16"], x).weights.tolist() == [2 * REPLICA_PARAMS]
+    assert memory(shapes["fp8"], x).weights.tolist() == [4 * REPLICA_PARAMS]
+    # ZeRO-3 gathers weights layer by layer: no FP8 copy persists.
+    z3 = dataclasses.replace(x, dp=x.dp * 2, zero=x.zero + 3)
+    assert memory(shapes["fp8"], z3).weights.tolist() == [REPLICA_PARAMS]
