@@ -201,7 +201,11 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
     opt_div = np.where(x.zero >= 1, group.astype(float), 1.0)
     expert_div = np.where(x.zero >= 1, expert_group.astype(float), 1.0)
     optimizer = C.OPTIMIZER_STEP_BYTES * (dense_params / opt_div + sp.experts / expert_div) / hbm
-    bubble = (x.pp - 1) / x.vp * one_mb
+    # Pipeline fill and drain: (p-1)/v micro-batch times (Narayanan et al. 2021, sec. 2.2).
+    # Interleaving needs at least p micro-batches per step (sec. 2.2.2: a multiple of p);
+    # with fewer the chunks run one after another and the bubble is the plain (p-1).
+    interleaves = (x.vp > 1) & (m >= x.pp)
+    bubble = (x.pp - 1) / np.where(interleaves, x.vp, 1) * one_mb
 
     return TimeArrays(
         compute=m * compute_mb,
