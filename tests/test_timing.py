@@ -85,6 +85,10 @@ def test_interleaved_bubble_and_uneven_last_stage(test_gpu: solver.Accelerator) 
     assert plain["bubble"] == pytest.approx(2.23895879680e-3, rel=1e-12)
     assert interleaved["pp_comm"] == pytest.approx(8 * 8.388608e-5, rel=1e-12)
     assert interleaved["bubble"] == pytest.approx(1.14045091840e-3, rel=1e-12)
+    # Interleaving needs at least p micro-batches per step (Narayanan et al. sec. 2.2.2): with
+    # one, the chunks run one after another and the bubble is the full (p-1) = 1 of them.
+    single = run(test_gpu, global_batch=1, tp=1, pp=2, dp=1, vp=2).time_breakdown_s
+    assert single["bubble"] == pytest.approx(2.28090183680e-3, rel=1e-12)
 
 
 def test_context_parallel_ring_exchange_and_its_overlap(test_gpu: solver.Accelerator) -> None:
