@@ -116,7 +116,7 @@ class Fitted:
 
 def shipped() -> Fitted:
     """The calibration as stored: ``DEFAULT_CALIBRATION`` and the hardware specs' values."""
-    families = {}
+    families: dict[str, float] = {}
     for acc in solver.accelerators().values():
         if acc.family in FIT_FAMILIES and acc.matmul_scale is not None:
             families.setdefault(acc.family, acc.matmul_scale)

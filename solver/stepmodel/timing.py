@@ -83,7 +83,7 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
     score_passes = np.where(full | (x.recompute == SELECTIVE), 4.0, 3.0)
     causal = 0.5 if js.flash_attention else 1.0
 
-    def matmul_time(flops_per_token: float | FloatArray, weights: FloatArray,
+    def matmul_time(flops_per_token: float | FloatArray, weights: float | FloatArray,
                     at: FloatArray = rate) -> FloatArray:
         """One forward pass: compute or weight reads, whichever is slower (roofline)."""
         return np.maximum(tokens * flops_per_token / x.tp / at,
