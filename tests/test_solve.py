@@ -367,3 +367,17 @@ def test_cli_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]
     assert err.startswith("gpuplan: error: ")
     assert names in err
     assert "Traceback" not in err
+
+
+def test_the_judge_keeps_every_fact_of_the_job() -> None:
+    # A job field the judge did not copy (grad_reduce_overlap) once made it re-evaluate a
+    # different job and call its own plan broken.
+    job = solver.TrainingJob(model=solver.model("llama3-8b"), tokens=1e11,
+                             grad_reduce_overlap=False)
+    plan = solve(job, solver.Limits(accelerators=("h100-sxm5-80gb",), max_gpus=64),
+                 objective="time", workers=1, seed=0)
+    assert plan.status == "optimal"
+    assert plan.estimate is not None
+    again = solver.evaluate(dataclasses.replace(job, global_batch=plan.estimate.global_batch),
+                            plan.estimate.layout)
+    assert again.to_dict() == plan.estimate.to_dict()

@@ -111,9 +111,7 @@ def _judge(job: TrainingJob, rows: Rows, i: int, accs: dict[str, Accelerator],
                     micro_batch=int(x.mb[i]), zero_stage=int(x.zero[i]),
                     recompute=("none", "selective", "full")[int(x.recompute[i])])
     gb = int(rows.result.global_batch[i])
-    judged_job = TrainingJob(model=job.model, tokens=job.tokens, global_batch=gb,
-                             seq_len=job.seq_len, precision=job.precision,
-                             flash_attention=job.flash_attention)
+    judged_job = dataclasses.replace(job, global_batch=gb)
     est = evaluation.evaluate(judged_job, layout, accelerator=accs[layout.accelerator],
                               calibration=calibration, cost_model=basis)
     broken = list(est.violations)
