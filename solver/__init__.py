@@ -11,6 +11,7 @@ from solver.costs import CostModel, CostParam
 from solver.errors import PluginError, SpecError
 from solver.estimate import Estimate
 from solver.evaluation import evaluate
+from solver.export import export
 from solver.hookspecs import hookimpl
 from solver.plan import Plan
 from solver.search.solve import solve
@@ -41,6 +42,7 @@ __all__ = [
     "accelerators",
     "cost_models",
     "evaluate",
+    "export",
     "hookimpl",
     "model",
     "models",

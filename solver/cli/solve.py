@@ -24,6 +24,7 @@ from solver.cli.common import (
     parse_cost_params,
     print_json,
 )
+from solver.cli.export import ExportOpt, check_format, emit
 from solver.errors import SpecError
 from solver.plan import Plan
 from solver.search.solve import solve as run_solve
@@ -78,9 +79,11 @@ def solve(
     recompute: Annotated[str | None, typer.Option("--recompute", show_default=False)] = None,
     cost_model: CostModelOpt = None,
     cost_param: CostParamOpt = None,
+    export: ExportOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Find the best layout: accelerator, count, tp/pp/dp/cp/ep/vp, batch, ZeRO, recompute."""
+    check_format(export)
     job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention)
     fixed: dict[str, Any] = {k: v for k, v in {
         "tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep, "vp": vp, "micro_batch": micro_batch,
@@ -103,6 +106,8 @@ def solve(
         raise as_option_error(err) from None
     finally:
         progress.done()
+    if export is not None:
+        raise typer.Exit(emit(plan, job, export, json_out=json_out, show=show))
     if json_out:
         print_json(plan.to_dict())
     else:

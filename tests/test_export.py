@@ -1,0 +1,405 @@
+"""``solver.export`` and ``gpuplan solve --export``: launcher configs checked against upstream.
+
+- Megatron-LM: every flag the exporter may write is in ``tests/data/megatron_flags.txt`` (the
+  flags as declared in ``megatron/training/arguments.py`` at the commit the module names);
+  every exported argument list parses with an argparse parser built from that file (types
+  and choices included), and passes the checks ``validate_args`` makes on the layout (world
+  size, batch, pipeline split, layout string, overlap prerequisites).
+- torchtitan: the TOML parses with ``tomllib``, uses only the sections and fields (with their
+  types) in ``tests/data/torchtitan_fields.txt``, and describes the plan's layout and batch.
+- DeepSpeed: the JSON parses, and ``train_batch_size = micro x accumulation x dp``.
+- What a launcher cannot express is said in a comment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import shlex
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import solver
+from solver.cli import run
+from solver.export import (
+    DEEPSPEED_COMMIT,
+    FOLLOWS,
+    MEGATRON_FLAGS,
+    MEGATRON_LM_COMMIT,
+    TORCHTITAN_COMMIT,
+    export,
+    stage_layers,
+)
+
+DATA = Path(__file__).parent / "data"
+
+#: DeepSpeed config keys written, from deepspeed/runtime/constants.py (TRAIN_BATCH_SIZE,
+#: TRAIN_MICRO_BATCH_SIZE_PER_GPU, GRADIENT_ACCUMULATION_STEPS, BFLOAT16) and the ZeRO,
+#: activation-checkpointing and Ulysses configs at DEEPSPEED_COMMIT.
+DEEPSPEED_KEYS = {"_comment", "train_batch_size", "train_micro_batch_size_per_gpu",
+                  "gradient_accumulation_steps", "bf16", "zero_optimization",
+                  "activation_checkpointing", "sequence_parallel_size"}
+
+
+def _verified(path: Path) -> dict[str, str]:
+    kinds: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, kind = line.split()[:2]
+            kinds[name] = kind
+    return kinds
+
+
+MEGATRON_VERIFIED = _verified(DATA / "megatron_flags.txt")
+TORCHTITAN_VERIFIED = _verified(DATA / "torchtitan_fields.txt")
+
+
+def job_and_estimate(model: str, tokens: float, global_batch: int, precision: str = "bf16",
+                     **layout: Any) -> tuple[solver.TrainingJob, solver.Estimate]:
+    job = solver.TrainingJob(model=solver.model(model), tokens=tokens,
+                             global_batch=global_batch, precision=precision)
+    return job, solver.evaluate(job, solver.Layout(**layout))
+
+
+#: Plans of the three models of the issue: GPT-3 175B (Narayanan et al. 2021's layout),
+#: Llama 3.1 405B with context parallelism and interleaving (even and uneven pipeline
+#: splits), DeepSeek-V3 with expert parallelism in FP8 (uneven split), and two ZeRO variants.
+CASES = {
+    "gpt3": ("gpt3-175b", 300e9, 1536, "bf16",
+             dict(accelerator="a100-sxm4-80gb", tp=8, pp=8, dp=16, micro_batch=1,
+                  recompute="full")),
+    "llama405-even": ("llama3.1-405b", 15.6e12, 1920, "bf16",
+                      dict(accelerator="h100-sxm5-80gb", tp=8, pp=21, dp=48, cp=2, vp=2,
+                           zero_stage=1)),
+    "llama405-uneven": ("llama3.1-405b", 15.6e12, 1024, "bf16",
+                        dict(accelerator="h100-sxm5-80gb", tp=8, pp=8, dp=16, cp=2, vp=2,
+                             zero_stage=1, recompute="full")),
+    "deepseek": ("deepseek-v3", 14.8e12, 3904, "fp8",
+                 dict(accelerator="h800", tp=4, pp=32, dp=16, ep=2, zero_stage=1)),
+    "deepseek-ep64": ("deepseek-v3", 14.8e12, 4096, "fp8",
+                      dict(accelerator="h800", tp=1, pp=16, dp=128, ep=64, zero_stage=1,
+                           recompute="selective")),
+    "zero3": ("llama3-70b", 15e12, 1024, "bf16",
+              dict(accelerator="h100-sxm5-80gb", tp=8, pp=1, dp=64, zero_stage=3)),
+    "zero2-gpt3": ("gpt3-175b", 300e9, 1536, "bf16",
+                   dict(accelerator="a100-sxm4-80gb", tp=8, pp=8, dp=16, zero_stage=2)),
+}
+
+
+@pytest.fixture(params=sorted(CASES))
+def case(request: pytest.FixtureRequest) -> tuple[solver.TrainingJob, solver.Estimate]:
+    model, tokens, gb, precision, layout = CASES[request.param]
+    return job_and_estimate(model, tokens, gb, precision, **layout)
+
+
+# ---------------------------------------------------------------------------- Megatron-LM
+
+
+def megatron_argv(text: str) -> list[str]:
+    """The words of ``MEGATRON_ARGS=( ... )`` (shell comments dropped)."""
+    body = text[text.index("MEGATRON_ARGS=(") + len("MEGATRON_ARGS=("):text.rindex(")")]
+    return shlex.split(body, comments=True)
+
+
+def megatron_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(allow_abbrev=False, exit_on_error=False)
+    for flag, kind in MEGATRON_VERIFIED.items():
+        if kind == "store_true":
+            parser.add_argument(flag, action="store_true")
+        elif kind.startswith("choices="):
+            parser.add_argument(flag, choices=kind.removeprefix("choices=").split("|"))
+        else:
+            parser.add_argument(flag, type={"int": int, "float": float, "str": str}[kind])
+    return parser
+
+
+def parse_layout_string(layout: str) -> list[list[str]]:
+    """Megatron-LM's layout grammar: ',' cosmetic; '(x)*n' and 'c*n' repeat; '|' splits."""
+    text = layout.replace(",", "")
+    text = re.sub(r"\(([^)]+)\)\*(\d+)", lambda m: m.group(1) * int(m.group(2)), text)
+    text = re.sub(r"(.)\*(\d+)", lambda m: m.group(1) * int(m.group(2)), text)
+    return [list(stage) for stage in text.split("|")]
+
+
+def test_every_flag_the_exporter_knows_was_verified_upstream() -> None:
+    header = (DATA / "megatron_flags.txt").read_text()
+    assert MEGATRON_LM_COMMIT in header
+    assert MEGATRON_LM_COMMIT[:12] in FOLLOWS["megatron"]
+    missing = [f for f in MEGATRON_FLAGS if f not in MEGATRON_VERIFIED]
+    assert missing == []
+
+
+def test_megatron_export_parses_with_the_upstream_flags(
+        case: tuple[solver.TrainingJob, solver.Estimate]) -> None:
+    job, est = case
+    text = export(est, "megatron", job=job)
+    # Every flag named anywhere, comments included, exists upstream.
+    named = set(re.findall(r"(?<![\w-])--[a-z0-9][a-z0-9-]*", text))
+    assert named <= set(MEGATRON_VERIFIED), named - set(MEGATRON_VERIFIED)
+    assert named <= set(MEGATRON_FLAGS)
+    args = megatron_parser().parse_args(megatron_argv(text))
+    x = est.layout
+    m = job.model
+    # The layout, batch and shape come through.
+    assert (args.tensor_model_parallel_size, args.pipeline_model_parallel_size,
+            args.context_parallel_size) == (x.tp, x.pp, x.cp)
+    assert (args.expert_model_parallel_size or 1) == x.ep
+    assert args.micro_batch_size == x.micro_batch
+    assert args.global_batch_size == est.global_batch
+    assert args.train_iters == math.ceil(job.tokens / (est.global_batch * job.seq_len))
+    assert (args.num_layers, args.hidden_size, args.num_attention_heads) == (
+        m.layers, m.hidden, m.heads)
+    assert args.seq_length == job.seq_len
+    assert args.bf16
+    assert (args.fp8_format == "hybrid") == (job.precision == "fp8")
+    assert args.use_distributed_optimizer == (x.zero_stage >= 1)
+    assert args.sequence_parallel == (x.tp > 1)
+    assert args.recompute_granularity == (None if x.recompute == "none" else x.recompute)
+    if m.is_moe:
+        assert (args.num_experts, args.moe_router_topk) == (m.experts, m.top_k)
+    # The checks of Megatron-LM's validate_args (arguments.py) that concern the layout.
+    world = x.tp * x.pp * x.cp * x.dp
+    assert world % (x.tp * x.pp * x.cp) == 0 and world == x.gpus
+    dp = world // (x.tp * x.pp * x.cp)
+    assert args.global_batch_size % (args.micro_batch_size * dp) == 0
+    assert args.max_position_embeddings >= args.seq_length
+    if x.cp > 1:
+        assert args.seq_length % (2 * x.cp) == 0
+    if args.recompute_granularity == "selective":
+        assert args.recompute_method is None
+    if args.tp_comm_overlap:
+        assert args.sequence_parallel
+    if args.overlap_param_gather:
+        assert args.use_distributed_optimizer and args.overlap_grad_reduce
+    if m.is_moe:
+        assert m.experts % x.ep == 0
+    assert sum(v is not None for v in (args.num_layers_per_virtual_pipeline_stage,
+                                       args.pipeline_model_parallel_layout)) <= 1
+    if args.pipeline_model_parallel_layout:
+        stages = parse_layout_string(args.pipeline_model_parallel_layout)
+        assert len(stages) % x.pp == 0 and len(stages) // x.pp == x.vp
+        flat = [c for stage in stages for c in stage]
+        assert flat[0] == "E" and flat[-1] == "L"
+        assert flat.count("E") == flat.count("L") == 1
+        assert flat.count("t") == m.layers
+        per_rank = [sum(stages[c].count("t") for c in range(r, len(stages), x.pp))
+                    for r in range(x.pp)]
+        assert max(per_rank) == math.ceil(m.layers / x.pp)  # the step model's busiest stage
+    elif x.vp > 1:
+        assert m.layers % x.pp == 0
+        assert (m.layers // x.pp) % args.num_layers_per_virtual_pipeline_stage == 0
+        assert (m.layers // x.pp) // args.num_layers_per_virtual_pipeline_stage == x.vp
+    else:
+        assert m.layers % x.pp == 0
+    if m.dense_layers:
+        assert args.moe_layer_freq == f"([0]*{m.dense_layers}+[1]*{m.moe_layers})"
+    if x.tp > 1 or x.cp > 1:
+        assert "export CUDA_DEVICE_MAX_CONNECTIONS=1" in text
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_megatron_export_is_a_bash_array_with_the_same_words(tmp_path: Path) -> None:
+    job, est = job_and_estimate(*CASES["deepseek"][:4], **CASES["deepseek"][4])
+    text = export(est, "megatron", job=job)
+    script = tmp_path / "args.sh"
+    script.write_text(text)
+    out = subprocess.run(["bash", "-c", f'source "{script}"; printf "%s\\n" '
+                          '"${MEGATRON_ARGS[@]}"'], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == megatron_argv(text)
+
+
+def test_megatron_says_what_it_cannot_express() -> None:
+    job, est = job_and_estimate(*CASES["zero3"][:4], **CASES["zero3"][4])
+    text = export(est, "megatron", job=job)
+    argv = megatron_argv(text)
+    assert "--use-distributed-optimizer" in argv
+    assert "--use-megatron-fsdp" not in argv  # only named in the comment
+    assert re.search(r"^\s*# ZeRO-3: Megatron-LM has no flag for it", text, re.M)
+    job, est = job_and_estimate(*CASES["zero2-gpt3"][:4], **CASES["zero2-gpt3"][4])
+    assert re.search(r"^\s*# ZeRO-2: Megatron-LM has no flag", export(est, "megatron", job=job),
+                     re.M)
+
+
+# ---------------------------------------------------------------------------- torchtitan
+
+
+def test_torchtitan_fields_file_names_the_commit() -> None:
+    assert TORCHTITAN_COMMIT in (DATA / "torchtitan_fields.txt").read_text()
+    assert TORCHTITAN_COMMIT[:12] in FOLLOWS["torchtitan"]
+
+
+def _check_type(key: str, value: Any, kind: str) -> None:
+    if kind.startswith("choices="):
+        assert value in kind.removeprefix("choices=").split("|"), key
+    elif kind == "list[str]":
+        assert isinstance(value, list) and all(isinstance(v, str) for v in value), key
+    elif kind == "list[list[str]]":
+        assert isinstance(value, list) and all(
+            isinstance(v, list) and all(isinstance(s, str) for s in v) for v in value), key
+    else:
+        expected = {"int": int, "str": str, "bool": bool}[kind]
+        assert isinstance(value, expected) and (kind == "bool" or not isinstance(value, bool))
+
+
+def test_torchtitan_toml_parses_with_torchtitan_names(
+        case: tuple[solver.TrainingJob, solver.Estimate]) -> None:
+    job, est = case
+    config = tomllib.loads(export(est, "torchtitan", job=job))
+    for section, fields in config.items():
+        assert isinstance(fields, dict), section
+        for key, value in fields.items():
+            name = f"{section}.{key}"
+            assert name in TORCHTITAN_VERIFIED, name
+            _check_type(name, value, TORCHTITAN_VERIFIED[name])
+    assert {"job", "model", "training", "parallelism", "activation_checkpoint"} <= set(config)
+    x = est.layout
+    par, train = config["parallelism"], config["training"]
+    dp = par["data_parallel_shard_degree"] * par["data_parallel_replicate_degree"]
+    assert dp == x.dp
+    assert dp * par["tensor_parallel_degree"] * par["pipeline_parallel_degree"] * \
+        par["context_parallel_degree"] == x.gpus
+    assert par["expert_parallel_degree"] == x.ep
+    assert train["global_batch_size"] == est.global_batch
+    assert train["seq_len"] == job.seq_len
+    assert train["global_batch_size"] % (train["local_batch_size"] * dp) == 0
+    assert config["activation_checkpoint"]["mode"] == x.recompute
+    if x.pp > 1:
+        assert train["local_batch_size"] // par["pipeline_parallel_microbatch_size"] * \
+            train["global_batch_size"] // (train["local_batch_size"] * dp) == \
+            est.num_microbatches
+        assert par["pipeline_parallel_schedule"] == ("Interleaved1F1B" if x.vp > 1 else "1F1B")
+        parts = par.get("module_fqns_per_model_part")
+        if parts is None:
+            per = par["pipeline_parallel_layers_per_stage"]
+            assert math.ceil(job.model.layers / per) == x.pp * x.vp
+        else:
+            assert len(parts) == x.pp * x.vp
+            flat = [name for part in parts for name in part]
+            assert flat == ["tok_embeddings", *[f"layers.{i}" for i in range(job.model.layers)],
+                            "norm", "output"]
+    else:
+        assert train["global_batch_size"] // (train["local_batch_size"] * dp) == \
+            est.num_microbatches
+    if job.precision == "fp8":
+        assert config["model"]["converters"] == ["float8"]
+        assert "float8" in config
+    else:
+        assert "float8" not in config
+
+
+def test_torchtitan_model_names_and_comments() -> None:
+    job, est = job_and_estimate(*CASES["deepseek"][:4], **CASES["deepseek"][4])
+    config = tomllib.loads(export(est, "torchtitan", job=job))
+    assert (config["model"]["name"], config["model"]["flavor"]) == ("deepseek_v3", "671B")
+    job, est = job_and_estimate(*CASES["gpt3"][:4], **CASES["gpt3"][4])
+    text = export(est, "torchtitan", job=job)
+    assert "# torchtitan ships no gpt3-175b model" in text
+    assert re.search(r"^# ZeRO-0: torchtitan has no optimizer-only sharding", text, re.M)
+
+
+# ---------------------------------------------------------------------------- DeepSpeed
+
+
+def test_deepspeed_batch_sizes_are_consistent(
+        case: tuple[solver.TrainingJob, solver.Estimate]) -> None:
+    job, est = case
+    config = json.loads(export(est, "deepspeed", job=job))
+    assert set(config) <= DEEPSPEED_KEYS
+    x = est.layout
+    assert config["train_batch_size"] == (config["train_micro_batch_size_per_gpu"]
+                                          * config["gradient_accumulation_steps"] * x.dp)
+    assert config["train_batch_size"] == est.global_batch
+    assert config["zero_optimization"]["stage"] == x.zero_stage
+    assert config["bf16"] == {"enabled": True}
+    assert DEEPSPEED_COMMIT[:12] in " ".join(config["_comment"])
+    assert ("activation_checkpointing" in config) == (x.recompute == "full")
+    assert config.get("sequence_parallel_size", 1) == x.cp
+    comments = " ".join(config["_comment"])
+    if job.precision == "fp8":
+        assert "FP8" in comments
+    if x.vp > 1:
+        assert f"VP{x.vp}" in comments
+    if x.recompute == "selective":
+        assert "selective recomputation has no DeepSpeed config key" in comments
+
+
+# ---------------------------------------------------------------------------- shared parts
+
+
+@pytest.mark.parametrize(("layers", "pp", "vp"), [
+    (96, 8, 1), (96, 8, 4), (126, 8, 2), (126, 21, 2), (61, 32, 1), (61, 16, 2), (80, 5, 4),
+    (5, 4, 1), (7, 7, 1), (126, 1, 1)])
+def test_stage_layers_cover_every_layer_and_load_no_rank_beyond_the_model(
+        layers: int, pp: int, vp: int) -> None:
+    chunks = stage_layers(layers, pp, vp)
+    assert len(chunks) == pp * vp and sum(chunks) == layers and min(chunks) >= 0
+    per_rank = [sum(chunks[r::pp]) for r in range(pp)]
+    assert max(per_rank) == math.ceil(layers / pp)
+    assert min(per_rank) == layers // pp
+
+
+def test_export_refuses_unknown_formats_and_plans_without_layout() -> None:
+    job, est = job_and_estimate(*CASES["gpt3"][:4], **CASES["gpt3"][4])
+    with pytest.raises(solver.SpecError, match="export: expected one of"):
+        export(est, "nemo", job=job)
+    empty = solver.Plan(status="infeasible", objective="time", estimate=None,
+                        explanation=("x",), solve_time_s=0.0)
+    with pytest.raises(solver.SpecError, match="no layout to export"):
+        solver.export(empty, "megatron", job=job)
+
+
+# ---------------------------------------------------------------------------- command line
+
+SOLVE = ["solve", "--model", "gpt3-175b", "--tokens", "300e9", "--seq-len", "2048",
+         "--global-batch", "1536", "--gpu", "a100-sxm4-80gb", "--max-gpus", "1024",
+         "--workers", "1"]
+
+
+def test_solve_export_prints_only_the_config(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run([*SOLVE, "--export", "megatron"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("# Megatron-LM configuration written by gpuplan")
+    assert "MEGATRON_ARGS=(" in captured.out
+    megatron_parser().parse_args(megatron_argv(captured.out))
+    assert captured.err.count("\n") == 1 and "megatron config on stdout" in captured.err
+    assert run([*SOLVE, "--export", "torchtitan"]) == 0
+    tomllib.loads(capsys.readouterr().out)
+    assert run([*SOLVE, "--export", "deepspeed"]) == 0
+    json.loads(capsys.readouterr().out)
+
+
+def test_solve_export_json_has_an_export_field(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run([*SOLVE, "--export", "deepspeed", "--json"]) == 0
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert captured.err == ""
+    assert data["export"]["format"] == "deepspeed"
+    assert data["export"]["follows"] == FOLLOWS["deepspeed"]
+    config = json.loads(data["export"]["text"])
+    assert config["train_batch_size"] == data["layout"]["global_batch"] == 1536
+
+
+def test_solve_export_rejects_a_bad_format_before_solving(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert run([*SOLVE, "--export", "nemo"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--export: expected one of megatron|torchtitan|deepspeed" \
+        in err
+
+
+def test_solve_export_of_an_infeasible_question(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["solve", "--model", "gpt3-175b", "--tokens", "300e9", "--global-batch", "1536",
+            "--gpu", "a100-sxm4-40gb", "--gpus", "8", "--workers", "1"]
+    assert run([*argv, "--export", "megatron"]) == 1
+    captured = capsys.readouterr()
+    assert "nothing to export" in captured.err
+    assert "MEGATRON_ARGS" not in captured.out
+    assert run([*argv, "--export", "megatron", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["export"] is None
