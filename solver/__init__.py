@@ -13,6 +13,7 @@ from solver.estimate import Estimate
 from solver.evaluation import evaluate
 from solver.export import export
 from solver.hookspecs import hookimpl
+from solver.pareto import ParetoFront, pareto
 from solver.plan import Plan
 from solver.search.solve import solve
 from solver.specs import Accelerator, Layout, Limits, ModelSpec, TrainingJob
@@ -33,6 +34,7 @@ __all__ = [
     "Layout",
     "Limits",
     "ModelSpec",
+    "ParetoFront",
     "Plan",
     "PluginError",
     "SpecError",
@@ -46,5 +48,6 @@ __all__ = [
     "hookimpl",
     "model",
     "models",
+    "pareto",
     "solve",
 ]

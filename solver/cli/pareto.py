@@ -1,0 +1,173 @@
+"""``gpuplan pareto``: training time against cost (or GPU count, or energy), one solve a point."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.table import Table
+
+from solver.cli import render
+from solver.cli.common import (
+    CostModelOpt,
+    CostParamOpt,
+    FlashOpt,
+    GlobalBatchOpt,
+    JsonOpt,
+    ModelOpt,
+    PrecisionOpt,
+    SeqLenOpt,
+    TokensOpt,
+    as_option_error,
+    build_job,
+    parse_cost_params,
+    print_json,
+)
+from solver.errors import SpecError
+from solver.estimate import Estimate
+from solver.export import tokens_text
+from solver.pareto import (
+    DEFAULT_POINTS,
+    SECOND_AXES,
+    ParetoFront,
+    check_plot_path,
+    require_matplotlib,
+)
+from solver.pareto import pareto as run_pareto
+from solver.specs import Limits
+
+Fix = Annotated[int | None, typer.Option(help="Fix this layout dimension.", show_default=False)]
+#: Exit code by front status, as ``solve``'s (INTERFACE.md).
+EXIT_CODES = {"complete": 0, "sampled": 0, "infeasible": 1, "unknown": 3}
+
+
+def pareto(
+    model: ModelOpt,
+    tokens: TokensOpt,
+    gpu: Annotated[list[str] | None, typer.Option("--gpu", help="Candidate accelerator "
+                                                  "(repeatable; default: all).")] = None,
+    max_gpus: Annotated[int | None, typer.Option("--max-gpus", help="At most this many "
+                                                 "accelerators.")] = None,
+    deadline_days: Annotated[float | None, typer.Option(
+        "--deadline-days", help="Slowest plan to consider (the front's slow end).")] = None,
+    budget_usd: Annotated[float | None, typer.Option("--budget-usd")] = None,
+    axes: Annotated[str, typer.Option("--axes", help="time,cost | time,gpus | time,energy")
+                    ] = "time,cost",
+    points: Annotated[int, typer.Option("--points", help="At most this many points (one or "
+                                        "two solves each).")] = DEFAULT_POINTS,
+    plot: Annotated[str | None, typer.Option(
+        "--plot", help="Draw the front to FILE.png or FILE.svg (needs gpuplan[plot]).",
+        show_default=False)] = None,
+    global_batch: GlobalBatchOpt = 0,
+    seq_len: SeqLenOpt = 0,
+    precision: PrecisionOpt = "bf16",
+    flash_attention: FlashOpt = True,
+    time_limit: Annotated[float, typer.Option("--time-limit", help="Seconds per solve.")
+                          ] = 60.0,
+    workers: Annotated[int, typer.Option("--workers", help="CP-SAT workers.")] = 2,
+    seed: Annotated[int, typer.Option("--seed", help="CP-SAT random seed.")] = 0,
+    tp: Fix = None, pp: Fix = None, dp: Fix = None, cp: Fix = None, ep: Fix = None,
+    vp: Fix = None,
+    micro_batch: Annotated[int | None, typer.Option("--micro-batch", show_default=False)
+                           ] = None,
+    zero: Annotated[int | None, typer.Option("--zero", show_default=False)] = None,
+    recompute: Annotated[str | None, typer.Option("--recompute", show_default=False)] = None,
+    cost_model: CostModelOpt = None,
+    cost_param: CostParamOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """The Pareto front of training time against cost or GPU count; each point proven."""
+    axis_pair = [a.strip().lower() for a in axes.split(",")]
+    if len(axis_pair) != 2 or axis_pair[0] != "time" or \
+            axis_pair[1] not in SECOND_AXES:
+        raise SpecError(f"--axes: expected time,cost or time,gpus (or time,energy), "
+                        f"got {axes!r}")
+    if plot is not None:
+        try:
+            check_plot_path(plot)
+            require_matplotlib()
+        except SpecError as err:
+            raise as_option_error(err) from None
+    if workers < 1:
+        raise SpecError(f"--workers: expected an integer >= 1, got {workers}")
+    job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention)
+    fixed: dict[str, Any] = {k: v for k, v in {
+        "tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep, "vp": vp, "micro_batch": micro_batch,
+        "zero_stage": zero, "recompute": recompute}.items() if v is not None}
+    try:
+        limits = Limits(accelerators=tuple(gpu or ()), max_gpus=max_gpus,
+                        deadline_days=deadline_days, budget_usd=budget_usd, fixed=fixed)
+        front = run_pareto(job, limits, axes=axis_pair, points=points,
+                                 time_limit_s=time_limit, workers=workers, seed=seed,
+                                 cost_model=cost_model,
+                                 cost_params=parse_cost_params(cost_param))
+    except SpecError as err:
+        message = str(err).replace("fixed.zero_stage", "zero").replace("fixed.", "")
+        raise as_option_error(SpecError(message)) from None
+    if json_out:
+        print_json(front.to_dict())
+    else:
+        show(front, f"{job.model.name}, {tokens_text(job.tokens)} tokens")
+    if plot is not None and front.points:
+        try:
+            path = front.plot(plot, title=f"{job.model.name}, {tokens_text(job.tokens)} "
+                              f"tokens: training time vs {front.axes[1]} ({front.status}, "
+                              f"{len(front.points)} points, each optimal for its bound)")
+        except SpecError as err:
+            raise as_option_error(err) from None
+        sys.stderr.write(f"gpuplan: wrote {path}\n")
+    raise typer.Exit(EXIT_CODES[front.status])
+
+
+def short_layout(e: Estimate) -> str:
+    """``TP8 PP4 DP64 CP2 mb1 Z1 full``: TP, PP, DP, the others above 1, micro-batch, ZeRO,
+    recomputation (full, sel; nothing for none)."""
+    x = e.layout
+    parts = [f"TP{x.tp}", f"PP{x.pp}", f"DP{x.dp}"]
+    parts += [f"{n}{v}" for n, v in (("CP", x.cp), ("EP", x.ep), ("VP", x.vp)) if v > 1]
+    parts.append(f"mb{x.micro_batch} Z{x.zero_stage}")
+    if x.recompute != "none":
+        parts.append({"selective": "sel"}.get(x.recompute, x.recompute))
+    return " ".join(parts)
+
+
+def money(value: float) -> str:
+    if value != value:
+        return "-"
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:,.1f}M"
+    if abs(value) >= 1e3:
+        return f"{value / 1e3:,.1f}k"
+    return f"{value:,.0f}"
+
+
+def show(front: ParetoFront, what: str) -> None:
+    console = render.console
+    second = front.axes[1]
+    console.print(f"[bold]Pareto front[/bold]: {what}; training time vs {second}")
+    console.print(f"{front.status}: {len(front.points)} points from {front.solves} solves in "
+                  f"{front.solve_time_s:.1f} s")
+    for line in front.explanation:
+        console.print(f"- {line}")
+    if front.points:
+        table = Table(box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False)
+        table.add_column("#", justify="right")
+        table.add_column("days", justify="right")
+        table.add_column({"cost": "USD", "gpus": "USD", "energy": "MWh"}[second],
+                         justify="right")
+        table.add_column("GPUs", justify="right")
+        table.add_column("accelerator")
+        table.add_column("layout")
+        table.add_column("MFU", justify="right")
+        for i, plan in enumerate(front.points):
+            e = plan.estimate
+            assert e is not None
+            third = money(e.cost_usd) if second != "energy" else f"{e.energy_mwh:,.0f}"
+            table.add_row(str(i + 1), f"{e.training_days:,.1f}", third,
+                          f"{e.layout.gpus:,}", e.layout.accelerator, short_layout(e),
+                          f"{e.mfu:.1%}")
+        console.print(table)
+    for note in front.notes:
+        console.print(f"[dim]note: {note}[/dim]")
