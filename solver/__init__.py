@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from solver.catalog import accelerator, accelerators, cost_models, models
 from solver.catalog import model as _model
+from solver.comparison import Comparison, compare
 from solver.costs import CostModel, CostParam
 from solver.errors import PluginError, SpecError
 from solver.estimate import Estimate
@@ -28,6 +29,7 @@ def model(name_or_path: str) -> ModelSpec:
 
 __all__ = [
     "Accelerator",
+    "Comparison",
     "CostModel",
     "CostParam",
     "Estimate",
@@ -42,6 +44,7 @@ __all__ = [
     "__version__",
     "accelerator",
     "accelerators",
+    "compare",
     "cost_models",
     "evaluate",
     "export",

@@ -12,6 +12,7 @@ import typer
 
 from solver.cli.catalogs import hardware_app, models_app
 from solver.cli.common import warn_plugin_problems
+from solver.cli.compare import compare
 from solver.cli.evaluate import evaluate
 from solver.cli.pareto import pareto
 from solver.cli.plugins import plugins_app
@@ -28,6 +29,7 @@ app = typer.Typer(
 app.command("evaluate")(evaluate)
 app.command("solve")(solve)
 app.command("pareto")(pareto)
+app.command("compare")(compare)
 app.add_typer(hardware_app, name="hardware")
 app.add_typer(models_app, name="models")
 app.add_typer(plugins_app, name="plugins")
