@@ -6,7 +6,6 @@ Names are lower-case slugs; an accelerator may also be named by one of its alias
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
 from solver import plugins
@@ -14,6 +13,7 @@ from solver.costs import CostModel
 from solver.errors import SpecError
 from solver.model_files import load_model_file
 from solver.specs import Accelerator, ModelSpec
+from solver.validate import close_matches
 
 
 def accelerators() -> dict[str, Accelerator]:
@@ -35,14 +35,16 @@ def _aliases(catalog: dict[str, Accelerator]) -> dict[str, str]:
     return table
 
 
-def _unknown(kind: str, name: str, options: list[str], field: str) -> SpecError:
-    close = difflib.get_close_matches(name, options, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else f"; known: {', '.join(options)}"
-    return SpecError(f"{field}: unknown {kind} {name!r}{hint}")
+def _unknown(kind: str, name: str, options: list[str], field: str,
+             listed: list[str] | None = None) -> SpecError:
+    shown = repr(name) if len(name) <= 60 else repr(name[:57] + "...")
+    return SpecError(f"{field}: unknown {kind} {shown}{close_matches(name, options, listed)}")
 
 
 def accelerator(name: str, *, field: str = "accelerator") -> Accelerator:
     """Look one accelerator up by name or alias."""
+    if not isinstance(name, str) or not name.strip():
+        raise SpecError(f"{field}: expected an accelerator name, got {name!r:.60}")
     catalog = accelerators()
     key = name.strip().lower()
     if key in catalog:
@@ -50,7 +52,7 @@ def accelerator(name: str, *, field: str = "accelerator") -> Accelerator:
     aliases = _aliases(catalog)
     if key in aliases:
         return catalog[aliases[key]]
-    raise _unknown("accelerator", name, sorted([*catalog, *aliases]), field)
+    raise _unknown("accelerator", name, sorted([*catalog, *aliases]), field, sorted(catalog))
 
 
 def models() -> dict[str, ModelSpec]:
@@ -97,12 +99,27 @@ def provided_by() -> dict[str, dict[str, list[str]]]:
 
 def model(name_or_path: str, *, field: str = "model") -> ModelSpec:
     """A preset by name, or a model file (TOML/JSON model file or HF ``config.json``)."""
+    if isinstance(name_or_path, Path):
+        name_or_path = str(name_or_path)
+    if not isinstance(name_or_path, str) or not name_or_path.strip():
+        raise SpecError(f"{field}: expected a preset name or a model file, "
+                        f"got {name_or_path!r:.60}")
     catalog = models()
-    if name_or_path in catalog:
-        return catalog[name_or_path]
+    for key in (name_or_path, name_or_path.strip().lower()):
+        if key in catalog:
+            return catalog[key]
     path = Path(name_or_path)
-    if path.suffix.lower() in (".toml", ".json") or path.exists():
-        if not path.is_file():
-            raise SpecError(f"{field}: no such file {name_or_path!r}")
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except (OSError, ValueError) as err:  # a name too long for a path, a NUL byte
+        raise SpecError(f"{field}: not a preset and not a readable file "
+                        f"({getattr(err, 'strerror', None) or err}): {name_or_path!r:.60}"
+                        ) from None
+    if path.suffix.lower() in (".toml", ".json") or exists:
+        if path.is_dir():
+            raise SpecError(f"{field}: {name_or_path!r:.60} is a folder, expected a model file "
+                            f"(.toml or .json)")
+        if not is_file:
+            raise SpecError(f"{field}: no such file {name_or_path!r:.60}")
         return load_model_file(path)
     raise _unknown("model", name_or_path, sorted(catalog), field)

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
-import json
-import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from solver.errors import SpecError
 from solver.specs import ModelSpec
-from solver.validate import as_bool, as_int
+from solver.validate import as_bool, as_int, parse_document
 
 #: Largest model file read, in bytes: a model file or ``config.json`` is a few KiB.
 MAX_FILE_BYTES = 1_000_000
@@ -316,34 +314,11 @@ def model_from_hf_config(data: Mapping[str, Any], *, where: str, name: str) -> M
 
 def _parse(raw: bytes, *, where: str, suffix: str) -> dict[str, Any]:
     """Decode one model file's bytes into its top-level table."""
-    if len(raw) > MAX_FILE_BYTES:
-        raise SpecError(f"{where}: file too large for a model file ({len(raw)} bytes, limit "
-                        f"{MAX_FILE_BYTES})")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise SpecError(f"{where}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset "
-                        f"{err.start})") from None
-    data: Any
-    if suffix == ".toml":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as err:
-            raise SpecError(f"{where}: not valid TOML ({_one_line(err)})") from None
-    elif suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise SpecError(f"{where}: not valid JSON ({_one_line(err)})") from None
-        except RecursionError:
-            raise SpecError(f"{where}: not valid JSON (nested too deeply)") from None
-    else:
+    if suffix not in (".toml", ".json"):
         raise SpecError(f"{where}: expected a .toml or .json model file, got "
                         f"{suffix or 'no extension'!r}")
-    if not isinstance(data, dict):
-        raise SpecError(f"{where}: expected a table of model fields at the top level, got "
-                        f"{_json_kind(data)}")
-    return data
+    return parse_document(raw, where=where, fmt=suffix[1:], what="a model file",
+                          limit=MAX_FILE_BYTES)
 
 
 def _model_from_data(data: dict[str, Any], *, where: str, stem: str) -> ModelSpec:
@@ -392,18 +367,9 @@ def preset_models() -> list[ModelSpec]:
     return models
 
 
-def _one_line(err: Exception) -> str:
-    return " ".join(str(err).split())
-
-
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _json_kind(value: Any) -> str:
-    return {list: "an array", str: "a string", int: "a number", float: "a number",
-            bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
 
 
 __all__ = [

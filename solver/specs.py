@@ -7,7 +7,6 @@ the offending field (INTERFACE.md, "Library"). Field names and defaults are the 
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 from solver.errors import SpecError
 from solver.validate import (
+    MAX_DOCUMENT_BYTES,
     as_bool,
     as_choice,
     as_float,
@@ -22,6 +22,7 @@ from solver.validate import (
     as_name,
     as_optional_float,
     fail,
+    parse_document,
 )
 
 PRECISIONS = ("bf16", "fp8")
@@ -250,7 +251,10 @@ class Accelerator:
         if isinstance(self.aliases, str) or not all(isinstance(a, str) for a in self.aliases):
             raise fail("aliases", "a list of names", self.aliases)
         set_(self, "aliases", tuple(a.lower() for a in self.aliases))
-        set_(self, "family", str(self.family or self.vendor.lower()))
+        for name in ("family", "notes"):
+            if not isinstance(getattr(self, name), str):
+                raise fail(name, "a string", getattr(self, name))
+        set_(self, "family", self.family or self.vendor.lower())
 
     def peak_for(self, precision: str) -> float:
         """Dense peak TFLOP/s for the job's precision; FP8 falls back to BF16 where absent."""
@@ -295,20 +299,15 @@ class Accelerator:
         """Read the format of ``hardware_specs/*.toml``: fields as top-level keys."""
         path = Path(path)
         try:
-            raw = path.read_bytes()
+            with path.open("rb") as handle:
+                raw = handle.read(MAX_DOCUMENT_BYTES + 1)  # a larger file is refused whole
         except OSError as err:
-            raise SpecError(f"{path}: cannot read ({err.strerror})") from None
+            raise SpecError(f"{path}: cannot read ({err.strerror or err})") from None
         return cls.from_toml_bytes(raw, where=str(path))
 
     @classmethod
     def from_toml_bytes(cls, raw: bytes, *, where: str) -> Accelerator:
-        path = where
-        if len(raw) > 1_000_000:
-            raise SpecError(f"{path}: expected an accelerator TOML file, got {len(raw)} bytes")
-        try:
-            data = tomllib.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-            raise SpecError(f"{path}: not valid TOML ({err})") from None
+        data = parse_document(raw, where=where, fmt="toml", what="an accelerator TOML file")
         return cls.from_mapping(data, where=where)
 
     def to_dict(self) -> dict[str, Any]:

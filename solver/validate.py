@@ -5,7 +5,11 @@ Messages follow one form: ``<field>: expected <what>, got <value>``.
 
 from __future__ import annotations
 
+import difflib
+import json
 import math
+import re
+import tomllib
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,6 +18,12 @@ from solver.errors import SpecError
 #: Largest value accepted for counts (layers, GPUs, batch): far above any real job, small
 #: enough that products of several of them stay exact in int64.
 MAX_COUNT = 10_000_000
+
+#: Largest token count accepted: a thousand times any published pre-training run.
+MAX_TOKENS = 1e18
+
+_TOKEN_SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
+_TOKENS = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*$")
 
 
 def fail(field: str, expected: str, got: Any) -> SpecError:
@@ -46,6 +56,9 @@ def as_float(
     number = float(value)
     too_small = number <= minimum if strict else number < minimum
     if not math.isfinite(number) or too_small or number > maximum:
+        if maximum < 1e30:
+            low = "(" if strict else "["
+            raise fail(field, f"a number in {low}{minimum:g}, {maximum:g}]", value)
         relation = ">" if strict else ">="
         raise fail(field, f"a finite number {relation} {minimum:g}", value)
     return number
@@ -72,3 +85,85 @@ def as_name(field: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > 200:
         raise fail(field, "a non-empty name", value)
     return value.strip()
+
+
+def as_tokens(field: str, value: Any) -> float:
+    """A token count: a number, or text like ``300e9``, ``300B``, ``15T``; in [1, 1e18)."""
+    if isinstance(value, str):
+        match = _TOKENS.match(value)
+        if not match:
+            raise fail(field, "a token count like 300e9, 300B or 15T", value)
+        number = float(match.group(1)) * _TOKEN_SUFFIX[match.group(2).lower()]
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        raise fail(field, "a token count like 300e9, 300B or 15T", value)
+    if not (1.0 <= number < MAX_TOKENS):
+        raise fail(field, f"a token count in [1, {MAX_TOKENS:g})", value)
+    return number
+
+
+def close_matches(name: str, options: Iterable[str], listed: Iterable[str] | None = None) -> str:
+    """``; did you mean a, b?`` for the options close to ``name``, else a short list of
+    ``listed`` (default: the options)."""
+    known = sorted(set(options))
+    close = difflib.get_close_matches(str(name).lower(), known, n=3, cutoff=0.5)
+    if close:
+        return f"; did you mean {', '.join(close)}?"
+    names = sorted(set(listed)) if listed is not None else known
+    more = f", ... ({len(names)} in all)" if len(names) > 20 else ""
+    return f"; known: {', '.join(names[:20])}{more}"
+
+
+#: Largest file read as a document (model, hardware, scenario): each is a few KiB.
+MAX_DOCUMENT_BYTES = 1_000_000
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise SpecError(f"duplicate key {key!r}")
+        seen[key] = value
+    return seen
+
+
+def parse_document(raw: bytes, *, where: str, fmt: str, what: str,
+                   limit: int = MAX_DOCUMENT_BYTES) -> dict[str, Any]:
+    """Decode a TOML (``fmt="toml"``) or JSON document into its top-level table.
+
+    Every way bytes can be wrong -- too large, not UTF-8, not valid TOML or JSON, numbers with
+    thousands of digits, nesting deep enough to exhaust the stack, duplicate JSON keys, a
+    top level that is not a table -- is one ``SpecError`` starting with ``where``; ``what`` says
+    what the file should have been (``"a model file"``).
+    """
+    if len(raw) > limit:
+        raise SpecError(f"{where}: file too large for {what} ({len(raw)} bytes, limit {limit})")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise SpecError(f"{where}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset "
+                        f"{err.start}); expected {what}") from None
+    name = "TOML" if fmt == "toml" else "JSON"
+    data: Any
+    try:
+        data = tomllib.loads(text) if fmt == "toml" else json.loads(
+            text, object_pairs_hook=_no_duplicates)
+    except RecursionError:
+        raise SpecError(f"{where}: not valid {name} (nested too deeply)") from None
+    except (SpecError, ValueError) as err:  # TOMLDecodeError, JSONDecodeError, huge integers
+        detail = " ".join(str(err).split())
+        if "integer string conversion" in detail:
+            detail = "a number with thousands of digits"
+        if len(detail) > 160:
+            detail = detail[:157] + "..."
+        raise SpecError(f"{where}: not valid {name} ({detail})") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{where}: expected a table of fields at the top level, got "
+                        f"{_kind(data)}")
+    return data
+
+
+def _kind(value: Any) -> str:
+    return {list: "an array", str: "a string", int: "a number", float: "a number",
+            bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
