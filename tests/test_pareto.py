@@ -36,6 +36,14 @@ ISSUE = ["pareto", "--model", "llama3-70b", "--tokens", "15T", "--gpu", "h100-sx
          "--gpu", "a100-sxm4-80gb", "--max-gpus", "4096", "--workers", "1"]
 
 
+def needs_matplotlib() -> None:
+    """Skip unless the optional extra ``gpuplan[plot]`` (matplotlib) is importable."""
+    try:
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        pytest.skip("matplotlib (gpuplan[plot]) is not installed")
+
+
 def _est(plan: solver.Plan) -> solver.Estimate:
     assert plan.estimate is not None
     return plan.estimate
@@ -175,7 +183,7 @@ def test_plot_needs_a_png_or_svg_name(capsys: pytest.CaptureFixture[str]) -> Non
 @pytest.mark.parametrize("suffix", [".png", ".svg"])
 def test_plot_writes_the_file(suffix: str, tmp_path: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("matplotlib")
+    needs_matplotlib()
     target = tmp_path / f"front{suffix}"
     assert run([*ISSUE, "--points", "5", "--plot", str(target)]) == 0
     assert f"wrote {target}" in capsys.readouterr().err
@@ -184,7 +192,7 @@ def test_plot_writes_the_file(suffix: str, tmp_path: Path,
 
 
 def test_library_plot(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
+    needs_matplotlib()
     front = pareto_front(SMALL_JOB, SMALL_LIMITS, points=4, workers=1)
     assert isinstance(front, ParetoFront)
     path = front.plot(tmp_path / "small.svg")
