@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from solver.search.rows import Question
 
 SLACK = 1e-9  # relative: float noise must never turn a tie into a cut
+#: Above this many shapes, a memory-only probe runs first (it pays off on large questions).
+MEMORY_FIRST_SHAPES = 20_000
 
 
 @dataclass(frozen=True)
@@ -119,13 +121,14 @@ def tighten(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndarray,
     shapes, dp_min, dp_max = take_shapes(shapes, alive), dp_min[alive], dp_max[alive]
     if len(shapes) == 0:
         return shapes, dp_min, dp_max, None
-    # Memory first (cheaper than a full evaluation): most shapes of a large model never fit.
-    everyone = np.arange(len(shapes))
-    smallest = memory(q.js, _layouts(shapes, everyone, dp_max, np.ones_like(dp_max))).total
-    fits = np.flatnonzero(smallest <= q.hw.memory_bytes[shapes.accel])
-    shapes, dp_min, dp_max = take_shapes(shapes, fits), dp_min[fits], dp_max[fits]
-    if len(shapes) == 0:
-        return shapes, dp_min, dp_max, None
+    if len(shapes) > MEMORY_FIRST_SHAPES:
+        # Memory first (cheaper than a full evaluation): most shapes of a large model never fit.
+        everyone = np.arange(len(shapes))
+        smallest = memory(q.js, _layouts(shapes, everyone, dp_max, np.ones_like(dp_max))).total
+        fits = np.flatnonzero(smallest <= q.hw.memory_bytes[shapes.accel])
+        shapes, dp_min, dp_max = take_shapes(shapes, fits), dp_min[fits], dp_max[fits]
+        if len(shapes) == 0:
+            return shapes, dp_min, dp_max, None
     everyone = np.arange(len(shapes))
     probe = evaluate_arrays(job, _layouts(shapes, everyone, dp_max, np.ones_like(dp_max)),
                             q.hw, q.calibration, q.js)

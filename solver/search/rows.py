@@ -196,7 +196,7 @@ def _best_first(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndar
     worst = floors.worst(dp_min, dp_max)
     start_floor = float(finite.min())
     last_floor = float(np.max(np.where(np.isfinite(worst), worst, best_floor)))
-    low, gap = -np.inf, max(abs(start_floor) * 0.01, 1e-12)
+    low, gap = -np.inf, max(abs(start_floor) * 0.1, 1e-12)
     high = start_floor + gap
     found = np.zeros(0)  # the K best feasible objective values so far
     while True:
@@ -220,7 +220,7 @@ def _best_first(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndar
             if not parts:
                 parts.append(rows_for(q, shapes, idx[:0], dp[:0]))
             return _joined(parts, complete=True)
-        low, gap = high, gap * 2
+        low, gap = high, gap * 3
         high = min(incumbent, high + gap) if np.isfinite(incumbent) else high + gap
         high = max(high, low)
 
