@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from typing import Annotated, Any
 
@@ -12,20 +11,12 @@ import typer
 from solver import catalog, plugins
 from solver.errors import SpecError
 from solver.specs import ModelSpec, TrainingJob
-
-_SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
-_TOKENS = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*$")
+from solver.validate import as_tokens
 
 
 def parse_tokens(text: str, *, field: str = "--tokens") -> float:
-    """``300e9``, ``300B``, ``15T``, ``2.5e12`` -> a positive number of tokens."""
-    match = _TOKENS.match(text)
-    if not match:
-        raise SpecError(f"{field}: expected a token count like 300e9, 300B or 15T, got {text!r}")
-    value = float(match.group(1)) * _SUFFIX[match.group(2).lower()]
-    if not 0 < value < 1e18:
-        raise SpecError(f"{field}: expected a positive token count below 1e18, got {text!r}")
-    return value
+    """``300e9``, ``300B``, ``15T``, ``2.5e12`` -> a number of tokens in [1, 1e18)."""
+    return as_tokens(field, text)
 
 
 ModelOpt = Annotated[str, typer.Option("--model", help="Preset name or model file "

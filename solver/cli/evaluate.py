@@ -23,6 +23,7 @@ from solver.cli.common import (
     parse_cost_params,
     print_json,
 )
+from solver.cli.output import OutputOpt, stdout_to, wants_json
 from solver.errors import SpecError
 from solver.specs import Layout
 
@@ -47,6 +48,7 @@ def evaluate(
     flash_attention: FlashOpt = True,
     cost_model: CostModelOpt = None,
     cost_param: CostParamOpt = None,
+    output: OutputOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Estimate time, memory, cost, energy and CO2 of one layout (Megatron-LM semantics)."""
@@ -65,7 +67,8 @@ def evaluate(
                                   cost_params=cost_params)
     except SpecError as err:
         raise as_option_error(err) from None
-    if json_out:
-        print_json(est.to_dict())
-    else:
-        render.estimate(est)
+    with stdout_to(output):
+        if wants_json(output, json_out):
+            print_json(est.to_dict())
+        else:
+            render.estimate(est)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -12,23 +13,16 @@ from solver.cli import render
 from solver.cli.common import (
     CostModelOpt,
     CostParamOpt,
-    FlashOpt,
-    GlobalBatchOpt,
     JsonOpt,
-    ModelOpt,
-    PrecisionOpt,
-    SeqLenOpt,
-    TokensOpt,
     as_option_error,
-    build_job,
     parse_cost_params,
     print_json,
 )
 from solver.cli.export import ExportOpt, check_format, emit
+from solver.cli.output import OutputOpt, stdout_to, wants_json
 from solver.errors import SpecError
 from solver.plan import Plan
-from solver.search.solve import solve as run_solve
-from solver.specs import Limits
+from solver.scenario import Scenario, Values, build, check_value, read_values
 
 Fix = Annotated[int | None, typer.Option(help="Fix this layout dimension.", show_default=False)]
 
@@ -50,9 +44,33 @@ class Progress:
             sys.stderr.write("\r\x1b[2K")
 
 
+#: The option that sets each scenario key (errors name it).
+OPTIONS = {
+    "model": "--model", "tokens": "--tokens", "seq_len": "--seq-len",
+    "global_batch": "--global-batch", "precision": "--precision",
+    "flash_attention": "--flash-attention", "accelerators": "--gpu", "gpus": "--gpus",
+    "max_gpus": "--max-gpus", "deadline_days": "--deadline-days", "budget_usd": "--budget-usd",
+    "tp": "--tp", "pp": "--pp", "dp": "--dp", "cp": "--cp", "ep": "--ep", "vp": "--vp",
+    "micro_batch": "--micro-batch", "zero_stage": "--zero", "recompute": "--recompute",
+    "objective": "--objective", "time_limit": "--time-limit", "top": "--top",
+    "workers": "--workers", "seed": "--seed", "cost_model": "--cost-model",
+    "cost_params": "--cost-param",
+}
+
+ScenarioArg = Annotated[Path | None, typer.Argument(
+    help="Scenario file (TOML; docs/scenarios.md). Options given here override its values.",
+    show_default=False, metavar="[SCENARIO.toml]")]
+
+
 def solve(
-    model: ModelOpt,
-    tokens: TokensOpt,
+    scenario: ScenarioArg = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", help="Preset name or model file (TOML/JSON, or a Hugging Face "
+        "config.json); required unless the scenario gives [model].", show_default=False)
+    ] = None,
+    tokens: Annotated[str | None, typer.Option(
+        "--tokens", help="Training tokens: 300e9, 300B, 15T; required unless the scenario "
+        "gives them.", show_default=False)] = None,
     gpu: Annotated[list[str] | None, typer.Option("--gpu", help="Candidate accelerator "
                                                   "(repeatable; default: all).")] = None,
     gpus: Annotated[int | None, typer.Option("--gpus", help="Exactly this many "
@@ -61,16 +79,29 @@ def solve(
                                                  "accelerators.")] = None,
     deadline_days: Annotated[float | None, typer.Option("--deadline-days")] = None,
     budget_usd: Annotated[float | None, typer.Option("--budget-usd")] = None,
-    objective: Annotated[str, typer.Option("--objective", help="time|cost|gpus|energy")
-                         ] = "time",
-    global_batch: GlobalBatchOpt = 0,
-    seq_len: SeqLenOpt = 0,
-    precision: PrecisionOpt = "bf16",
-    flash_attention: FlashOpt = True,
-    time_limit: Annotated[float, typer.Option("--time-limit", help="Seconds.")] = 60.0,
-    top: Annotated[int, typer.Option("--top", help="List the K best distinct layouts.")] = 1,
-    workers: Annotated[int, typer.Option("--workers", help="CP-SAT workers.")] = 2,
-    seed: Annotated[int, typer.Option("--seed", help="CP-SAT random seed.")] = 0,
+    objective: Annotated[str | None, typer.Option(
+        "--objective", help="time|cost|gpus|energy (default: time).", show_default=False)
+    ] = None,
+    global_batch: Annotated[int | None, typer.Option(
+        "--global-batch", help="Sequences per optimizer step (default: the solver chooses).",
+        show_default=False)] = None,
+    seq_len: Annotated[int | None, typer.Option(
+        "--seq-len", help="Sequence length (default: the model's).", show_default=False)
+    ] = None,
+    precision: Annotated[str | None, typer.Option(
+        "--precision", help="bf16 or fp8 (default: bf16).", show_default=False)] = None,
+    flash_attention: Annotated[bool | None, typer.Option(
+        "--flash-attention/--no-flash-attention", help="Attention kernels that never store "
+        "the scores (default: on).", show_default=False)] = None,
+    time_limit: Annotated[float | None, typer.Option(
+        "--time-limit", help="Seconds (default: 60).", show_default=False)] = None,
+    top: Annotated[int | None, typer.Option(
+        "--top", help="List the K best distinct layouts (default: 1).", show_default=False)
+    ] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", help="CP-SAT workers (default: 2).", show_default=False)] = None,
+    seed: Annotated[int | None, typer.Option(
+        "--seed", help="CP-SAT random seed (default: 0).", show_default=False)] = None,
     tp: Fix = None, pp: Fix = None, dp: Fix = None, cp: Fix = None, ep: Fix = None,
     vp: Fix = None,
     micro_batch: Annotated[int | None, typer.Option("--micro-batch", show_default=False)
@@ -80,39 +111,58 @@ def solve(
     cost_model: CostModelOpt = None,
     cost_param: CostParamOpt = None,
     export: ExportOpt = None,
+    output: OutputOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Find the best layout: accelerator, count, tp/pp/dp/cp/ep/vp, batch, ZeRO, recompute."""
     check_format(export)
-    job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention)
-    fixed: dict[str, Any] = {k: v for k, v in {
-        "tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep, "vp": vp, "micro_batch": micro_batch,
-        "zero_stage": zero, "recompute": recompute}.items() if v is not None}
-    try:
-        limits = Limits(accelerators=tuple(gpu or ()), gpus=gpus, max_gpus=max_gpus,
-                        deadline_days=deadline_days, budget_usd=budget_usd, fixed=fixed)
-    except SpecError as err:
-        message = str(err).replace("fixed.zero_stage", "zero").replace("fixed.", "")
-        raise as_option_error(SpecError(message)) from None
-    if workers < 1:
-        raise SpecError(f"--workers: expected an integer >= 1, got {workers}")
-    cost_params = parse_cost_params(cost_param)
-    progress = Progress()
-    try:
-        plan = run_solve(job, limits, objective=objective, time_limit_s=time_limit,
-                         workers=workers, seed=seed, top=top, progress=progress,
-                         cost_model=cost_model, cost_params=cost_params)
-    except SpecError as err:
-        raise as_option_error(err) from None
-    finally:
-        progress.done()
-    if export is not None:
-        raise typer.Exit(emit(plan, job, export, json_out=json_out, show=show))
-    if json_out:
-        print_json(plan.to_dict())
-    else:
-        show(plan)
-    raise typer.Exit(plan.exit_code)
+    options = {
+        "model": model, "tokens": tokens, "seq_len": seq_len, "global_batch": global_batch,
+        "precision": precision, "flash_attention": flash_attention,
+        "accelerators": gpu or None, "gpus": gpus, "max_gpus": max_gpus,
+        "deadline_days": deadline_days, "budget_usd": budget_usd, "tp": tp, "pp": pp, "dp": dp,
+        "cp": cp, "ep": ep, "vp": vp, "micro_batch": micro_batch, "zero_stage": zero,
+        "recompute": recompute, "objective": objective, "time_limit": time_limit, "top": top,
+        "workers": workers, "seed": seed, "cost_model": cost_model}
+    question = merged_question(scenario, options, parse_cost_params(cost_param))
+    with stdout_to(output):
+        progress = Progress()
+        try:
+            plan = question.solve(progress=progress)
+        except SpecError as err:
+            raise as_option_error(err) from None
+        finally:
+            progress.done()
+        json_out = wants_json(output, json_out)
+        if export is not None:
+            raise typer.Exit(emit(plan, question.job, export, json_out=json_out, show=show))
+        if json_out:
+            print_json(plan.to_dict())
+        else:
+            show(plan)
+        raise typer.Exit(plan.exit_code)
+
+
+def merged_question(scenario: Path | None, options: dict[str, Any],
+                    cost_params: dict[str, str]) -> Scenario:
+    """The scenario file's values with the options given on the command line over them."""
+    given = read_values(scenario) if scenario is not None else Values()
+    if options["gpus"] is not None or options["max_gpus"] is not None:
+        # --gpus and --max-gpus are alternatives: either replaces the file's count limits.
+        for key in ("gpus", "max_gpus"):
+            given.values.pop(key, None)
+            given.origins.pop(key, None)
+    for key, value in options.items():
+        if value is not None:
+            given.set(key, check_value(key, value, OPTIONS[key]), OPTIONS[key])
+    if cost_params:
+        file_params = given.values.get("cost_params")
+        if file_params:  # the file's own parameters are checked under the file's name
+            build(given, OPTIONS)
+        merged = {**(file_params or {}), **cost_params}
+        given.set("cost_params", check_value("cost_params", merged, OPTIONS["cost_params"]),
+                  OPTIONS["cost_params"])
+    return build(given, OPTIONS)
 
 
 def show(plan: Plan) -> None:

@@ -1,0 +1,118 @@
+"""``--output FILE``: a command's result written whole or not at all.
+
+What the command would print on stdout (its JSON, or its table without colours) is collected and
+written to a temporary file in FILE's folder, then renamed over FILE (``os.replace``, atomic on
+POSIX and Windows). A command that fails (invalid input, a bug, Ctrl-C) leaves FILE as it was
+and no temporary file behind. The folder is checked before any work, so that a long solve never
+ends in "cannot write".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from solver.cli import render
+from solver.errors import SpecError
+
+OutputOpt = Annotated[Path | None, typer.Option(
+    "--output", "-o", help="Write the result to this file instead of stdout, whole or not at "
+    "all (JSON with --json or a .json name, else the table).", show_default=False,
+    metavar="FILE")]
+
+
+def wants_json(path: Path | None, json_out: bool) -> bool:
+    """``--json``, or an output file named ``*.json``."""
+    return json_out or (path is not None and path.suffix.lower() == ".json")
+
+
+def check_target(path: Path, option: str = "--output") -> None:
+    """Refuse a target that cannot be written: a folder, a missing or read-only folder."""
+    text = str(path)
+    try:
+        is_dir = path.is_dir()
+        folder = path.parent
+        folder_ok = folder.is_dir()
+        writable = os.access(folder, os.W_OK | os.X_OK) if folder_ok else False
+        read_only = path.exists() and not os.access(path, os.W_OK)
+    except (OSError, ValueError) as err:  # a name too long, a NUL byte
+        raise SpecError(f"{option}: cannot write {text!r:.80} "
+                        f"({getattr(err, 'strerror', None) or err})") from None
+    if is_dir:
+        raise SpecError(f"{option}: expected a file name, got the folder {text!r:.80}")
+    if not folder_ok:
+        raise SpecError(f"{option}: no such folder {str(folder)!r:.80}")
+    if not writable:
+        raise SpecError(f"{option}: cannot write in the folder {str(folder)!r:.80}")
+    if read_only:
+        raise SpecError(f"{option}: {text!r:.80} is read-only")
+
+
+def write_atomic(path: Path, text: str, option: str = "--output") -> None:
+    """Write ``text`` to ``path`` whole or not at all.
+
+    A symbolic link is followed (the file it points to is replaced, the link kept). A target
+    that exists and is no regular file (``/dev/stdout``, a named pipe) cannot be replaced: it is
+    written to directly.
+    """
+    try:
+        target = path.resolve() if path.is_symlink() else path
+        special = target.exists() and not target.is_file()
+    except (OSError, ValueError) as err:
+        raise SpecError(f"{option}: cannot write {str(path)!r:.80} "
+                        f"({getattr(err, 'strerror', None) or err})") from None
+    tmp = None
+    try:
+        if special:
+            with target.open("w", encoding="utf-8", newline="") as out:
+                out.write(text)
+            return
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; a new file gets the usual mode
+        os.replace(tmp, target)
+        tmp = None
+    except OSError as err:
+        raise SpecError(f"{option}: cannot write {str(path)!r:.80} "
+                        f"({err.strerror or err})") from None
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+@contextlib.contextmanager
+def stdout_to(path: Path | None) -> Iterator[None]:
+    """Collect stdout inside the block and write it to ``path`` when the block ends with a
+    result (normally, or with ``typer.Exit``: an infeasible plan is a result too). Without a
+    path, stdout is left alone."""
+    if path is None:
+        yield
+        return
+    check_target(path)
+    buffer = io.StringIO()
+    terminal = render.console
+    # The tables go to the file as plain text, whatever the terminal supports.
+    render.console = Console(file=buffer, highlight=False, color_system=None)
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield
+    except typer.Exit:
+        write_atomic(path, buffer.getvalue())
+        raise
+    finally:
+        render.console = terminal
+    write_atomic(path, buffer.getvalue())

@@ -1,0 +1,405 @@
+"""Scenario files: one planning question in a TOML file (``gpuplan solve scenario.toml``).
+
+A scenario holds what ``gpuplan solve`` takes as options, in sections (``docs/scenarios.md``):
+
+    description = "..."            # optional, shown nowhere but kept
+    [model]   preset = NAME | path = FILE | the ModelSpec fields inline
+    [job]     tokens, seq_len, global_batch, precision, flash_attention
+    [limits]  accelerators, gpus, max_gpus, deadline_days, budget_usd, tokens_per_step
+    [fixed]   tp, pp, dp, cp, ep, vp, micro_batch, zero_stage, recompute
+    [solve]   objective, time_limit, top, workers, seed, cost_model, [solve.cost_params]
+
+Every key is checked when the file is read, and an unknown key is an error naming its section
+(with close matches). Values are kept with their *origin* (``file.toml: [limits] max_gpus`` or a
+command-line option such as ``--max-gpus``) so that every error names where the bad value came
+from. ``build()`` assembles a validated ``Scenario`` from values of any origin: the CLI merges
+its options over the file's values and calls it. No I/O beyond reading the files named, no
+printing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from solver import catalog
+from solver.errors import SpecError
+from solver.model_files import load_model_file, model_from_mapping
+from solver.plan import OBJECTIVES, Plan
+from solver.specs import LAYOUT_FIELDS, PRECISIONS, RECOMPUTE_MODES, Limits, ModelSpec, TrainingJob
+from solver.validate import (
+    MAX_COUNT,
+    as_bool,
+    as_choice,
+    as_float,
+    as_int,
+    as_tokens,
+    close_matches,
+    fail,
+    parse_document,
+)
+
+#: The keys of each section (``model`` is special: ``preset``, ``path`` or ModelSpec fields).
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "job": ("tokens", "seq_len", "global_batch", "precision", "flash_attention"),
+    "limits": ("accelerators", "gpus", "max_gpus", "deadline_days", "budget_usd",
+               "tokens_per_step"),
+    "fixed": LAYOUT_FIELDS,
+    "solve": ("objective", "time_limit", "top", "workers", "seed", "cost_model",
+              "cost_params"),
+}
+TOP_LEVEL = ("description", "model", *SECTIONS)
+MODEL_SOURCES = ("preset", "path")
+
+#: Bounds on the solve options: a week of search, 100 alternatives, 256 CP-SAT workers (the
+#: solver refuses far more), CP-SAT's 32-bit seed.
+MAX_TIME_LIMIT_S = 7 * 86_400.0
+MAX_TOP = 100
+MAX_WORKERS = 256
+MAX_SEED = 2**31 - 1
+
+DEFAULTS: dict[str, Any] = {
+    "seq_len": 0, "global_batch": 0, "precision": "bf16", "flash_attention": True,
+    "objective": "time", "time_limit": 60.0, "top": 1, "workers": 2, "seed": 0,
+    "cost_model": None,
+}
+
+
+def check_value(key: str, value: Any, label: str) -> Any:
+    """One value, checked and normalised; errors start with ``label`` (its origin)."""
+    if key == "model":
+        return value if isinstance(value, ModelSpec) else catalog.model(value, field=label)
+    if key == "tokens":
+        return as_tokens(label, value)
+    if key in ("seq_len", "global_batch"):
+        return as_int(label, value, minimum=0)  # 0: the model's length, the solver's choice
+    if key == "precision":
+        return as_choice(label, value, PRECISIONS)
+    if key == "flash_attention":
+        return as_bool(label, value)
+    if key == "accelerators":
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(names, (list, tuple)) or not names:
+            raise fail(label, "a list of accelerator names", value)
+        return tuple(dict.fromkeys(catalog.accelerator(n, field=label).name for n in names))
+    if key in ("gpus", "max_gpus"):
+        return as_int(label, value)
+    if key in ("deadline_days", "budget_usd"):
+        return as_float(label, value)
+    if key == "tokens_per_step":
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise fail(label, "a pair [low, high] of tokens per optimizer step", value)
+        low, high = (as_tokens(label, v) for v in value)
+        if low > high:
+            raise fail(label, "low <= high", list(value))
+        return (low, high)
+    if key == "recompute":
+        return as_choice(label, value, RECOMPUTE_MODES)
+    if key == "zero_stage":
+        return as_int(label, value, minimum=0, maximum=3)
+    if key in LAYOUT_FIELDS:
+        return as_int(label, value)
+    if key == "objective":
+        return as_choice(label, value, OBJECTIVES)
+    if key == "time_limit":
+        return as_float(label, value, maximum=MAX_TIME_LIMIT_S)
+    if key == "top":
+        return as_int(label, value, maximum=MAX_TOP)
+    if key == "workers":
+        return as_int(label, value, maximum=MAX_WORKERS)
+    if key == "seed":
+        return as_int(label, value, minimum=0, maximum=MAX_SEED)
+    if key == "cost_model":
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise fail(label, "a cost model name", value)
+        return catalog.cost_model(value, field=label).name
+    if key == "cost_params":
+        if not isinstance(value, Mapping):
+            raise fail(label, "a table of KEY = VALUE", value)
+        for k, v in value.items():
+            if isinstance(v, bool) or not isinstance(v, (str, int, float)):
+                raise fail(f"{label}.{k}", "a number or a text", v)
+        return dict(value)
+    raise SpecError(f"{label}: unknown key")  # not reached: keys are checked before
+
+
+# --------------------------------------------------------------------------------------------
+# Reading a file.
+
+
+@dataclass
+class Values:
+    """Scenario values by key (``tokens``, ``max_gpus``, ``tp``, ``model``, ...), each with the
+    origin that errors name."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def set(self, key: str, value: Any, origin: str) -> None:
+        self.values[key] = value
+        self.origins[key] = origin
+
+
+def _table(data: Any, label: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise fail(label, "a table", data)
+    return data
+
+
+def _unknown_key(label: str, key: str, known: tuple[str, ...], what: str = "key") -> SpecError:
+    shown = repr(key) if len(key) <= 60 else repr(key[:57] + "...")
+    return SpecError(f"{label} unknown {what} {shown}{close_matches(key, known)}")
+
+
+def read_values(path: str | Path) -> Values:
+    """The checked values of a scenario file (any key may be absent)."""
+    path = Path(path)
+    where = str(path)
+    if path.suffix.lower() != ".toml":
+        raise SpecError(f"{where}: expected a scenario file ending in .toml, got "
+                        f"{path.suffix or 'no extension'!r} (a model file goes to --model)")
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(1_000_001)
+    except OSError as err:
+        raise SpecError(f"{where}: cannot read the scenario file ({err.strerror or err})"
+                        ) from None
+    data = parse_document(raw, where=where, fmt="toml", what="a scenario file")
+    for key in data:
+        if key not in TOP_LEVEL:
+            raise _unknown_key(f"{where}:", key, TOP_LEVEL, "section")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise fail(f"{where}: description", "a text", description)
+    out = Values(description=description)
+    if "model" in data:
+        out.set("model", _model(_table(data["model"], f"{where}: [model]"), path),
+                f"{where}: [model]")
+    for section, keys in SECTIONS.items():
+        if section not in data:
+            continue
+        table = _table(data[section], f"{where}: [{section}]")
+        for key, value in table.items():
+            if key not in keys:
+                raise _unknown_key(f"{where}: [{section}]", key, keys)
+            label = f"{where}: [{section}] {key}"
+            out.set(key, check_value(key, value, label), label)
+    return out
+
+
+def _model(table: dict[str, Any], path: Path) -> ModelSpec:
+    where = f"{path}: [model]"
+    given = [k for k in MODEL_SOURCES if k in table]
+    fields = [k for k in table if k not in MODEL_SOURCES]
+    if len(given) > 1 or (given and fields):
+        other = given[1] if len(given) > 1 else fields[0]
+        raise SpecError(f"{where}: expected one of preset, path or the model's fields, got "
+                        f"both {given[0]} and {other}")
+    if "preset" in table:
+        preset = table["preset"]
+        if not isinstance(preset, str):
+            raise fail(f"{where} preset", "a preset name", preset)
+        models = catalog.models()
+        if preset not in models:
+            raise SpecError(f"{where} preset: unknown model {preset!r:.60}"
+                            f"{close_matches(preset, models)}")
+        return models[preset]
+    if "path" in table:
+        file = table["path"]
+        if not isinstance(file, str) or not file.strip():
+            raise fail(f"{where} path", "a model file path", file)
+        resolved = Path(file) if Path(file).is_absolute() else path.parent / file
+        try:
+            found = resolved.is_file()
+        except (OSError, ValueError):
+            found = False
+        if not found:
+            raise SpecError(f"{where} path: no such file {str(resolved)!r:.80}")
+        return load_model_file(resolved)
+    if not fields:
+        raise SpecError(f"{where}: expected preset = NAME, path = FILE or the model's fields, "
+                        f"got an empty table")
+    return model_from_mapping({"name": path.stem, **table}, where=where)
+
+
+# --------------------------------------------------------------------------------------------
+# The question.
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One complete planning question: ``solve()`` answers it."""
+
+    job: TrainingJob
+    limits: Limits
+    objective: str = "time"
+    time_limit_s: float = 60.0
+    top: int = 1
+    workers: int = 2
+    seed: int = 0
+    cost_model: str | None = None
+    cost_params: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def solve(self, **options: Any) -> Plan:
+        """``solver.solve`` with this scenario's options (``options`` override them)."""
+        from solver.search.solve import solve
+
+        kwargs: dict[str, Any] = {
+            "objective": self.objective, "time_limit_s": self.time_limit_s, "top": self.top,
+            "workers": self.workers, "seed": self.seed, "cost_model": self.cost_model,
+            "cost_params": dict(self.cost_params), **options}
+        return solve(self.job, self.limits, **kwargs)
+
+
+def _relabel(err: SpecError, origins: Mapping[str, str]) -> SpecError:
+    """``max_gpus: expected ...`` -> ``--max-gpus: expected ...`` (the value's origin)."""
+    head, sep, rest = str(err).partition(":")
+    key = head.removeprefix("fixed.")
+    if sep and key in origins:
+        return SpecError(f"{origins[key]}:{rest}")
+    if sep and head == "time_limit_s" and "time_limit" in origins:
+        return SpecError(f"{origins['time_limit']}:{rest}")
+    return err
+
+
+MISSING = {
+    "model": "a model: a preset name or a model file ([model] in a scenario file)",
+    "tokens": "a number of training tokens (tokens in [job] of a scenario file)",
+}
+
+
+def build(given: Values, names: Mapping[str, str] | None = None) -> Scenario:
+    """A validated ``Scenario`` from checked values (``read_values``, or options).
+
+    ``names`` labels the keys ``given`` has no origin for (the CLI passes its option names).
+    """
+    values = given.values
+    origins = {**(names or {}), **given.origins}
+
+    def label(key: str) -> str:
+        return origins.get(key, key)
+
+    def get(key: str) -> Any:
+        return values.get(key, DEFAULTS.get(key))
+
+    for key, what in MISSING.items():
+        if key not in values:
+            raise SpecError(f"{label(key)}: missing; expected {what}")
+    model = values["model"]
+    if isinstance(model, str):
+        model = catalog.model(model, field=label("model"))
+    gpus, max_gpus = values.get("gpus"), values.get("max_gpus")
+    if gpus is not None and max_gpus is not None and gpus > max_gpus:
+        other = label("max_gpus") if label("max_gpus").startswith("-") else "max_gpus"
+        raise SpecError(f"{label('gpus')}: expected at most {other}={max_gpus}, got {gpus}")
+    try:
+        job = TrainingJob(model=model, tokens=values["tokens"], global_batch=get("global_batch"),
+                          seq_len=get("seq_len"), precision=get("precision"),
+                          flash_attention=get("flash_attention"))
+        fixed = {k: values[k] for k in LAYOUT_FIELDS if k in values}
+        limits = Limits(accelerators=tuple(values.get("accelerators", ())), gpus=gpus,
+                        max_gpus=max_gpus, deadline_days=values.get("deadline_days"),
+                        budget_usd=values.get("budget_usd"), fixed=fixed,
+                        **({"tokens_per_step": values["tokens_per_step"]}
+                           if "tokens_per_step" in values else {}))
+    except SpecError as err:
+        raise _relabel(err, origins) from None
+    check_question(job, limits, label)
+    cost_params = dict(values.get("cost_params", {}))
+    if get("cost_model") is not None or cost_params:
+        from solver import costs
+
+        try:
+            costs.resolve(get("cost_model"), cost_params)
+        except SpecError as err:
+            head, sep, rest = str(err).partition(":")
+            if head == "cost_params" and "cost_params" in origins:
+                raise SpecError(f"{origins['cost_params']}:{rest}") from None
+            raise _relabel(err, origins) from None
+    return Scenario(job=job, limits=limits, objective=get("objective"),
+                    time_limit_s=get("time_limit"), top=get("top"), workers=get("workers"),
+                    seed=get("seed"), cost_model=get("cost_model"), cost_params=cost_params,
+                    description=given.description)
+
+
+def load(path: str | Path) -> Scenario:
+    """Read a scenario file into a complete ``Scenario`` (it must give the model and tokens)."""
+    return build(read_values(path))
+
+
+def check_question(job: TrainingJob, limits: Limits,
+                   label: Callable[[str], str] = str) -> None:
+    """Refuse a question whose fixed layout fields can never hold (``SpecError``, exit 2),
+    rather than searching and reporting it infeasible.
+
+    The rules are Megatron-LM's (those ``gpuplan evaluate`` applies, and the search's
+    interleaving rule: ``pp*vp`` divides the layers); each is checked on the fixed fields alone,
+    so it holds whatever the search picks for the others. ``label(key)`` names a field's origin.
+    """
+    m, fixed = job.model, limits.fixed
+    tp, pp, vp = fixed.get("tp"), fixed.get("pp"), fixed.get("vp")
+    cp, ep, dp, mb = fixed.get("cp"), fixed.get("ep"), fixed.get("dp"), fixed.get("micro_batch")
+
+    def refuse(key: str, rule: str, value: Any) -> SpecError:
+        return SpecError(f"{label(key)}: expected {rule}, got {value}")
+
+    name = m.name
+    if tp is not None:
+        if m.heads % tp:
+            raise refuse("tp", f"a divisor of heads={m.heads} of {name}", tp)
+        if not m.uses_mla and m.kv_heads % tp and tp % m.kv_heads:
+            raise refuse("tp", f"a divisor or a multiple of kv_heads={m.kv_heads} of {name}", tp)
+        for what, width in (("ffn_hidden", m.ffn_hidden), ("moe_ffn_hidden", m.moe_ffn_hidden)):
+            if width and width % tp:
+                raise refuse("tp", f"a divisor of {what}={width} of {name}", tp)
+    if ep is not None and m.experts % ep:
+        raise refuse("ep", f"a divisor of experts={m.experts} of {name}" if m.is_moe
+                     else f"1 ({name} is a dense model: no experts to split)", ep)
+    if cp is not None and cp > 1 and job.seq_len % (2 * cp):
+        raise refuse("cp", f"a cp with 2*cp dividing seq_len={job.seq_len} (load-balanced "
+                     "context parallelism)", cp)
+    if pp is not None and pp > m.layers:
+        raise refuse("pp", f"at most layers={m.layers} of {name}", pp)
+    if vp is not None and vp > 1:
+        if pp == 1:
+            raise refuse("vp", "1 when pp=1 (interleaving needs pipeline stages)", vp)
+        if pp and m.layers % (pp * vp):
+            raise refuse("vp", f"a vp with pp*vp dividing layers={m.layers} of {name} "
+                         f"(pp={pp})", vp)
+        if not pp and (m.layers % vp or m.layers // vp < 2):
+            raise refuse("vp", f"a vp with pp*vp dividing layers={m.layers} of {name} for "
+                         "some pp >= 2", vp)
+    if ep is not None and dp is not None and cp is not None and (dp * cp) % ep:
+        raise refuse("ep", f"a divisor of dp*cp={dp * cp}", ep)
+    gb = job.global_batch
+    if gb:
+        for key, size in (("dp", dp), ("micro_batch", mb)):
+            if size is not None and gb % size:
+                raise refuse(key, f"a divisor of global_batch={gb}", size)
+        if dp is not None and mb is not None and gb % (dp * mb):
+            raise refuse("dp", f"dp*micro_batch dividing global_batch={gb}",
+                         f"dp*micro_batch={dp * mb}")
+    elif limits.tokens_per_step[1] < job.seq_len:
+        raise refuse("tokens_per_step", f"room for one sequence of seq_len={job.seq_len} "
+                     "tokens per step", limits.tokens_per_step[1])
+    given = [k for k in ("tp", "pp", "cp", "dp") if k in fixed]
+    product = math.prod(fixed[k] for k in given)
+    shown = f"{'*'.join(given)}={product}"
+    if limits.gpus is not None and limits.gpus % product:
+        raise refuse("gpus", f"a multiple of {shown} (the fixed fields)", limits.gpus)
+    if limits.max_gpus is not None and product > limits.max_gpus:
+        raise refuse("max_gpus", f"at least {shown} (the fixed fields)", limits.max_gpus)
+    if product > MAX_COUNT:
+        raise refuse(given[-1], f"{'*'.join(given)} at most {MAX_COUNT:,} accelerators",
+                     product)
+
+
+__all__ = ["MAX_TIME_LIMIT_S", "MAX_TOP", "MAX_WORKERS", "SECTIONS", "Scenario", "Values",
+           "build", "check_question", "check_value", "load", "read_values"]
