@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -25,6 +26,7 @@ from solver.cli.common import (
     parse_cost_params,
     print_json,
 )
+from solver.cli.output import check_target
 from solver.errors import SpecError
 from solver.estimate import Estimate
 from solver.export import tokens_text
@@ -36,6 +38,7 @@ from solver.pareto import (
     require_matplotlib,
 )
 from solver.pareto import pareto as run_pareto
+from solver.scenario import check_question, check_value
 from solver.specs import Limits
 
 Fix = Annotated[int | None, typer.Option(help="Fix this layout dimension.", show_default=False)]
@@ -90,8 +93,10 @@ def pareto(
             require_matplotlib()
         except SpecError as err:
             raise as_option_error(err) from None
-    if workers < 1:
-        raise SpecError(f"--workers: expected an integer >= 1, got {workers}")
+        check_target(Path(plot), "--plot")
+    time_limit = check_value("time_limit", time_limit, "--time-limit")
+    workers = check_value("workers", workers, "--workers")
+    seed = check_value("seed", seed, "--seed")
     job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention)
     fixed: dict[str, Any] = {k: v for k, v in {
         "tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep, "vp": vp, "micro_batch": micro_batch,
@@ -99,6 +104,7 @@ def pareto(
     try:
         limits = Limits(accelerators=tuple(gpu or ()), max_gpus=max_gpus,
                         deadline_days=deadline_days, budget_usd=budget_usd, fixed=fixed)
+        check_question(job, limits)
         front = run_pareto(job, limits, axes=axis_pair, points=points,
                                  time_limit_s=time_limit, workers=workers, seed=seed,
                                  cost_model=cost_model,
