@@ -26,7 +26,7 @@ from solver.search.rows import DEFAULT_MAX_GPUS
 from solver.search.solve import select_accelerators
 from solver.search.space import enumerate_shapes
 
-ORACLE_MAX_LAYOUTS = 2_000_000
+ORACLE_MAX_LAYOUTS = 20_000_000
 H100 = "h100-sxm5-80gb"
 A100 = "a100-sxm4-80gb"
 
