@@ -15,6 +15,7 @@ from solver.specs import Accelerator, Layout, TrainingJob
 from solver.stepmodel.arrays import HardwareTable, LayoutArrays
 from solver.stepmodel.calibration import DEFAULT_CALIBRATION, Calibration
 from solver.stepmodel.evaluate import Divisibility, divisibility, evaluate_arrays
+from solver.validate import fail
 
 
 def check_divisibility(job: TrainingJob, layout: Layout) -> None:
@@ -47,6 +48,10 @@ def evaluate(job: TrainingJob, layout: Layout, *, accelerator: Accelerator | Non
     the shared energy ones (``pue``, ``utilisation``, ``grid_g_per_kwh``, ``region``). A named
     cost model that cannot price the accelerator raises ``SpecError`` saying what is missing.
     """
+    if not isinstance(job, TrainingJob):
+        raise fail("job", "a solver.TrainingJob", job)
+    if not isinstance(layout, Layout):
+        raise fail("layout", "a solver.Layout", layout)
     if not job.global_batch:
         raise SpecError("global_batch: expected a positive number of sequences per step to "
                         "evaluate a layout, got 0")

@@ -32,6 +32,10 @@ from solver.plan import OBJECTIVES, Plan
 from solver.specs import LAYOUT_FIELDS, PRECISIONS, RECOMPUTE_MODES, Limits, ModelSpec, TrainingJob
 from solver.validate import (
     MAX_COUNT,
+    MAX_SEED,
+    MAX_TIME_LIMIT_S,
+    MAX_TOP,
+    MAX_WORKERS,
     as_bool,
     as_choice,
     as_float,
@@ -53,13 +57,6 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 }
 TOP_LEVEL = ("description", "model", *SECTIONS)
 MODEL_SOURCES = ("preset", "path")
-
-#: Bounds on the solve options: a week of search, 100 alternatives, 256 CP-SAT workers (the
-#: solver refuses far more), CP-SAT's 32-bit seed.
-MAX_TIME_LIMIT_S = 7 * 86_400.0
-MAX_TOP = 100
-MAX_WORKERS = 256
-MAX_SEED = 2**31 - 1
 
 DEFAULTS: dict[str, Any] = {
     "seq_len": 0, "global_batch": 0, "precision": "bf16", "flash_attention": True,

@@ -86,7 +86,12 @@ class ModelSpec:
         as_choice("norm", self.norm, NORMS)
         as_choice("position_embedding", self.position_embedding, POSITION_EMBEDDINGS)
         set_(self, "capacity_factor", as_float("capacity_factor", self.capacity_factor))
-        set_(self, "sources", tuple(str(s) for s in self.sources))
+        if not isinstance(self.description, str):
+            raise fail("description", "a text", self.description)
+        if isinstance(self.sources, (str, bytes)) or not all(
+                isinstance(s, str) for s in self.sources):
+            raise fail("sources", "a list of citation strings", self.sources)
+        set_(self, "sources", tuple(self.sources))
         if self.heads % self.kv_heads:
             raise fail("kv_heads", f"a divisor of heads={self.heads}", self.kv_heads)
         if self.kv_lora_rank == 0 and self.heads * self.head_dim < 1:
@@ -372,7 +377,8 @@ class Limits:
         accels = self.accelerators
         if isinstance(accels, str):
             accels = (accels,)
-        if not all(isinstance(a, str) and a.strip() for a in accels):
+        if not isinstance(accels, (list, tuple)) or not all(
+                isinstance(a, str) and a.strip() for a in accels):
             raise fail("accelerators", "a list of accelerator names", accels)
         object.__setattr__(self, "accelerators", tuple(a.strip().lower() for a in accels))
         if self.gpus is not None:

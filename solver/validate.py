@@ -22,6 +22,13 @@ MAX_COUNT = 10_000_000
 #: Largest token count accepted: a thousand times any published pre-training run.
 MAX_TOKENS = 1e18
 
+#: Bounds on the solve options: a week of search, 100 alternatives, 256 CP-SAT workers (CP-SAT
+#: refuses far more), CP-SAT's 32-bit seed.
+MAX_TIME_LIMIT_S = 7 * 86_400.0
+MAX_TOP = 100
+MAX_WORKERS = 256
+MAX_SEED = 2**31 - 1
+
 _TOKEN_SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 _TOKENS = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([kKmMbBgGtT]?)\s*$")
 
@@ -167,3 +174,12 @@ def parse_document(raw: bytes, *, where: str, fmt: str, what: str,
 def _kind(value: Any) -> str:
     return {list: "an array", str: "a string", int: "a number", float: "a number",
             bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def solve_options(time_limit_s: Any, workers: Any, seed: Any, top: Any
+                  ) -> tuple[float, int, int, int]:
+    """``solver.solve``'s keyword options, checked (``SpecError`` naming the keyword)."""
+    return (as_float("time_limit_s", time_limit_s, maximum=MAX_TIME_LIMIT_S),
+            as_int("workers", workers, maximum=MAX_WORKERS),
+            as_int("seed", seed, minimum=0, maximum=MAX_SEED),
+            as_int("top", top, maximum=MAX_TOP))

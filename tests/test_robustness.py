@@ -360,3 +360,29 @@ def test_memory_stays_bounded_for_ten_million_accelerators() -> None:
     assert done.returncode == 0, done.stderr
     peak_kib = int(done.stdout.split()[-1])
     assert peak_kib < 1_500_000, peak_kib
+
+
+# ------------------------------------------------------------------------------ library calls
+
+
+def test_library_calls_with_wrong_types_raise_spec_error() -> None:
+    import solver
+    from solver.errors import SpecError
+    from solver.validate import solve_options
+
+    job = solver.TrainingJob(model=solver.model("llama3-8b"), tokens=1e12, global_batch=64)
+    layout = solver.Layout(accelerator="h100", tp=8, pp=1, dp=8)
+    with pytest.raises(SpecError, match=r"^job: expected a solver\.TrainingJob"):
+        solver.evaluate("job", layout)  # type: ignore[arg-type]
+    with pytest.raises(SpecError, match=r"^layout: expected a solver\.Layout"):
+        solver.evaluate(job, "tp=8")  # type: ignore[arg-type]
+    with pytest.raises(SpecError, match=r"^accelerators: expected a list of accelerator names"):
+        solver.Limits(accelerators=5)  # type: ignore[arg-type]
+    with pytest.raises(SpecError, match=r"^sources: expected a list of citation strings"):
+        solver.ModelSpec(name="x", layers=2, hidden=64, heads=4, sources="a paper")
+    with pytest.raises(SpecError, match=r"^workers: expected an integer in \[1, 256\]"):
+        solve_options(60, 100_000, 0, 1)
+    with pytest.raises(SpecError, match=r"^seed: expected an integer in \[0, 2147483647\]"):
+        solve_options(60, 2, 2**40, 1)
+    with pytest.raises(SpecError, match=r"^time_limit_s: expected a number in \(0, 604800\]"):
+        solve_options(float("inf"), 2, 0, 1)
