@@ -15,7 +15,7 @@ from typing import Any
 
 from solver.errors import SpecError
 from solver.specs import ModelSpec
-from solver.validate import as_bool, as_int, parse_document
+from solver.validate import as_bool, as_int, close_matches, parse_document
 
 #: Largest model file read, in bytes: a model file or ``config.json`` is a few KiB.
 MAX_FILE_BYTES = 1_000_000
@@ -39,7 +39,8 @@ def model_from_mapping(data: Mapping[str, Any], *, where: str) -> ModelSpec:
         raise SpecError(f"{where}: expected a table of model fields, got {type(data).__name__}")
     unknown = sorted(str(key) for key in data if key not in _FIELDS and key not in DERIVED_KEYS)
     if unknown:
-        raise SpecError(f"{where}: unknown field {unknown[0]!r} (known: {', '.join(_FIELDS)})")
+        raise SpecError(f"{where}: unknown field {_shown(unknown[0])}"
+                        f"{close_matches(unknown[0], _FIELDS)}")
     missing = [name for name in _REQUIRED if name not in data]
     if missing:
         raise SpecError(f"{where}: missing field {missing[0]!r}")

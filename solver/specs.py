@@ -21,6 +21,7 @@ from solver.validate import (
     as_int,
     as_name,
     as_optional_float,
+    close_matches,
     fail,
     parse_document,
 )
@@ -286,8 +287,8 @@ class Accelerator:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise SpecError(f"{where}: unknown field {unknown[0]!r} "
-                            f"(known: {', '.join(sorted(known))})")
+            raise SpecError(f"{where}: unknown field {str(unknown[0])[:60]!r}"
+                            f"{close_matches(str(unknown[0]), known)}")
         required = [f.name for f in dataclasses.fields(cls)
                     if f.default is dataclasses.MISSING
                     and f.default_factory is dataclasses.MISSING]
