@@ -20,6 +20,7 @@ above it. Only strictly worse rows are skipped, so the optimum and its ties are 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 SLACK = 1e-9  # relative: float noise must never turn a tie into a cut
 #: Above this many shapes, a memory-only probe runs first (it pays off on large questions).
 MEMORY_FIRST_SHAPES = 20_000
+PROBE_CHUNK = 200_000
 
 
 @dataclass(frozen=True)
@@ -112,23 +114,39 @@ def take_shapes(shapes: Shapes, keep: np.ndarray) -> Shapes:
 
 
 def tighten(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndarray,
-            objective: str | None) -> tuple[Shapes, np.ndarray, np.ndarray, Floors | None]:
-    """Drop shapes that cannot fit or meet the deadline or budget; floors for the rest."""
+            objective: str | None, stop_at: float | None = None
+            ) -> tuple[Shapes, np.ndarray, np.ndarray, Floors | None, bool]:
+    """Drop shapes that cannot fit or meet the deadline or budget; floors for the rest.
+
+    The last value is False when ``stop_at`` (a ``time.perf_counter()`` value) cut the memory
+    probe short: shapes not probed by then are left out (largest replicas are probed first).
+    """
     from solver.search.rows import _layouts
 
     job, limits = q.job, q.limits
     alive = np.flatnonzero(dp_max >= 1)
     shapes, dp_min, dp_max = take_shapes(shapes, alive), dp_min[alive], dp_max[alive]
+    complete = True
     if len(shapes) == 0:
-        return shapes, dp_min, dp_max, None
+        return shapes, dp_min, dp_max, None, complete
     if len(shapes) > MEMORY_FIRST_SHAPES:
         # Memory first (cheaper than a full evaluation): most shapes of a large model never fit.
-        everyone = np.arange(len(shapes))
-        smallest = memory(q.js, _layouts(shapes, everyone, dp_max, np.ones_like(dp_max))).total
-        fits = np.flatnonzero(smallest <= q.hw.memory_bytes[shapes.accel])
+        order = np.argsort(-(shapes.tp * shapes.pp * shapes.cp), kind="stable")
+        shapes, dp_min, dp_max = take_shapes(shapes, order), dp_min[order], dp_max[order]
+        fits_parts = []
+        for start in range(0, len(shapes), PROBE_CHUNK):
+            if fits_parts and stop_at is not None and time.perf_counter() > stop_at:
+                complete = False
+                break
+            part = np.arange(start, min(len(shapes), start + PROBE_CHUNK))
+            sub = take_shapes(shapes, part)
+            smallest = memory(q.js, _layouts(sub, np.arange(part.size), dp_max[part],
+                                             np.ones(part.size, np.int64))).total
+            fits_parts.append(part[smallest <= q.hw.memory_bytes[sub.accel]])
+        fits = np.concatenate(fits_parts)
         shapes, dp_min, dp_max = take_shapes(shapes, fits), dp_min[fits], dp_max[fits]
         if len(shapes) == 0:
-            return shapes, dp_min, dp_max, None
+            return shapes, dp_min, dp_max, None, complete
     everyone = np.arange(len(shapes))
     probe = evaluate_arrays(job, _layouts(shapes, everyone, dp_max, np.ones_like(dp_max)),
                             q.hw, q.calibration, q.js)
@@ -154,7 +172,7 @@ def tighten(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndarray,
         keep &= ~(cost_rate * replica * (a + b * dp_min) / 3600.0 > limits.budget_usd)
     shapes, dp_min, dp_max = take_shapes(shapes, keep), dp_min[keep], dp_max[keep]
     if objective is None:
-        return shapes, dp_min, dp_max, None
+        return shapes, dp_min, dp_max, None, complete
     rate = {"cost": cost_rate, "energy": energy_rate}.get(objective, np.ones_like(a))
     floors = Floors(objective, a[keep], b[keep], replica[keep], rate[keep])
-    return shapes, dp_min, dp_max, floors
+    return shapes, dp_min, dp_max, floors, complete

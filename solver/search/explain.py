@@ -70,7 +70,12 @@ def _relief(family: str, rows: Rows, ok: np.ndarray, limits: Limits,
     if family == "gpus":
         limit = (f"exactly {limits.gpus:,}" if limits.gpus is not None
                  else f"at most {limits.max_gpus:,}")
-        return (f"gpus: the other limits need at least {int(r.gpus[ok].min()):,} accelerators "
+        fewest, most = int(r.gpus[ok].min()), int(r.gpus[ok].max())
+        if limits.gpus is not None and limits.gpus > most:
+            return (f"gpus: the other limits allow at most {most:,} accelerators (each "
+                    f"layout's data-parallel degree is capped by the global batch) "
+                    f"(limit: {limit})")
+        return (f"gpus: the other limits need at least {fewest:,} accelerators "
                 f"(limit: {limit})")
     if family == "deadline":
         days = float(r.training_days[ok].min())
@@ -88,10 +93,13 @@ def _relief(family: str, rows: Rows, ok: np.ndarray, limits: Limits,
 
 
 def infeasible(job: TrainingJob, accs: list[Accelerator], limits: Limits, hw: HardwareTable,
-               *, calibration: Calibration, time_limit_s: float, seed: int) -> list[str]:
+               *, calibration: Calibration, time_limit_s: float, seed: int,
+               stop_at: float | None = None) -> list[str]:
+    """Why no plan exists; past ``stop_at`` the relaxed space is only partly evaluated and the
+    explanation says so."""
     if not accs:
         return ["accelerators: no candidate accelerator has the figures this question needs"]
-    rows = build_rows(job, accs, limits, hw, relaxed=True, keep_layers=1,
+    rows = build_rows(job, accs, limits, hw, relaxed=True, keep_layers=1, stop_at=stop_at,
                       calibration=calibration)
     if len(rows) == 0:
         return [f"shape: no layout of {job.model.name} satisfies the divisibility rules "
@@ -111,7 +119,9 @@ def infeasible(job: TrainingJob, accs: list[Accelerator], limits: Limits, hw: Ha
                                 seed=seed).status == "infeasible":
             conflict = rest
     names = hw.names
-    lines = []
+    lines = [] if rows.complete else [
+        f"(time limit: the explanation rests on the {rows.evaluated:,} layouts of the relaxed "
+        "question evaluated in time)"]
     for family in conflict:
         others = [f for f in FAMILIES if f != family]
         ok = _mask(rows, others)

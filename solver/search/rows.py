@@ -10,6 +10,7 @@ behind K others that are no worse on both can never be among the K best (exact d
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -143,12 +144,15 @@ def build_rows(job: TrainingJob, accelerators: Sequence[Accelerator], limits: Li
         return _empty_rows(job, hw, q.js, calibration)
     dp_max = _dp_max(q, shapes)
     dp_min = np.ones(len(shapes), np.int64)
-    floors = None
+    floors, probed = None, True
     if not relaxed:
-        shapes, dp_min, dp_max, floors = tighten(q, shapes, dp_min, dp_max, objective)
+        shapes, dp_min, dp_max, floors, probed = tighten(q, shapes, dp_min, dp_max, objective,
+                                                         stop_at)
     if floors is None or objective is None:
-        return _evaluate_all(q, shapes, dp_min, dp_max, keep_layers, stop_at)
-    return _best_first(q, shapes, dp_min, dp_max, floors, keep_layers or 1, stop_at)
+        rows = _evaluate_all(q, shapes, dp_min, dp_max, keep_layers, stop_at)
+    else:
+        rows = _best_first(q, shapes, dp_min, dp_max, floors, keep_layers or 1, stop_at)
+    return rows if probed else dataclasses.replace(rows, complete=False)
 
 
 def _evaluate_all(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndarray,
@@ -200,6 +204,10 @@ def _best_first(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndar
     high = start_floor + gap
     found = np.zeros(0)  # the K best feasible objective values so far
     while True:
+        if stop_at is not None and time.perf_counter() > stop_at and (parts or low > -np.inf):
+            if not parts:
+                parts.append(rows_for(q, shapes, np.zeros(0, np.int64), np.zeros(0, np.int64)))
+            return _joined(parts, complete=False)
         lo, hi = floors.window(low, high, dp_min, dp_max)
         live = np.flatnonzero(lo <= hi)
         idx, dp = candidates(q, take_shapes(shapes, live), lo[live], hi[live])

@@ -205,9 +205,9 @@ def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "t
                         rows=len(kept), notes=tuple(notes))
     say("no plan satisfies every limit; finding which limits conflict")
     reasons = explain.infeasible(job, accs, limits, hw, calibration=calibration,
-                                 time_limit_s=max(1.0, time_limit_s
+                                 time_limit_s=max(MIN_CP_SAT_S, time_limit_s
                                                   - (time.perf_counter() - started)),
-                                 seed=seed)
+                                 seed=seed, stop_at=started + EVALUATION_SHARE * time_limit_s)
     return Plan(status="infeasible", objective=objective, estimate=None,
                 explanation=tuple(reasons + notes), solve_time_s=time.perf_counter() - started,
                 candidates=evaluated, rows=0, notes=tuple(notes))
