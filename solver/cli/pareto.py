@@ -87,13 +87,16 @@ def pareto(
             axis_pair[1] not in SECOND_AXES:
         raise SpecError(f"--axes: expected time,cost or time,gpus (or time,energy), "
                         f"got {axes!r}")
-    if plot is not None:
+    if plot is not None:  # the file name and its folder first, then the optional extra
         try:
             check_plot_path(plot)
-            require_matplotlib()
         except SpecError as err:
             raise as_option_error(err) from None
         check_target(Path(plot), "--plot")
+        try:
+            require_matplotlib()
+        except SpecError as err:
+            raise as_option_error(err) from None
     time_limit = check_value("time_limit", time_limit, "--time-limit")
     workers = check_value("workers", workers, "--workers")
     seed = check_value("seed", seed, "--seed")
