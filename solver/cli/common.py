@@ -39,6 +39,13 @@ CostParamOpt = Annotated[list[str] | None, typer.Option(
     "utilisation, grid_g_per_kwh, region); repeatable.", show_default=False,
     metavar="KEY=VALUE")]
 
+#: Layout fields that ``solve`` and ``pareto`` may fix (the rest is searched).
+Fix = Annotated[int | None, typer.Option(help="Fix this layout dimension.", show_default=False)]
+MicroBatchFix = Annotated[int | None, typer.Option("--micro-batch", show_default=False)]
+ZeroFix = Annotated[int | None, typer.Option("--zero", show_default=False)]
+RecomputeFix = Annotated[str | None, typer.Option("--recompute", show_default=False)]
+
+
 
 def parse_cost_params(items: list[str] | None) -> dict[str, str]:
     """``["pue=1.2", "region=us-central1"]`` -> ``{"pue": "1.2", "region": "us-central1"}``;

@@ -14,13 +14,17 @@ from solver.cli import render
 from solver.cli.common import (
     CostModelOpt,
     CostParamOpt,
+    Fix,
     FlashOpt,
     GlobalBatchOpt,
     JsonOpt,
+    MicroBatchFix,
     ModelOpt,
     PrecisionOpt,
+    RecomputeFix,
     SeqLenOpt,
     TokensOpt,
+    ZeroFix,
     as_option_error,
     build_job,
     parse_cost_params,
@@ -41,7 +45,6 @@ from solver.pareto import pareto as run_pareto
 from solver.scenario import check_question, check_value
 from solver.specs import Limits
 
-Fix = Annotated[int | None, typer.Option(help="Fix this layout dimension.", show_default=False)]
 #: Exit code by front status, as ``solve``'s (INTERFACE.md).
 EXIT_CODES = {"complete": 0, "sampled": 0, "infeasible": 1, "unknown": 3}
 
@@ -73,10 +76,9 @@ def pareto(
     seed: Annotated[int, typer.Option("--seed", help="CP-SAT random seed.")] = 0,
     tp: Fix = None, pp: Fix = None, dp: Fix = None, cp: Fix = None, ep: Fix = None,
     vp: Fix = None,
-    micro_batch: Annotated[int | None, typer.Option("--micro-batch", show_default=False)
-                           ] = None,
-    zero: Annotated[int | None, typer.Option("--zero", show_default=False)] = None,
-    recompute: Annotated[str | None, typer.Option("--recompute", show_default=False)] = None,
+    micro_batch: MicroBatchFix = None,
+    zero: ZeroFix = None,
+    recompute: RecomputeFix = None,
     cost_model: CostModelOpt = None,
     cost_param: CostParamOpt = None,
     json_out: JsonOpt = False,

@@ -13,7 +13,11 @@ from solver.cli import render
 from solver.cli.common import (
     CostModelOpt,
     CostParamOpt,
+    Fix,
     JsonOpt,
+    MicroBatchFix,
+    RecomputeFix,
+    ZeroFix,
     as_option_error,
     parse_cost_params,
     print_json,
@@ -23,8 +27,6 @@ from solver.cli.output import OutputOpt, stdout_to, wants_json
 from solver.errors import SpecError
 from solver.plan import Plan
 from solver.scenario import Scenario, Values, build, check_value, read_values
-
-Fix = Annotated[int | None, typer.Option(help="Fix this layout dimension.", show_default=False)]
 
 
 class Progress:
@@ -104,10 +106,9 @@ def solve(
         "--seed", help="CP-SAT random seed (default: 0).", show_default=False)] = None,
     tp: Fix = None, pp: Fix = None, dp: Fix = None, cp: Fix = None, ep: Fix = None,
     vp: Fix = None,
-    micro_batch: Annotated[int | None, typer.Option("--micro-batch", show_default=False)
-                           ] = None,
-    zero: Annotated[int | None, typer.Option("--zero", show_default=False)] = None,
-    recompute: Annotated[str | None, typer.Option("--recompute", show_default=False)] = None,
+    micro_batch: MicroBatchFix = None,
+    zero: ZeroFix = None,
+    recompute: RecomputeFix = None,
     cost_model: CostModelOpt = None,
     cost_param: CostParamOpt = None,
     export: ExportOpt = None,
