@@ -381,3 +381,22 @@ def test_the_judge_keeps_every_fact_of_the_job() -> None:
     again = solver.evaluate(dataclasses.replace(job, global_batch=plan.estimate.global_batch),
                             plan.estimate.layout)
     assert again.to_dict() == plan.estimate.to_dict()
+
+
+@pytest.mark.parametrize("options", [
+    {"workers": 0}, {"workers": "2"}, {"seed": -1}, {"time_limit_s": 0.0},
+    {"time_limit_s": float("inf")}, {"top": 0}, {"objective": "fast"},
+])
+def test_library_options_are_checked(options: dict[str, Any]) -> None:
+    job = solver.TrainingJob(model=solver.model("llama3-8b"), tokens=1e9)
+    with pytest.raises(solver.SpecError) as err:
+        solve(job, solver.Limits(accelerators=("h100-sxm5-80gb",), max_gpus=8), **options)
+    assert str(err.value).startswith(next(iter(options)))  # names the keyword
+
+
+def test_library_job_and_limits_types_are_checked() -> None:
+    with pytest.raises(solver.SpecError, match="job"):
+        solve("llama3-8b", solver.Limits())  # type: ignore[arg-type]
+    job = solver.TrainingJob(model=solver.model("llama3-8b"), tokens=1e9)
+    with pytest.raises(solver.SpecError, match="limits"):
+        solve(job, {"max_gpus": 8})  # type: ignore[arg-type]

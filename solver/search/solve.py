@@ -35,6 +35,7 @@ from solver.search.rows import (
 from solver.specs import Accelerator, Layout, Limits, TrainingJob
 from solver.stepmodel.arrays import HardwareTable
 from solver.stepmodel.calibration import DEFAULT_CALIBRATION, Calibration
+from solver.validate import solve_options
 
 log = logging.getLogger(__name__)
 
@@ -148,12 +149,13 @@ def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "t
     started = time.perf_counter()
     limits = limits or Limits()
     say = progress or (lambda message: None)
+    if not isinstance(job, TrainingJob):
+        raise SpecError(f"job: expected a TrainingJob, got {type(job).__name__}")
+    if not isinstance(limits, Limits):
+        raise SpecError(f"limits: expected a Limits, got {type(limits).__name__}")
     if objective not in OBJECTIVES:
         raise SpecError(f"objective: expected one of {'|'.join(OBJECTIVES)}, got {objective!r}")
-    if not time_limit_s > 0:
-        raise SpecError(f"time_limit_s: expected a positive number, got {time_limit_s!r}")
-    if top < 1:
-        raise SpecError(f"top: expected an integer >= 1, got {top!r}")
+    time_limit_s, workers, seed, top = solve_options(time_limit_s, workers, seed, top)
     basis = costs.resolve(cost_model, cost_params)
     accs, notes = select_accelerators(limits, objective, basis)
     by_name = {a.name: a for a in accs}
