@@ -13,7 +13,7 @@ from solver.stepmodel.memory import GIB
 SCHEMA_VERSION = 1
 
 
-def _num(value: float, digits: int = 6) -> float | None:
+def json_number(value: float, digits: int = 6) -> float | None:
     """JSON-safe float: NaN (unknown) becomes null; values rounded to ``digits`` significant."""
     if value is None or not math.isfinite(value):
         return None
@@ -59,21 +59,22 @@ class Estimate:
 
     def estimate_dict(self) -> dict[str, Any]:
         return {
-            "step_time_s": _num(self.step_time_s),
-            "tokens_per_s": _num(self.tokens_per_s),
-            "model_tflops_per_gpu": _num(self.model_tflops_per_gpu),
-            "hardware_tflops_per_gpu": _num(self.hardware_tflops_per_gpu),
-            "mfu": _num(self.mfu, 4),
-            "hfu": _num(self.hfu, 4),
-            "training_days": _num(self.training_days),
-            "gpu_hours": _num(self.gpu_hours),
-            "memory_gib_per_gpu": _num(self.memory_gib_per_gpu),
-            "memory_capacity_gib": _num(self.memory_capacity_gib),
-            "memory_breakdown_gib": {k: _num(v) for k, v in self.memory_breakdown_gib.items()},
-            "time_breakdown_s": {k: _num(v) for k, v in self.time_breakdown_s.items()},
-            "cost_usd": _num(self.cost_usd),
-            "energy_mwh": _num(self.energy_mwh),
-            "co2_tonnes": _num(self.co2_tonnes),
+            "step_time_s": json_number(self.step_time_s),
+            "tokens_per_s": json_number(self.tokens_per_s),
+            "model_tflops_per_gpu": json_number(self.model_tflops_per_gpu),
+            "hardware_tflops_per_gpu": json_number(self.hardware_tflops_per_gpu),
+            "mfu": json_number(self.mfu, 4),
+            "hfu": json_number(self.hfu, 4),
+            "training_days": json_number(self.training_days),
+            "gpu_hours": json_number(self.gpu_hours),
+            "memory_gib_per_gpu": json_number(self.memory_gib_per_gpu),
+            "memory_capacity_gib": json_number(self.memory_capacity_gib),
+            "memory_breakdown_gib": {k: json_number(v)
+                                     for k, v in self.memory_breakdown_gib.items()},
+            "time_breakdown_s": {k: json_number(v) for k, v in self.time_breakdown_s.items()},
+            "cost_usd": json_number(self.cost_usd),
+            "energy_mwh": json_number(self.energy_mwh),
+            "co2_tonnes": json_number(self.co2_tonnes),
         }
 
     def to_dict(self) -> dict[str, Any]:

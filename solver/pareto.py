@@ -27,7 +27,7 @@ from typing import Any
 
 from solver.costs import CostModel
 from solver.errors import SpecError
-from solver.estimate import SCHEMA_VERSION, Estimate
+from solver.estimate import SCHEMA_VERSION, Estimate, json_number
 from solver.plan import Plan
 from solver.search.solve import solve
 from solver.specs import Limits, TrainingJob
@@ -67,7 +67,8 @@ class ParetoFront:
         points = []
         for plan, bound in zip(self.points, self.bounds_days, strict=True):
             data = plan.to_dict()
-            data["bound"] = {"deadline_days": bound}
+            # Rounded as the estimates are (rounding keeps estimate <= bound).
+            data["bound"] = {"deadline_days": None if bound is None else json_number(bound)}
             points.append(data)
         return {
             "schema_version": SCHEMA_VERSION,
