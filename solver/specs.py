@@ -27,6 +27,8 @@ from solver.validate import (
 )
 
 PRECISIONS = ("bf16", "fp8")
+#: ZeRO-3 implementations whose overlap of the weight gathers differs (``TrainingJob``).
+ZERO3_IMPLEMENTATIONS = ("fsdp", "deepspeed")
 RECOMPUTE_MODES = ("none", "selective", "full")
 NORMS = ("layernorm", "rmsnorm")
 POSITION_EMBEDDINGS = ("learned", "rope")
@@ -155,7 +157,10 @@ class TrainingJob:
     (Transformer Engine userbuffers, NeMo ``ub_tp_comm_overlap``); ``grad_reduce_overlap``,
     the data-parallel gradient reduction overlapped with the backward pass (bucketed DDP,
     Megatron-LM ``--overlap-grad-reduce``, FSDP); False where it runs after the backward
-    (Megatron-LM's 2021 local DDP).
+    (Megatron-LM's 2021 local DDP); ``zero3_impl``, the software that shards the weights at
+    ZeRO stage 3: ``"fsdp"`` (PyTorch FSDP/FSDP2, Megatron-FSDP: one flat gather per layer,
+    prefetched) or ``"deepspeed"`` (DeepSpeed ZeRO-3 as the published 2021 runs measured it:
+    a part of its gathers never overlaps).
     """
 
     model: ModelSpec
@@ -166,6 +171,7 @@ class TrainingJob:
     flash_attention: bool = True
     tp_comm_overlap: bool = False
     grad_reduce_overlap: bool = True
+    zero3_impl: str = "fsdp"
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelSpec):
@@ -178,6 +184,7 @@ class TrainingJob:
         seq = self.seq_len or self.model.seq_len
         object.__setattr__(self, "seq_len", as_int("seq_len", seq))
         as_choice("precision", self.precision, PRECISIONS)
+        as_choice("zero3_impl", self.zero3_impl, ZERO3_IMPLEMENTATIONS)
         for name in ("flash_attention", "tp_comm_overlap", "grad_reduce_overlap"):
             as_bool(name, getattr(self, name))
 
@@ -224,6 +231,7 @@ class Accelerator:
     matmul_efficiency: float = 0.80
     fp8_matmul_efficiency: float | None = None
     matmul_scale: float | None = None
+    attention_scale: float | None = None
     purchase_usd: float | None = None
     notes: str = ""
 
@@ -246,11 +254,12 @@ class Accelerator:
             if eff8 > 1.0:
                 raise fail("fp8_matmul_efficiency", "a fraction in (0, 1]", eff8)
             set_(self, "fp8_matmul_efficiency", eff8)
-        if self.matmul_scale is not None:
-            ms = as_float("matmul_scale", self.matmul_scale)
-            if ms > 1.0:
-                raise fail("matmul_scale", "a fraction in (0, 1]", ms)
-            set_(self, "matmul_scale", ms)
+        for name in ("matmul_scale", "attention_scale"):
+            if getattr(self, name) is not None:
+                value = as_float(name, getattr(self, name))
+                if value > 1.0:
+                    raise fail(name, "a fraction in (0, 1]", value)
+                set_(self, name, value)
         if isinstance(self.sources, str) or not all(isinstance(s, str) for s in self.sources):
             raise fail("sources", "a list of citation strings", self.sources)
         set_(self, "sources", tuple(self.sources))

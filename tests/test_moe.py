@@ -16,8 +16,9 @@ from solver.stepmodel.memory import GIB, memory, stage_params
 from solver.stepmodel.shape import job_shape
 
 #: Round-number calibration for hand arithmetic: collectives at the full link rate, no latency.
-PLAIN = Calibration(matmul_scale=1.0, layer_overhead_s=0.0, elementwise_traffic=0.0,
-                    scaleup_bus_efficiency=1.0, scaleout_bus_efficiency=1.0, dp_overlap=0.0,
+PLAIN = Calibration(matmul_scale=1.0, attention_scale=1.0, layer_overhead_s=0.0,
+                    elementwise_traffic=0.0, scaleup_bus_efficiency=1.0,
+                    scaleout_bus_efficiency=1.0, dp_overlap=0.0, zero3_exposed_deepspeed=0.0,
                     latency_scaleup_s=0.0, latency_scaleout_s=0.0)
 
 

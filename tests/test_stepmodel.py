@@ -37,7 +37,9 @@ def test_megatron_gpt3_175b_on_1024_a100() -> None:
     job = solver.TrainingJob(model=solver.model(ref["job"]["model"]),
                              tokens=float(ref["job"]["tokens"]),
                              global_batch=ref["job"]["global_batch"],
-                             seq_len=ref["job"]["seq_len"])
+                             seq_len=ref["job"]["seq_len"],
+                             flash_attention=ref["job"]["flash_attention"],
+                             grad_reduce_overlap=ref["job"]["grad_reduce_overlap"])
     est = solver.evaluate(job, solver.Layout(**ref["layout"]))
     expected, tolerance = ref["expected"], ref["tolerance"]
     assert est.layout.gpus == expected["gpus"]

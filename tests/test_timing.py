@@ -4,7 +4,8 @@ The accelerator is conftest's made-up ``test-gpu`` (BF16 100 TFLOP/s, FP8 200, m
 efficiency 0.80 at both, HBM 1000 GB/s, scale-up 100 GB/s in domains of 8, one 10 GB/s NIC per
 accelerator) and the calibration ``PLAIN`` below (matmul_scale 1, no per-layer overhead, no
 elementwise traffic, collectives at the link rate, no latency), so that every number is plain
-arithmetic. The rates: BF16 matmuls 100e12 * 0.8 = 8e13 FLOP/s, FP8 matmuls 1.6e14.
+arithmetic. The rates: BF16 matmuls 100e12 * 0.8 = 8e13 FLOP/s, FP8 matmuls 1.6e14; flash
+attention as fast as the matmuls (attention_scale 1).
 
 The model (``calc``): 4 layers, h = 1024, 8 heads of 128, ffn 4096, V = 1000, s = 1024, RMSNorm,
 no biases, RoPE, untied. Per token, forward:
@@ -34,8 +35,9 @@ from solver.stepmodel.calibration import Calibration
 from solver.stepmodel.memory import layer_activation_bytes, memory
 from solver.stepmodel.shape import job_shape
 
-PLAIN = Calibration(matmul_scale=1.0, layer_overhead_s=0.0, elementwise_traffic=0.0,
-                    scaleup_bus_efficiency=1.0, scaleout_bus_efficiency=1.0, dp_overlap=0.5,
+PLAIN = Calibration(matmul_scale=1.0, attention_scale=1.0, layer_overhead_s=0.0,
+                    elementwise_traffic=0.0, scaleup_bus_efficiency=1.0,
+                    scaleout_bus_efficiency=1.0, dp_overlap=0.5, zero3_exposed_deepspeed=0.0,
                     latency_scaleup_s=0.0, latency_scaleout_s=0.0)
 
 LAYER_3_PASSES = 1.04689827840e-3
@@ -119,6 +121,38 @@ def test_zero3_gathers_hide_under_each_pass(test_gpu: solver.Accelerator) -> Non
     #   dp_comm 3.71454738432e-2 s
     t = run(test_gpu, global_batch=16, tp=1, pp=1, dp=16, zero_stage=3).time_breakdown_s
     assert t["dp_comm"] == pytest.approx(3.71454738432e-2, rel=1e-12)
+
+
+def test_deepspeed_zero3_leaves_a_fraction_of_its_traffic_exposed(
+        test_gpu: solver.Accelerator) -> None:
+    # The ZeRO-3 case above with dp_overlap 1 and zero3_exposed_deepspeed 0.95:
+    #   FSDP (the default): forward 9.82272e-3 - 1.43027077120e-3 = 8.39244922880e-3,
+    #     backward 2.946816e-2 - 2.86054154240e-3 = 2.66076184576e-2; 3.50000676864e-2 s
+    #   DeepSpeed: at least 0.95 of each pass's traffic stays exposed:
+    #     max(0.95 * 9.82272e-3, 8.39244922880e-3) = 9.331584e-3,
+    #     max(0.95 * 2.946816e-2, 2.66076184576e-2) = 2.7994752e-2; 3.7326336e-2 s
+    cal = dataclasses.replace(PLAIN, dp_overlap=1.0, zero3_exposed_deepspeed=0.95)
+    layout = {"global_batch": 16, "tp": 1, "pp": 1, "dp": 16, "zero_stage": 3, "cal": cal}
+    fsdp = run(test_gpu, **layout).time_breakdown_s  # type: ignore[arg-type]
+    deepspeed = run(test_gpu, job_fields={"zero3_impl": "deepspeed"},
+                    **layout).time_breakdown_s  # type: ignore[arg-type]
+    assert fsdp["dp_comm"] == pytest.approx(3.50000676864e-2, rel=1e-12)
+    assert deepspeed["dp_comm"] == pytest.approx(3.7326336e-2, rel=1e-12)
+
+
+def test_flash_attention_runs_at_its_own_efficiency(test_gpu: solver.Accelerator) -> None:
+    # attention_scale 0.5: flash attention at 100e12 * 0.8 * 0.5 = 4e13 FLOP/s, the causal
+    # half of the scores: 1024 * 4,194,304 * 0.5 / 4e13 = 5.36870912e-5 s per forward;
+    #   per layer 3 * (3.2212254720e-4 + 5.36870912e-5) = 1.12742891520e-3 s
+    #   compute 4 * 1.12742891520e-3 + 7.86432e-5 = 4.58835886080e-3 s.
+    # Without flash attention the scores are batched GEMMs at the matmul rate, causal mask or
+    # not: 1024 * 4,194,304 / 8e13 = 5.36870912e-5 s, the same time by another road.
+    cal = dataclasses.replace(PLAIN, attention_scale=0.5)
+    flash = run(test_gpu, tp=1, pp=1, dp=1, cal=cal).time_breakdown_s
+    unfused = run(test_gpu, tp=1, pp=1, dp=1, cal=cal,
+                  job_fields={"flash_attention": False}).time_breakdown_s
+    assert flash["compute"] == pytest.approx(4.58835886080e-3, rel=1e-12)
+    assert unfused["compute"] == pytest.approx(4.58835886080e-3, rel=1e-12)
 
 
 def test_gradient_reduction_overlap_is_a_fact_of_the_run(test_gpu: solver.Accelerator) -> None:

@@ -35,6 +35,7 @@ class JobShape:
     flash_attention: bool
     tp_comm_overlap: bool
     grad_reduce_overlap: bool
+    zero3_impl: str  # "fsdp" or "deepspeed" (TrainingJob.zero3_impl)
     fp8: bool  # linear layers in FP8 (Transformer Engine); attention and LM head in BF16
     # Parameters.
     dense_layer_params: int
@@ -133,6 +134,7 @@ def job_shape(job: TrainingJob) -> JobShape:
         flash_attention=job.flash_attention,
         tp_comm_overlap=job.tp_comm_overlap,
         grad_reduce_overlap=job.grad_reduce_overlap,
+        zero3_impl=job.zero3_impl,
         fp8=fp8,
         dense_layer_params=counts.layer_dense,
         moe_nonexpert_params=counts.layer_moe_nonexpert,

@@ -5,7 +5,8 @@ Per micro-batch and pipeline stage (the slowest of the first and last stage):
   the weights from HBM), plus a fixed overhead per layer and pass (``calibration.py``).
   Forward 1 pass, backward 2; full recomputation repeats the forward, selective the attention
   scores (Korthikanti et al. 2022, sec. 5). With flash attention the causal mask halves the
-  score work that is actually done (Dao 2023, FlashAttention-2, sec. 3.1).
+  score work that is actually done (Dao 2023, FlashAttention-2, sec. 3.1) and the fused
+  kernel runs at ``bf16 peak * matmul_efficiency * attention_scale``.
 - Memory-bound kernels: the layer's stored activations times ``elementwise_traffic`` bytes at
   HBM bandwidth, forward once and backward twice.
 - Tensor (+ sequence) parallelism: 2 all-gathers and 2 reduce-scatters of ``s*b*h`` BF16 per
@@ -18,7 +19,8 @@ Per micro-batch and pipeline stage (the slowest of the first and last stage):
   the bubble adds ``(p-1)/v`` micro-batch times (Narayanan et al. 2021, sec. 2.2).
 Per step: gradient reduction over dp*cp (all-reduce; reduce-scatter + all-gather with the
 distributed optimizer; per micro-batch with ZeRO-2/3, plus ZeRO-3's weight all-gathers in
-forward and backward), partly hidden behind the backward pass; and the Adam update, memory-
+forward and backward), partly hidden behind the passes (how much of ZeRO-3's traffic hides
+depends on the implementation, ``TrainingJob.zero3_impl``); and the Adam update, memory-
 bound on each accelerator's shard.
 """
 
@@ -77,6 +79,14 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
     scale = np.where(np.isnan(hw.matmul_scale[a]), cal.matmul_scale, hw.matmul_scale[a])
     rate = hw.peak_flops[a] * hw.linear_efficiency[a] * scale
     rate_bf16 = hw.bf16_peak_flops[a] * hw.matmul_efficiency[a] * scale
+    # Fused (flash) attention kernels reach less of the peak than GEMMs, and how much less
+    # depends on the architecture: FlashAttention-2 reaches 50-73% of the A100's peak (Dao
+    # 2023, arXiv:2307.08691, sec. 4.1) but about 35% of the H100's (Shah et al. 2024,
+    # FlashAttention-3, arXiv:2407.08608, sec. 1). Unfused, the scores are batched GEMMs.
+    attention = np.where(np.isnan(hw.attention_scale[a]), cal.attention_scale,
+                         hw.attention_scale[a])
+    rate_scores = (hw.bf16_peak_flops[a] * hw.matmul_efficiency[a] * attention
+                   if js.flash_attention else rate_bf16)
     hbm = hw.memory_bw[a]
     full = x.recompute == FULL
     passes = np.where(full, 4.0, 3.0)
@@ -89,7 +99,7 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
         return np.maximum(tokens * flops_per_token / x.tp / at,
                           C.WEIGHT_BYTES * weights / x.tp / hbm)
 
-    scores = tokens * js.score_flops * causal / x.tp / rate_bf16  # one forward pass
+    scores = tokens * js.score_flops * causal / x.tp / rate_scores  # one forward pass
     dense_fwd = matmul_time(js.dense_layer_flops, np.float64(js.dense_layer_params))
     routed_tokens = js.top_k * js.capacity_factor
     expert_weights = js.experts * js.expert_params / x.ep
@@ -191,8 +201,13 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
     backward_mb = kernels_mb - forward_mb
     overlap = cal.dp_overlap if js.grad_reduce_overlap else 0.0
     zero2_mb = np.maximum(0.0, scatter - overlap * backward_mb)
-    zero3_mb = (np.maximum(0.0, gather - cal.dp_overlap * forward_mb)
-                + np.maximum(0.0, gather + scatter - cal.dp_overlap * backward_mb))
+    # DeepSpeed's ZeRO-3 (as measured in 2021) leaves a fraction of its traffic exposed
+    # however long the pass (``zero3_exposed_deepspeed``: gathers issued per tensor and
+    # waited on); FSDP's per-layer prefetch exposes only what exceeds the kernels.
+    floor = cal.zero3_exposed_deepspeed if js.zero3_impl == "deepspeed" else 0.0
+    zero3_mb = (np.maximum(floor * gather, gather - cal.dp_overlap * forward_mb)
+                + np.maximum(floor * (gather + scatter),
+                             gather + scatter - cal.dp_overlap * backward_mb))
     exposed_per_mb = np.select([x.zero == 2, x.zero == 3], [zero2_mb, zero3_mb], 0.0)
     last_backward = kernels_mb * 2.0 / passes
     exposed_end = np.maximum(0.0, end_of_step - overlap * last_backward)
