@@ -4,7 +4,8 @@ A scenario holds what ``gpuplan solve`` takes as options, in sections (``docs/sc
 
     description = "..."            # optional, shown nowhere but kept
     [model]   preset = NAME | path = FILE | the ModelSpec fields inline
-    [job]     tokens, seq_len, global_batch, precision, flash_attention
+    [job]     tokens, seq_len, global_batch, precision, flash_attention, tp_comm_overlap,
+              grad_reduce_overlap, zero3_impl
     [limits]  accelerators, gpus, max_gpus, deadline_days, budget_usd, tokens_per_step
     [fixed]   tp, pp, dp, cp, ep, vp, micro_batch, zero_stage, recompute
     [solve]   objective, time_limit, top, workers, seed, cost_model, [solve.cost_params]
@@ -29,7 +30,15 @@ from solver import catalog
 from solver.errors import SpecError
 from solver.model_files import load_model_file, model_from_mapping
 from solver.plan import OBJECTIVES, Plan
-from solver.specs import LAYOUT_FIELDS, PRECISIONS, RECOMPUTE_MODES, Limits, ModelSpec, TrainingJob
+from solver.specs import (
+    LAYOUT_FIELDS,
+    PRECISIONS,
+    RECOMPUTE_MODES,
+    ZERO3_IMPLEMENTATIONS,
+    Limits,
+    ModelSpec,
+    TrainingJob,
+)
 from solver.validate import (
     MAX_COUNT,
     MAX_SEED,
@@ -48,7 +57,8 @@ from solver.validate import (
 
 #: The keys of each section (``model`` is special: ``preset``, ``path`` or ModelSpec fields).
 SECTIONS: dict[str, tuple[str, ...]] = {
-    "job": ("tokens", "seq_len", "global_batch", "precision", "flash_attention"),
+    "job": ("tokens", "seq_len", "global_batch", "precision", "flash_attention",
+            "tp_comm_overlap", "grad_reduce_overlap", "zero3_impl"),
     "limits": ("accelerators", "gpus", "max_gpus", "deadline_days", "budget_usd",
                "tokens_per_step"),
     "fixed": LAYOUT_FIELDS,
@@ -60,6 +70,7 @@ MODEL_SOURCES = ("preset", "path")
 
 DEFAULTS: dict[str, Any] = {
     "seq_len": 0, "global_batch": 0, "precision": "bf16", "flash_attention": True,
+    "tp_comm_overlap": False, "grad_reduce_overlap": True, "zero3_impl": "fsdp",
     "objective": "time", "time_limit": 60.0, "top": 1, "workers": 2, "seed": 0,
     "cost_model": None,
 }
@@ -75,8 +86,10 @@ def check_value(key: str, value: Any, label: str) -> Any:
         return as_int(label, value, minimum=0)  # 0: the model's length, the solver's choice
     if key == "precision":
         return as_choice(label, value, PRECISIONS)
-    if key == "flash_attention":
+    if key in ("flash_attention", "tp_comm_overlap", "grad_reduce_overlap"):
         return as_bool(label, value)
+    if key == "zero3_impl":
+        return as_choice(label, value, ZERO3_IMPLEMENTATIONS)
     if key == "accelerators":
         names = [value] if isinstance(value, str) else value
         if not isinstance(names, (list, tuple)) or not names:
@@ -299,7 +312,10 @@ def build(given: Values, names: Mapping[str, str] | None = None) -> Scenario:
     try:
         job = TrainingJob(model=model, tokens=values["tokens"], global_batch=get("global_batch"),
                           seq_len=get("seq_len"), precision=get("precision"),
-                          flash_attention=get("flash_attention"))
+                          flash_attention=get("flash_attention"),
+                          tp_comm_overlap=get("tp_comm_overlap"),
+                          grad_reduce_overlap=get("grad_reduce_overlap"),
+                          zero3_impl=get("zero3_impl"))
         fixed = {k: values[k] for k in LAYOUT_FIELDS if k in values}
         limits = Limits(accelerators=tuple(values.get("accelerators", ())), gpus=gpus,
                         max_gpus=max_gpus, deadline_days=values.get("deadline_days"),

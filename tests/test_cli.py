@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -66,6 +67,36 @@ def test_evaluate_json_has_the_interface_keys(capsys: pytest.CaptureFixture[str]
     assert data["layout"]["recompute"] == "full"
     assert data["fits"] is True
     assert data["explanation"] == []
+
+
+@pytest.mark.parametrize(("flags", "fields"), [
+    (["--no-flash-attention"], {"flash_attention": False}),
+    (["--no-grad-reduce-overlap"], {"grad_reduce_overlap": False}),
+    (["--tp-comm-overlap"], {"tp_comm_overlap": True}),
+    # ZeRO-3 with micro-batches long enough to hide FSDP's gathers but not DeepSpeed's floor.
+    (["--zero", "3", "--micro-batch", "16", "--zero3-impl", "deepspeed"],
+     {"zero3_impl": "deepspeed"}),
+])
+def test_software_options_reach_the_job(flags: list[str], fields: dict[str, Any],
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    # Each option gives the estimate of the library's job with that field set, and it differs
+    # from the default's (the option is not silently dropped).
+    import solver
+
+    zero = 3 if "--zero" in flags else 0
+    micro_batch = 16 if "--micro-batch" in flags else 1
+    data = run_json([*with_option(EVALUATE, "--micro-batch", None), *flags]
+                    + ([] if "--micro-batch" in flags else ["--micro-batch", "1"]), capsys)
+    job = solver.TrainingJob(model=solver.model("gpt3-175b"), tokens=300e9, seq_len=2048,
+                             global_batch=1536, **fields)  # type: ignore[arg-type]
+    layout = solver.Layout(accelerator="a100-sxm4-80gb", tp=8, pp=8, dp=16,
+                           micro_batch=micro_batch, recompute="full", zero_stage=zero)
+    expected = solver.evaluate(job, layout).step_time_s
+    default = solver.evaluate(dataclasses.replace(job, **{
+        k: getattr(solver.TrainingJob(model=job.model, tokens=1.0), k) for k in fields}),
+        layout).step_time_s
+    assert data["estimate"]["step_time_s"] == pytest.approx(expected, rel=1e-5)
+    assert expected != pytest.approx(default, rel=1e-5)
 
 
 def test_evaluate_prints_a_table_without_json(capsys: pytest.CaptureFixture[str]) -> None:

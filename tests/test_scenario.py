@@ -157,6 +157,17 @@ def test_library_load_and_solve(tmp_path: Path) -> None:
     assert plan.estimate is not None and plan.estimate.layout.gpus == 8
 
 
+def test_the_training_software_is_part_of_the_job(tmp_path: Path) -> None:
+    path = write(tmp_path, HEAD + 'tp_comm_overlap = true\ngrad_reduce_overlap = false\n'
+                 'zero3_impl = "deepspeed"\n')
+    job = scenario.load(path).job
+    assert (job.tp_comm_overlap, job.grad_reduce_overlap, job.zero3_impl) == (
+        True, False, "deepspeed")
+    plain = scenario.load(write(tmp_path, HEAD, name="plain.toml")).job
+    assert (plain.tp_comm_overlap, plain.grad_reduce_overlap, plain.zero3_impl) == (
+        False, True, "fsdp")
+
+
 def test_model_path_is_relative_to_the_scenario(tmp_path: Path) -> None:
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "tiny.json").write_text(json.dumps(
@@ -192,6 +203,8 @@ BAD_FILES = [
     ('[limits]\ntokens_per_step = [16e6, 1e6]\n', r"tokens_per_step: expected low <= high"),
     ('seq_len = -1\n', r"\[job\] seq_len: expected an integer in \[0, 10000000\]"),
     ('precision = "fp16"\n', r"\[job\] precision: expected one of bf16\|fp8"),
+    ('zero3_impl = "megatron"\n', r"\[job\] zero3_impl: expected one of fsdp\|deepspeed"),
+    ('tp_comm_overlap = "yes"\n', r"\[job\] tp_comm_overlap: expected true or false"),
     ('[fixed]\ntp = 3\n', r"\[fixed\] tp: expected a divisor of heads=32 of llama3-8b, got 3"),
     ('[fixed]\nep = 2\n', r"\[fixed\] ep: expected 1 \(llama3-8b is a dense model"),
     ('description = 3\n', r"s\.toml: description: expected a text, got 3"),  # before HEAD

@@ -29,6 +29,14 @@ GlobalBatchOpt = Annotated[int, typer.Option("--global-batch", help="Sequences p
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="bf16 or fp8.")]
 FlashOpt = Annotated[bool, typer.Option("--flash-attention/--no-flash-attention",
                                         help="Attention kernels that never store the scores.")]
+TpOverlapOpt = Annotated[bool, typer.Option(
+    "--tp-comm-overlap/--no-tp-comm-overlap", help="Tensor-parallel collectives overlapped "
+    "with their GEMMs (Transformer Engine userbuffers).")]
+GradOverlapOpt = Annotated[bool, typer.Option(
+    "--grad-reduce-overlap/--no-grad-reduce-overlap", help="Gradient reduction bucketed "
+    "under the backward pass (--overlap-grad-reduce, FSDP).")]
+Zero3ImplOpt = Annotated[str, typer.Option(
+    "--zero3-impl", help="ZeRO-3 software: fsdp or deepspeed (hides less of its traffic).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (INTERFACE.md) instead of a "
                                        "table.")]
 CostModelOpt = Annotated[str | None, typer.Option(
@@ -63,11 +71,14 @@ def parse_cost_params(items: list[str] | None) -> dict[str, str]:
 
 
 def build_job(model: str, tokens: str, seq_len: int, global_batch: int, precision: str,
-              flash_attention: bool) -> TrainingJob:
+              flash_attention: bool, tp_comm_overlap: bool = False,
+              grad_reduce_overlap: bool = True, zero3_impl: str = "fsdp") -> TrainingJob:
     spec: ModelSpec = catalog.model(model, field="--model")
     try:
         return TrainingJob(model=spec, tokens=parse_tokens(tokens), global_batch=global_batch,
-                           seq_len=seq_len, precision=precision, flash_attention=flash_attention)
+                           seq_len=seq_len, precision=precision, flash_attention=flash_attention,
+                           tp_comm_overlap=tp_comm_overlap,
+                           grad_reduce_overlap=grad_reduce_overlap, zero3_impl=zero3_impl)
     except SpecError as err:
         raise as_option_error(err) from None
 

@@ -15,11 +15,14 @@ from solver.cli.common import (
     CostParamOpt,
     FlashOpt,
     GlobalBatchOpt,
+    GradOverlapOpt,
     JsonOpt,
     ModelOpt,
     PrecisionOpt,
     SeqLenOpt,
     TokensOpt,
+    TpOverlapOpt,
+    Zero3ImplOpt,
     as_option_error,
     build_job,
     parse_cost_params,
@@ -46,6 +49,9 @@ def compare(
     seq_len: SeqLenOpt = 0,
     precision: PrecisionOpt = "bf16",
     flash_attention: FlashOpt = True,
+    tp_comm_overlap: TpOverlapOpt = False,
+    grad_reduce_overlap: GradOverlapOpt = True,
+    zero3_impl: Zero3ImplOpt = "fsdp",
     cost_model: CostModelOpt = None,
     cost_param: CostParamOpt = None,
     json_out: JsonOpt = False,
@@ -55,7 +61,8 @@ def compare(
     if not given:
         raise SpecError("--layout: expected at least one layout, e.g. --layout "
                         "\"a100-sxm4-80gb tp=8 pp=8 dp=16 mb=1 recompute=full\"")
-    job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention)
+    job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention,
+                    tp_comm_overlap, grad_reduce_overlap, zero3_impl)
     try:
         result = run_compare(job, given, cost_model=cost_model,
                                      cost_params=parse_cost_params(cost_param))

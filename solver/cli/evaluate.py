@@ -13,11 +13,14 @@ from solver.cli.common import (
     CostParamOpt,
     FlashOpt,
     GlobalBatchOpt,
+    GradOverlapOpt,
     JsonOpt,
     ModelOpt,
     PrecisionOpt,
     SeqLenOpt,
     TokensOpt,
+    TpOverlapOpt,
+    Zero3ImplOpt,
     as_option_error,
     build_job,
     parse_cost_params,
@@ -46,13 +49,17 @@ def evaluate(
     recompute: Annotated[str, typer.Option("--recompute", help="none|selective|full")] = "none",
     precision: PrecisionOpt = "bf16",
     flash_attention: FlashOpt = True,
+    tp_comm_overlap: TpOverlapOpt = False,
+    grad_reduce_overlap: GradOverlapOpt = True,
+    zero3_impl: Zero3ImplOpt = "fsdp",
     cost_model: CostModelOpt = None,
     cost_param: CostParamOpt = None,
     output: OutputOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Estimate time, memory, cost, energy and CO2 of one layout (Megatron-LM semantics)."""
-    job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention)
+    job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention,
+                    tp_comm_overlap, grad_reduce_overlap, zero3_impl)
     cost_params = parse_cost_params(cost_param)
     from solver import catalog
 

@@ -17,6 +17,7 @@ from solver.cli.common import (
     Fix,
     FlashOpt,
     GlobalBatchOpt,
+    GradOverlapOpt,
     JsonOpt,
     MicroBatchFix,
     ModelOpt,
@@ -24,6 +25,8 @@ from solver.cli.common import (
     RecomputeFix,
     SeqLenOpt,
     TokensOpt,
+    TpOverlapOpt,
+    Zero3ImplOpt,
     ZeroFix,
     as_option_error,
     build_job,
@@ -70,6 +73,9 @@ def pareto(
     seq_len: SeqLenOpt = 0,
     precision: PrecisionOpt = "bf16",
     flash_attention: FlashOpt = True,
+    tp_comm_overlap: TpOverlapOpt = False,
+    grad_reduce_overlap: GradOverlapOpt = True,
+    zero3_impl: Zero3ImplOpt = "fsdp",
     time_limit: Annotated[float, typer.Option("--time-limit", help="Seconds per solve.")
                           ] = 60.0,
     workers: Annotated[int, typer.Option("--workers", help="CP-SAT workers.")] = 2,
@@ -102,7 +108,8 @@ def pareto(
     time_limit = check_value("time_limit", time_limit, "--time-limit")
     workers = check_value("workers", workers, "--workers")
     seed = check_value("seed", seed, "--seed")
-    job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention)
+    job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention,
+                    tp_comm_overlap, grad_reduce_overlap, zero3_impl)
     fixed: dict[str, Any] = {k: v for k, v in {
         "tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep, "vp": vp, "micro_batch": micro_batch,
         "zero_stage": zero, "recompute": recompute}.items() if v is not None}

@@ -50,7 +50,9 @@ class Progress:
 OPTIONS = {
     "model": "--model", "tokens": "--tokens", "seq_len": "--seq-len",
     "global_batch": "--global-batch", "precision": "--precision",
-    "flash_attention": "--flash-attention", "accelerators": "--gpu", "gpus": "--gpus",
+    "flash_attention": "--flash-attention", "tp_comm_overlap": "--tp-comm-overlap",
+    "grad_reduce_overlap": "--grad-reduce-overlap", "zero3_impl": "--zero3-impl",
+    "accelerators": "--gpu", "gpus": "--gpus",
     "max_gpus": "--max-gpus", "deadline_days": "--deadline-days", "budget_usd": "--budget-usd",
     "tp": "--tp", "pp": "--pp", "dp": "--dp", "cp": "--cp", "ep": "--ep", "vp": "--vp",
     "micro_batch": "--micro-batch", "zero_stage": "--zero", "recompute": "--recompute",
@@ -95,6 +97,15 @@ def solve(
     flash_attention: Annotated[bool | None, typer.Option(
         "--flash-attention/--no-flash-attention", help="Attention kernels that never store "
         "the scores (default: on).", show_default=False)] = None,
+    tp_comm_overlap: Annotated[bool | None, typer.Option(
+        "--tp-comm-overlap/--no-tp-comm-overlap", help="Tensor-parallel collectives "
+        "overlapped with their GEMMs (default: off).", show_default=False)] = None,
+    grad_reduce_overlap: Annotated[bool | None, typer.Option(
+        "--grad-reduce-overlap/--no-grad-reduce-overlap", help="Gradient reduction bucketed "
+        "under the backward pass (default: on).", show_default=False)] = None,
+    zero3_impl: Annotated[str | None, typer.Option(
+        "--zero3-impl", help="ZeRO-3 software: fsdp or deepspeed (default: fsdp).",
+        show_default=False)] = None,
     time_limit: Annotated[float | None, typer.Option(
         "--time-limit", help="Seconds (default: 60).", show_default=False)] = None,
     top: Annotated[int | None, typer.Option(
@@ -120,6 +131,8 @@ def solve(
     options = {
         "model": model, "tokens": tokens, "seq_len": seq_len, "global_batch": global_batch,
         "precision": precision, "flash_attention": flash_attention,
+        "tp_comm_overlap": tp_comm_overlap, "grad_reduce_overlap": grad_reduce_overlap,
+        "zero3_impl": zero3_impl,
         "accelerators": gpu or None, "gpus": gpus, "max_gpus": max_gpus,
         "deadline_days": deadline_days, "budget_usd": budget_usd, "tp": tp, "pp": pp, "dp": dp,
         "cp": cp, "ep": ep, "vp": vp, "micro_batch": micro_batch, "zero_stage": zero,
