@@ -185,6 +185,17 @@ def summary(errors: Sequence[float]) -> tuple[float, float]:
     return statistics.median(absolute), max(absolute)
 
 
+def memory_misfits(runs: Sequence[Run]) -> list[str]:
+    """The published layouts the memory model says do not fit (they ran, so they did)."""
+    lines = []
+    for run in runs:
+        est = solver.evaluate(run.job, run.layout)
+        if est.memory_gib_per_gpu > est.memory_capacity_gib:
+            lines.append(f"{run.id}: {est.memory_gib_per_gpu:.1f} GiB predicted, "
+                         f"{est.memory_capacity_gib:.0f} GiB on the accelerator")
+    return lines
+
+
 UNITS = {"hardware_tflops_per_gpu": "hw TFLOP/s", "model_tflops_per_gpu": "model TFLOP/s",
          "mfu": "MFU"}
 
@@ -234,6 +245,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
     loo = None if args.no_loo else leave_one_out(runs, fitted, args.norm)
     print(table(runs, fitted, loo))
+    misfits = memory_misfits(runs)
+    print(f"\nmemory: {len(runs) - len(misfits)} of {len(runs)} published layouts fit as "
+          "predicted; over capacity:")
+    for line in misfits or ["(none)"]:
+        print(f"  {line}")
     return 0
 
 

@@ -5,7 +5,7 @@ A scenario holds what ``gpuplan solve`` takes as options, in sections (``docs/sc
     description = "..."            # optional, shown nowhere but kept
     [model]   preset = NAME | path = FILE | the ModelSpec fields inline
     [job]     tokens, seq_len, global_batch, precision, flash_attention, tp_comm_overlap,
-              grad_reduce_overlap, zero3_impl
+              grad_reduce_overlap, zero3_impl, grad_dtype
     [limits]  accelerators, gpus, max_gpus, deadline_days, budget_usd, tokens_per_step
     [fixed]   tp, pp, dp, cp, ep, vp, micro_batch, zero_stage, recompute
     [solve]   objective, time_limit, top, workers, seed, cost_model, [solve.cost_params]
@@ -31,6 +31,7 @@ from solver.errors import SpecError
 from solver.model_files import load_model_file, model_from_mapping
 from solver.plan import OBJECTIVES, Plan
 from solver.specs import (
+    GRAD_DTYPES,
     LAYOUT_FIELDS,
     PRECISIONS,
     RECOMPUTE_MODES,
@@ -58,7 +59,7 @@ from solver.validate import (
 #: The keys of each section (``model`` is special: ``preset``, ``path`` or ModelSpec fields).
 SECTIONS: dict[str, tuple[str, ...]] = {
     "job": ("tokens", "seq_len", "global_batch", "precision", "flash_attention",
-            "tp_comm_overlap", "grad_reduce_overlap", "zero3_impl"),
+            "tp_comm_overlap", "grad_reduce_overlap", "zero3_impl", "grad_dtype"),
     "limits": ("accelerators", "gpus", "max_gpus", "deadline_days", "budget_usd",
                "tokens_per_step"),
     "fixed": LAYOUT_FIELDS,
@@ -71,6 +72,7 @@ MODEL_SOURCES = ("preset", "path")
 DEFAULTS: dict[str, Any] = {
     "seq_len": 0, "global_batch": 0, "precision": "bf16", "flash_attention": True,
     "tp_comm_overlap": False, "grad_reduce_overlap": True, "zero3_impl": "fsdp",
+    "grad_dtype": "fp32",
     "objective": "time", "time_limit": 60.0, "top": 1, "workers": 2, "seed": 0,
     "cost_model": None,
 }
@@ -90,6 +92,8 @@ def check_value(key: str, value: Any, label: str) -> Any:
         return as_bool(label, value)
     if key == "zero3_impl":
         return as_choice(label, value, ZERO3_IMPLEMENTATIONS)
+    if key == "grad_dtype":
+        return as_choice(label, value, GRAD_DTYPES)
     if key == "accelerators":
         names = [value] if isinstance(value, str) else value
         if not isinstance(names, (list, tuple)) or not names:
@@ -315,7 +319,7 @@ def build(given: Values, names: Mapping[str, str] | None = None) -> Scenario:
                           flash_attention=get("flash_attention"),
                           tp_comm_overlap=get("tp_comm_overlap"),
                           grad_reduce_overlap=get("grad_reduce_overlap"),
-                          zero3_impl=get("zero3_impl"))
+                          zero3_impl=get("zero3_impl"), grad_dtype=get("grad_dtype"))
         fixed = {k: values[k] for k in LAYOUT_FIELDS if k in values}
         limits = Limits(accelerators=tuple(values.get("accelerators", ())), gpus=gpus,
                         max_gpus=max_gpus, deadline_days=values.get("deadline_days"),

@@ -29,6 +29,8 @@ from solver.validate import (
 PRECISIONS = ("bf16", "fp8")
 #: ZeRO-3 implementations whose overlap of the weight gathers differs (``TrainingJob``).
 ZERO3_IMPLEMENTATIONS = ("fsdp", "deepspeed")
+#: Precisions of the gradient buffers and their data-parallel reduction (``TrainingJob``).
+GRAD_DTYPES = ("fp32", "bf16")
 RECOMPUTE_MODES = ("none", "selective", "full")
 NORMS = ("layernorm", "rmsnorm")
 POSITION_EMBEDDINGS = ("learned", "rope")
@@ -160,7 +162,11 @@ class TrainingJob:
     (Megatron-LM's 2021 local DDP); ``zero3_impl``, the software that shards the weights at
     ZeRO stage 3: ``"fsdp"`` (PyTorch FSDP/FSDP2, Megatron-FSDP: one flat gather per layer,
     prefetched) or ``"deepspeed"`` (DeepSpeed ZeRO-3 as the published 2021 runs measured it:
-    a part of its gathers never overlaps).
+    a part of its gathers never overlaps); ``grad_dtype``, the precision gradients are
+    accumulated and reduced in: ``"fp32"`` (Megatron-LM forces it with BF16,
+    ``--accumulate-allreduce-grads-in-fp32``; FSDP's usual ``reduce_dtype``) or ``"bf16"``
+    (NeMo's H100 recipes, ``optim.grad_sync_dtype=bf16``), which halves gradient memory and
+    data-parallel gradient traffic.
     """
 
     model: ModelSpec
@@ -172,6 +178,7 @@ class TrainingJob:
     tp_comm_overlap: bool = False
     grad_reduce_overlap: bool = True
     zero3_impl: str = "fsdp"
+    grad_dtype: str = "fp32"
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelSpec):
@@ -185,6 +192,7 @@ class TrainingJob:
         object.__setattr__(self, "seq_len", as_int("seq_len", seq))
         as_choice("precision", self.precision, PRECISIONS)
         as_choice("zero3_impl", self.zero3_impl, ZERO3_IMPLEMENTATIONS)
+        as_choice("grad_dtype", self.grad_dtype, GRAD_DTYPES)
         for name in ("flash_attention", "tp_comm_overlap", "grad_reduce_overlap"):
             as_bool(name, getattr(self, name))
 

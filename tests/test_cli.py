@@ -73,6 +73,7 @@ def test_evaluate_json_has_the_interface_keys(capsys: pytest.CaptureFixture[str]
     (["--no-flash-attention"], {"flash_attention": False}),
     (["--no-grad-reduce-overlap"], {"grad_reduce_overlap": False}),
     (["--tp-comm-overlap"], {"tp_comm_overlap": True}),
+    (["--grad-dtype", "bf16"], {"grad_dtype": "bf16"}),
     # ZeRO-3 with micro-batches long enough to hide FSDP's gathers but not DeepSpeed's floor.
     (["--zero", "3", "--micro-batch", "16", "--zero3-impl", "deepspeed"],
      {"zero3_impl": "deepspeed"}),

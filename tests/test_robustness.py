@@ -69,6 +69,8 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
      "--zero3-impl: expected one of fsdp|deepspeed, got 'megatron'"),
     ("unknown ZeRO-3 software to solve", [*SOLVE, "--zero3-impl", "colossal"],
      "--zero3-impl: expected one of fsdp|deepspeed, got 'colossal'"),
+    ("unknown gradient precision", [*EVALUATE, "--grad-dtype", "fp16"],
+     "--grad-dtype: expected one of fp32|bf16, got 'fp16'"),
     ("cost model typo", [*EVALUATE, "--cost-model", "clod"],
      "--cost-model: unknown cost model 'clod'; did you mean cloud?"),
     ("cost parameter without a value", [*EVALUATE, "--cost-param", "pue"],

@@ -168,6 +168,23 @@ def test_gradient_reduction_overlap_is_a_fact_of_the_run(test_gpu: solver.Accele
     assert serial.time_breakdown_s["dp_comm"] == pytest.approx(2.946816e-2, rel=1e-12)
 
 
+def test_bf16_gradients_halve_memory_and_gradient_traffic(test_gpu: solver.Accelerator) -> None:
+    # grad_dtype "bf16" (NeMo's grad_sync_dtype=bf16): 2 bytes per gradient.
+    # ZeRO-1, dp = 16, reduced after the backward: reduce-scatter 2-byte gradients and gather
+    # 2-byte weights: 15/16 * (2 + 2) * 52,387,840 / 1e10 = 1.964544e-2 s (FP32: 2.946816e-2).
+    # Gradients held (ZeRO-1 leaves them whole): 2 * 52,387,840 = 104,775,680 bytes
+    # = 0.09758... GiB (FP32: 209,551,360).
+    fields = {"grad_reduce_overlap": False, "grad_dtype": "bf16"}
+    bf16 = run(test_gpu, global_batch=16, tp=1, pp=1, dp=16, zero_stage=1, job_fields=fields)
+    assert bf16.time_breakdown_s["dp_comm"] == pytest.approx(1.964544e-2, rel=1e-12)
+    assert bf16.memory_breakdown_gib["gradients"] == pytest.approx(104_775_680 / 2**30,
+                                                                   rel=1e-12)
+    fp32 = run(test_gpu, global_batch=16, tp=1, pp=1, dp=16, zero_stage=1,
+               job_fields={"grad_reduce_overlap": False})
+    assert fp32.memory_breakdown_gib["gradients"] == pytest.approx(209_551_360 / 2**30,
+                                                                   rel=1e-12)
+
+
 def test_tensor_parallel_overlap_hides_collectives_under_gemms(
         test_gpu: solver.Accelerator) -> None:
     # tp = 2 with sequence parallelism: 2 all-gathers and 2 reduce-scatters of the full

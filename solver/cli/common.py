@@ -37,6 +37,8 @@ GradOverlapOpt = Annotated[bool, typer.Option(
     "under the backward pass (--overlap-grad-reduce, FSDP).")]
 Zero3ImplOpt = Annotated[str, typer.Option(
     "--zero3-impl", help="ZeRO-3 software: fsdp or deepspeed (hides less of its traffic).")]
+GradDtypeOpt = Annotated[str, typer.Option(
+    "--grad-dtype", help="Gradient accumulation and reduction precision: fp32 or bf16.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (INTERFACE.md) instead of a "
                                        "table.")]
 CostModelOpt = Annotated[str | None, typer.Option(
@@ -72,13 +74,15 @@ def parse_cost_params(items: list[str] | None) -> dict[str, str]:
 
 def build_job(model: str, tokens: str, seq_len: int, global_batch: int, precision: str,
               flash_attention: bool, tp_comm_overlap: bool = False,
-              grad_reduce_overlap: bool = True, zero3_impl: str = "fsdp") -> TrainingJob:
+              grad_reduce_overlap: bool = True, zero3_impl: str = "fsdp",
+              grad_dtype: str = "fp32") -> TrainingJob:
     spec: ModelSpec = catalog.model(model, field="--model")
     try:
         return TrainingJob(model=spec, tokens=parse_tokens(tokens), global_batch=global_batch,
                            seq_len=seq_len, precision=precision, flash_attention=flash_attention,
                            tp_comm_overlap=tp_comm_overlap,
-                           grad_reduce_overlap=grad_reduce_overlap, zero3_impl=zero3_impl)
+                           grad_reduce_overlap=grad_reduce_overlap, zero3_impl=zero3_impl,
+                           grad_dtype=grad_dtype)
     except SpecError as err:
         raise as_option_error(err) from None
 

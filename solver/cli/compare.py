@@ -15,6 +15,7 @@ from solver.cli.common import (
     CostParamOpt,
     FlashOpt,
     GlobalBatchOpt,
+    GradDtypeOpt,
     GradOverlapOpt,
     JsonOpt,
     ModelOpt,
@@ -52,6 +53,7 @@ def compare(
     tp_comm_overlap: TpOverlapOpt = False,
     grad_reduce_overlap: GradOverlapOpt = True,
     zero3_impl: Zero3ImplOpt = "fsdp",
+    grad_dtype: GradDtypeOpt = "fp32",
     cost_model: CostModelOpt = None,
     cost_param: CostParamOpt = None,
     json_out: JsonOpt = False,
@@ -62,7 +64,7 @@ def compare(
         raise SpecError("--layout: expected at least one layout, e.g. --layout "
                         "\"a100-sxm4-80gb tp=8 pp=8 dp=16 mb=1 recompute=full\"")
     job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention,
-                    tp_comm_overlap, grad_reduce_overlap, zero3_impl)
+                    tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype)
     try:
         result = run_compare(job, given, cost_model=cost_model,
                                      cost_params=parse_cost_params(cost_param))

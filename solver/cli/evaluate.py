@@ -13,6 +13,7 @@ from solver.cli.common import (
     CostParamOpt,
     FlashOpt,
     GlobalBatchOpt,
+    GradDtypeOpt,
     GradOverlapOpt,
     JsonOpt,
     ModelOpt,
@@ -52,6 +53,7 @@ def evaluate(
     tp_comm_overlap: TpOverlapOpt = False,
     grad_reduce_overlap: GradOverlapOpt = True,
     zero3_impl: Zero3ImplOpt = "fsdp",
+    grad_dtype: GradDtypeOpt = "fp32",
     cost_model: CostModelOpt = None,
     cost_param: CostParamOpt = None,
     output: OutputOpt = None,
@@ -59,7 +61,7 @@ def evaluate(
 ) -> None:
     """Estimate time, memory, cost, energy and CO2 of one layout (Megatron-LM semantics)."""
     job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention,
-                    tp_comm_overlap, grad_reduce_overlap, zero3_impl)
+                    tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype)
     cost_params = parse_cost_params(cost_param)
     from solver import catalog
 

@@ -17,6 +17,7 @@ from solver.cli.common import (
     Fix,
     FlashOpt,
     GlobalBatchOpt,
+    GradDtypeOpt,
     GradOverlapOpt,
     JsonOpt,
     MicroBatchFix,
@@ -76,6 +77,7 @@ def pareto(
     tp_comm_overlap: TpOverlapOpt = False,
     grad_reduce_overlap: GradOverlapOpt = True,
     zero3_impl: Zero3ImplOpt = "fsdp",
+    grad_dtype: GradDtypeOpt = "fp32",
     time_limit: Annotated[float, typer.Option("--time-limit", help="Seconds per solve.")
                           ] = 60.0,
     workers: Annotated[int, typer.Option("--workers", help="CP-SAT workers.")] = 2,
@@ -109,7 +111,7 @@ def pareto(
     workers = check_value("workers", workers, "--workers")
     seed = check_value("seed", seed, "--seed")
     job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention,
-                    tp_comm_overlap, grad_reduce_overlap, zero3_impl)
+                    tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype)
     fixed: dict[str, Any] = {k: v for k, v in {
         "tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep, "vp": vp, "micro_batch": micro_batch,
         "zero_stage": zero, "recompute": recompute}.items() if v is not None}

@@ -50,10 +50,10 @@ class Calibration:
     - ``matmul_scale``: achieved training-GEMM throughput over the accelerator's best-shape
       matmul efficiency (MAMF), for accelerators whose family has no fitted value of its own
       (``Accelerator.matmul_scale``). Below 1 because training GEMMs are not the best shape
-      and share the device with other kernels. Fitted: NVIDIA Ampere 0.834, Hopper 0.732; the
+      and share the device with other kernels. Fitted: NVIDIA Ampere 0.842, Hopper 0.732; the
       default is the lower of the two (no published run on other families).
     - ``attention_scale``: fused (flash) attention throughput over MAMF, for accelerators
-      without their own ``Accelerator.attention_scale``. Fitted: Hopper 0.602 (48% of the
+      without their own ``Accelerator.attention_scale``. Fitted: Hopper 0.645 (52% of the
       H100's peak, between FlashAttention-2's 35% and FlashAttention-3's 75%), Ampere 0.84 at
       its bound (FlashAttention-2's best, 73% of the A100's peak); the default is the lower.
     - ``layer_overhead_s``: fixed time per transformer layer and pass (kernel launches, small
@@ -64,7 +64,7 @@ class Calibration:
       BF16). Fitted.
     - ``scaleup_bus_efficiency`` / ``scaleout_bus_efficiency``: achieved bus bandwidth of ring
       collectives over the link rate. Scale-up fixed at 0.8 (nccl-tests on NVLink); scale-out
-      fitted (0.90 of one NIC per accelerator: the comm-bound ZeRO-3 runs pin it).
+      fitted (0.89 of one NIC per accelerator: the comm-bound ZeRO-3 runs pin it).
     - ``dp_overlap``: fraction of a pass's kernel time under which data-parallel traffic can
       hide (ZeRO-3 gathers in every pass; bucketed gradient reduction under the last
       backward when the software overlaps it). Fitted.
@@ -76,13 +76,13 @@ class Calibration:
     """
 
     matmul_scale: float = 0.732
-    attention_scale: float = 0.602
-    layer_overhead_s: float = 9.4e-6
-    elementwise_traffic: float = 3.23
+    attention_scale: float = 0.645
+    layer_overhead_s: float = 85e-6
+    elementwise_traffic: float = 3.22
     scaleup_bus_efficiency: float = 0.80
-    scaleout_bus_efficiency: float = 0.900
-    dp_overlap: float = 0.966
-    zero3_exposed_deepspeed: float = 0.419
+    scaleout_bus_efficiency: float = 0.889
+    dp_overlap: float = 0.995
+    zero3_exposed_deepspeed: float = 0.421
     latency_scaleup_s: float = 5e-6
     latency_scaleout_s: float = 10e-6
 

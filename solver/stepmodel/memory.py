@@ -73,11 +73,13 @@ def zero_divisors(x: LayoutArrays, stage: int) -> tuple[FloatArray, FloatArray]:
     return np.where(on, dense_group, 1.0), np.where(on, expert_group, 1.0)
 
 
-def model_state_bytes(params: FloatArray, experts: FloatArray, x: LayoutArrays
+def model_state_bytes(params: FloatArray, experts: FloatArray, x: LayoutArrays,
+                      grad_bytes: int = C.GRAD_BYTES
                       ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Weights, gradients and optimizer states in bytes after ZeRO sharding."""
+    """Weights, gradients (``grad_bytes`` each) and optimizer states in bytes after ZeRO
+    sharding."""
     out = []
-    for stage, nbytes in ((3, C.WEIGHT_BYTES), (2, C.GRAD_BYTES), (1, C.OPTIMIZER_BYTES)):
+    for stage, nbytes in ((3, C.WEIGHT_BYTES), (2, grad_bytes), (1, C.OPTIMIZER_BYTES)):
         dense_div, expert_div = zero_divisors(x, stage)
         out.append(nbytes * (params / dense_div + experts / expert_div))
     return out[0], out[1], out[2]
@@ -161,8 +163,8 @@ def memory(js: JobShape, x: LayoutArrays, nmb: IntArray | None = None) -> Memory
     act_last = per_chunk * inflight_last(x, nmb) + working + logits
     act_last = np.where(x.pp == 1, act_first + logits, act_last)
 
-    w1, g1, o1 = model_state_bytes(sp.first_replicated, sp.experts, x)
-    w2, g2, o2 = model_state_bytes(sp.last_replicated, sp.experts, x)
+    w1, g1, o1 = model_state_bytes(sp.first_replicated, sp.experts, x, js.grad_bytes)
+    w2, g2, o2 = model_state_bytes(sp.last_replicated, sp.experts, x, js.grad_bytes)
     if js.fp8:
         # Transformer Engine keeps an FP8 copy of each weight and of its transpose between
         # micro-batches (1 + 1 bytes per parameter); with ZeRO-3 weights are gathered per

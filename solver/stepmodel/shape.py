@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from solver.params import count_params
 from solver.specs import ModelSpec, TrainingJob
+from solver.stepmodel import calibration as C
 from solver.stepmodel.flops import (
     attention_matmul_weights,
     layer_flops,
@@ -36,6 +37,7 @@ class JobShape:
     tp_comm_overlap: bool
     grad_reduce_overlap: bool
     zero3_impl: str  # "fsdp" or "deepspeed" (TrainingJob.zero3_impl)
+    grad_bytes: int  # bytes of one gradient element: 4 (FP32) or 2 (TrainingJob.grad_dtype)
     fp8: bool  # linear layers in FP8 (Transformer Engine); attention and LM head in BF16
     # Parameters.
     dense_layer_params: int
@@ -135,6 +137,7 @@ def job_shape(job: TrainingJob) -> JobShape:
         tp_comm_overlap=job.tp_comm_overlap,
         grad_reduce_overlap=job.grad_reduce_overlap,
         zero3_impl=job.zero3_impl,
+        grad_bytes=C.GRAD_BYTES if job.grad_dtype == "fp32" else C.WEIGHT_BYTES,
         fp8=fp8,
         dense_layer_params=counts.layer_dense,
         moe_nonexpert_params=counts.layer_moe_nonexpert,

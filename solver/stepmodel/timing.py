@@ -165,8 +165,8 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
     expert_group = group // x.ep
     dp_bw, dp_lat = link(hw, a, x.tp * group, cal)
     dense_params = np.maximum(sp.first_replicated, sp.last_replicated)
-    grads = C.GRAD_BYTES * dense_params
-    expert_grads = C.GRAD_BYTES * sp.experts
+    grads = js.grad_bytes * dense_params
+    expert_grads = js.grad_bytes * sp.experts
     weights = C.WEIGHT_BYTES * dense_params
     expert_w = C.WEIGHT_BYTES * sp.experts
 
@@ -215,7 +215,8 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
     m = x.nmb
     opt_div = np.where(x.zero >= 1, group.astype(float), 1.0)
     expert_div = np.where(x.zero >= 1, expert_group.astype(float), 1.0)
-    optimizer = C.OPTIMIZER_STEP_BYTES * (dense_params / opt_div + sp.experts / expert_div) / hbm
+    step_bytes = C.OPTIMIZER_STEP_BYTES - C.GRAD_BYTES + js.grad_bytes  # reads the gradient
+    optimizer = step_bytes * (dense_params / opt_div + sp.experts / expert_div) / hbm
     # Pipeline fill and drain: (p-1)/v micro-batch times (Narayanan et al. 2021, sec. 2.2).
     # Interleaving needs at least p micro-batches per step (sec. 2.2.2: a multiple of p);
     # with fewer the chunks run one after another and the bubble is the plain (p-1).
