@@ -38,6 +38,7 @@ MEGATRON_FLAGS = (
     "--num-layers-per-virtual-pipeline-stage", "--pipeline-model-parallel-layout",
     "--context-parallel-size", "--expert-model-parallel-size", "--sequence-parallel",
     "--use-distributed-optimizer", "--overlap-grad-reduce", "--overlap-param-gather",
+    "--grad-reduce-in-bf16",
     "--tp-comm-overlap", "--use-megatron-fsdp", "--data-parallel-sharding-strategy",
     "--ckpt-format", "--micro-batch-size", "--global-batch-size", "--train-iters",
     "--recompute-granularity", "--recompute-method", "--recompute-num-layers",
@@ -211,6 +212,8 @@ def megatron(est: Estimate, job: TrainingJob) -> str:
              + ("optim_grads_params" if x.zero_stage == 3 else "optim_grads")
              + " --ckpt-format fsdp_dtensor (not written: it replaces the distributed "
              "optimizer and is not exercised with every layout)")
+    if job.grad_dtype == "bf16":
+        arg("--grad-reduce-in-bf16")
     if job.grad_reduce_overlap and x.dp * x.cp > 1:
         arg("--overlap-grad-reduce")
         if x.zero_stage >= 1:
@@ -362,6 +365,10 @@ def torchtitan(est: Estimate, job: TrainingJob) -> str:
     training["seq_len"] = job.seq_len
     training["steps"] = train_steps(est, job)
     training["mixed_precision_param"] = "bfloat16"
+    if job.grad_dtype == "bf16":
+        notes.append("the plan reduces gradients in BF16; torchtitan's FSDP reduces them in "
+                     "float32 (training.mixed_precision_reduce), with more traffic and memory "
+                     "than planned")
 
     parallel["data_parallel_replicate_degree"] = 1
     parallel["data_parallel_shard_degree"] = x.dp
@@ -484,6 +491,9 @@ def deepspeed(est: Estimate, job: TrainingJob) -> str:
     if job.precision == "fp8":
         notes.append("FP8: DeepSpeed's config has no FP8 switch; the model code must use "
                      "Transformer Engine layers. BF16 is set for everything else")
+    if job.grad_dtype == "bf16":
+        notes.append("BF16 gradients as planned: set DeepSpeed's communication_data_type to "
+                     "\"bf16\" if your version has it (not checked here)")
     if x.recompute == "selective":
         notes.append("selective recomputation has no DeepSpeed config key: the model code "
                      "must checkpoint the attention core itself")

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import re
@@ -213,6 +214,22 @@ def test_megatron_export_is_a_bash_array_with_the_same_words(tmp_path: Path) -> 
     out = subprocess.run(["bash", "-c", f'source "{script}"; printf "%s\\n" '
                           '"${MEGATRON_ARGS[@]}"'], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines() == megatron_argv(text)
+
+
+def test_bf16_gradients_are_exported_or_said() -> None:
+    # NeMo-style FP8 plan with BF16 gradient reduction: Megatron-LM has the flag
+    # (--grad-reduce-in-bf16, verified upstream); torchtitan and DeepSpeed get a comment.
+    job = solver.TrainingJob(model=solver.model("llama3-70b"), tokens=15e12, global_batch=128,
+                             seq_len=8192, precision="fp8", grad_dtype="bf16")
+    est = solver.evaluate(job, solver.Layout(accelerator="h100-sxm5-80gb", tp=4, pp=4, dp=2,
+                                             cp=2, vp=5, zero_stage=1))
+    args = megatron_parser().parse_args(megatron_argv(export(est, "megatron", job=job)))
+    assert args.grad_reduce_in_bf16
+    fp32 = dataclasses.replace(job, grad_dtype="fp32")
+    plain = megatron_parser().parse_args(megatron_argv(export(est, "megatron", job=fp32)))
+    assert not plain.grad_reduce_in_bf16
+    assert "reduces gradients in BF16" in export(est, "torchtitan", job=job)
+    assert "BF16 gradients" in export(est, "deepspeed", job=job)
 
 
 def test_megatron_says_what_it_cannot_express() -> None:
