@@ -46,6 +46,7 @@ FIT_FIELDS: dict[str, tuple[float, float]] = {
     "scaleout_bus_efficiency": (0.3, 1.0),
     "dp_overlap": (0.0, 1.0),
     "zero3_exposed_deepspeed": (0.0, 1.0),
+    "zero3_bandwidth_deepspeed": (0.2, 1.0),
 }
 #: Per-family efficiencies over MAMF fitted for the accelerator families every published run
 #: ran on (``matmul_scale`` and ``attention_scale`` in their ``hardware_specs/*.toml``).

@@ -19,6 +19,7 @@ from solver.stepmodel.shape import job_shape
 PLAIN = Calibration(matmul_scale=1.0, attention_scale=1.0, layer_overhead_s=0.0,
                     elementwise_traffic=0.0, scaleup_bus_efficiency=1.0,
                     scaleout_bus_efficiency=1.0, dp_overlap=0.0, zero3_exposed_deepspeed=0.0,
+                    zero3_bandwidth_deepspeed=1.0,
                     latency_scaleup_s=0.0, latency_scaleout_s=0.0)
 
 

@@ -38,6 +38,7 @@ from solver.stepmodel.shape import job_shape
 PLAIN = Calibration(matmul_scale=1.0, attention_scale=1.0, layer_overhead_s=0.0,
                     elementwise_traffic=0.0, scaleup_bus_efficiency=1.0,
                     scaleout_bus_efficiency=1.0, dp_overlap=0.5, zero3_exposed_deepspeed=0.0,
+                    zero3_bandwidth_deepspeed=1.0,
                     latency_scaleup_s=0.0, latency_scaleout_s=0.0)
 
 LAYER_3_PASSES = 1.04689827840e-3
@@ -123,21 +124,32 @@ def test_zero3_gathers_hide_under_each_pass(test_gpu: solver.Accelerator) -> Non
     assert t["dp_comm"] == pytest.approx(3.71454738432e-2, rel=1e-12)
 
 
-def test_deepspeed_zero3_leaves_a_fraction_of_its_traffic_exposed(
+def test_deepspeed_zero3_is_slower_and_leaves_a_fraction_of_its_traffic_exposed(
         test_gpu: solver.Accelerator) -> None:
-    # The ZeRO-3 case above with dp_overlap 1 and zero3_exposed_deepspeed 0.95:
+    # The ZeRO-3 case above with dp_overlap 1:
     #   FSDP (the default): forward 9.82272e-3 - 1.43027077120e-3 = 8.39244922880e-3,
     #     backward 2.946816e-2 - 2.86054154240e-3 = 2.66076184576e-2; 3.50000676864e-2 s
-    #   DeepSpeed: at least 0.95 of each pass's traffic stays exposed:
+    #   DeepSpeed with zero3_exposed_deepspeed 0.95 (bandwidth 1): at least 0.95 of each
+    #     pass's traffic stays exposed:
     #     max(0.95 * 9.82272e-3, 8.39244922880e-3) = 9.331584e-3,
     #     max(0.95 * 2.946816e-2, 2.66076184576e-2) = 2.7994752e-2; 3.7326336e-2 s
+    #   DeepSpeed with zero3_bandwidth_deepspeed 0.5 (no floor): the traffic takes twice as
+    #     long: 1.964544e-2 - 1.43027077120e-3 = 1.821516922880e-2,
+    #     5.893632e-2 - 2.86054154240e-3 = 5.607577845760e-2; 7.429094768640e-2 s
     cal = dataclasses.replace(PLAIN, dp_overlap=1.0, zero3_exposed_deepspeed=0.95)
-    layout = {"global_batch": 16, "tp": 1, "pp": 1, "dp": 16, "zero_stage": 3, "cal": cal}
-    fsdp = run(test_gpu, **layout).time_breakdown_s  # type: ignore[arg-type]
-    deepspeed = run(test_gpu, job_fields={"zero3_impl": "deepspeed"},
-                    **layout).time_breakdown_s  # type: ignore[arg-type]
+    slow = dataclasses.replace(PLAIN, dp_overlap=1.0, zero3_bandwidth_deepspeed=0.5)
+    layout = {"global_batch": 16, "tp": 1, "pp": 1, "dp": 16, "zero_stage": 3}
+    deepspeed = {"zero3_impl": "deepspeed"}
+    fsdp = run(test_gpu, cal=cal, **layout).time_breakdown_s  # type: ignore[arg-type]
+    floored = run(test_gpu, cal=cal, job_fields=deepspeed,
+                  **layout).time_breakdown_s  # type: ignore[arg-type]
+    slower = run(test_gpu, cal=slow, job_fields=deepspeed,
+                 **layout).time_breakdown_s  # type: ignore[arg-type]
     assert fsdp["dp_comm"] == pytest.approx(3.50000676864e-2, rel=1e-12)
-    assert deepspeed["dp_comm"] == pytest.approx(3.7326336e-2, rel=1e-12)
+    assert floored["dp_comm"] == pytest.approx(3.7326336e-2, rel=1e-12)
+    assert slower["dp_comm"] == pytest.approx(7.429094768640e-2, rel=1e-12)
+    fsdp_slow = run(test_gpu, cal=slow, **layout).time_breakdown_s  # type: ignore[arg-type]
+    assert fsdp_slow["dp_comm"] == pytest.approx(3.50000676864e-2, rel=1e-12)
 
 
 def test_flash_attention_runs_at_its_own_efficiency(test_gpu: solver.Accelerator) -> None:

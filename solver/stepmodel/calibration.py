@@ -1,6 +1,6 @@
 """The few physical constants of the step model that no datasheet gives.
 
-Each is a property of real training software on real fabrics, not of one run. Five of them and
+Each is a property of real training software on real fabrics, not of one run. Six of them and
 the training-GEMM and flash-attention efficiencies of the two accelerator families that
 published runs used (``matmul_scale`` and ``attention_scale`` in ``hardware_specs/a100*.toml``
 and the NVIDIA Hopper files) were fitted together over every published run with enough detail
@@ -50,12 +50,12 @@ class Calibration:
     - ``matmul_scale``: achieved training-GEMM throughput over the accelerator's best-shape
       matmul efficiency (MAMF), for accelerators whose family has no fitted value of its own
       (``Accelerator.matmul_scale``). Below 1 because training GEMMs are not the best shape
-      and share the device with other kernels. Fitted: NVIDIA Ampere 0.842, Hopper 0.732; the
+      and share the device with other kernels. Fitted: NVIDIA Ampere 0.843, Hopper 0.733; the
       default is the lower of the two (no published run on other families).
     - ``attention_scale``: fused (flash) attention throughput over MAMF, for accelerators
-      without their own ``Accelerator.attention_scale``. Fitted: Hopper 0.645 (52% of the
-      H100's peak, between FlashAttention-2's 35% and FlashAttention-3's 75%), Ampere 0.84 at
-      its bound (FlashAttention-2's best, 73% of the A100's peak); the default is the lower.
+      without their own ``Accelerator.attention_scale``. Fitted: Ampere 0.490 (43% of the
+      A100's peak; FlashAttention-2 reports 50-73%), Hopper 0.663 (53% of the H100's, between
+      FlashAttention-2's 35% and FlashAttention-3's 75%); the default is the lower.
     - ``layer_overhead_s``: fixed time per transformer layer and pass (kernel launches, small
       kernels, synchronisation, GEMM tails): what makes small models and micro-batches less
       efficient. Fitted.
@@ -64,25 +64,26 @@ class Calibration:
       BF16). Fitted.
     - ``scaleup_bus_efficiency`` / ``scaleout_bus_efficiency``: achieved bus bandwidth of ring
       collectives over the link rate. Scale-up fixed at 0.8 (nccl-tests on NVLink); scale-out
-      fitted (0.89 of one NIC per accelerator: the comm-bound ZeRO-3 runs pin it).
+      fitted, at its bound (1.0 of one NIC per accelerator).
     - ``dp_overlap``: fraction of a pass's kernel time under which data-parallel traffic can
       hide (ZeRO-3 gathers in every pass; bucketed gradient reduction under the last
-      backward when the software overlaps it). Fitted.
-    - ``zero3_exposed_deepspeed``: the fraction of each pass's ZeRO-3 traffic that DeepSpeed's
-      ZeRO-3 leaves exposed however long the pass (``TrainingJob.zero3_impl``); fitted on the
-      six DeepSpeed runs of Narayanan et al. 2021, Table 2. FSDP exposes only what its
-      prefetch cannot hide (no such floor).
+      backward when the software overlaps it). Fitted, at its bound (1.0).
+    - ``zero3_bandwidth_deepspeed`` / ``zero3_exposed_deepspeed``: DeepSpeed's ZeRO-3 as the
+      six runs of Narayanan et al. 2021, Table 2 measured it (``TrainingJob.zero3_impl``):
+      its gathers and reduce-scatters reach 0.664 of a ring's bus bandwidth, and at least 0.421
+      of each pass's traffic stays exposed however long the pass. Fitted. FSDP has neither.
     - ``latency_scaleup_s`` / ``latency_scaleout_s``: per-hop latency of a ring step.
     """
 
-    matmul_scale: float = 0.732
-    attention_scale: float = 0.645
-    layer_overhead_s: float = 85e-6
-    elementwise_traffic: float = 3.22
+    matmul_scale: float = 0.733
+    attention_scale: float = 0.490
+    layer_overhead_s: float = 133e-6
+    elementwise_traffic: float = 3.20
     scaleup_bus_efficiency: float = 0.80
-    scaleout_bus_efficiency: float = 0.889
-    dp_overlap: float = 0.995
+    scaleout_bus_efficiency: float = 1.0
+    dp_overlap: float = 1.0
     zero3_exposed_deepspeed: float = 0.421
+    zero3_bandwidth_deepspeed: float = 0.664
     latency_scaleup_s: float = 5e-6
     latency_scaleout_s: float = 10e-6
 

@@ -201,13 +201,18 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
     backward_mb = kernels_mb - forward_mb
     overlap = cal.dp_overlap if js.grad_reduce_overlap else 0.0
     zero2_mb = np.maximum(0.0, scatter - overlap * backward_mb)
-    # DeepSpeed's ZeRO-3 (as measured in 2021) leaves a fraction of its traffic exposed
-    # however long the pass (``zero3_exposed_deepspeed``: gathers issued per tensor and
-    # waited on); FSDP's per-layer prefetch exposes only what exceeds the kernels.
-    floor = cal.zero3_exposed_deepspeed if js.zero3_impl == "deepspeed" else 0.0
-    zero3_mb = (np.maximum(floor * gather, gather - cal.dp_overlap * forward_mb)
-                + np.maximum(floor * (gather + scatter),
-                             gather + scatter - cal.dp_overlap * backward_mb))
+    # FSDP gathers one flat buffer per layer, prefetched: only what exceeds the kernels is
+    # exposed. DeepSpeed's ZeRO-3, as the published 2021 runs measured it, gathers parameter
+    # by parameter: its collectives reach ``zero3_bandwidth_deepspeed`` of a ring's bus
+    # bandwidth, and at least ``zero3_exposed_deepspeed`` of each pass's traffic stays
+    # exposed however long the pass.
+    deepspeed = js.zero3_impl == "deepspeed"
+    slowdown = 1.0 / cal.zero3_bandwidth_deepspeed if deepspeed else 1.0
+    floor = cal.zero3_exposed_deepspeed if deepspeed else 0.0
+    gather3, scatter3 = gather * slowdown, scatter * slowdown
+    zero3_mb = (np.maximum(floor * gather3, gather3 - cal.dp_overlap * forward_mb)
+                + np.maximum(floor * (gather3 + scatter3),
+                             gather3 + scatter3 - cal.dp_overlap * backward_mb))
     exposed_per_mb = np.select([x.zero == 2, x.zero == 3], [zero2_mb, zero3_mb], 0.0)
     last_backward = kernels_mb * 2.0 / passes
     exposed_end = np.maximum(0.0, end_of_step - overlap * last_backward)
