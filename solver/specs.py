@@ -313,7 +313,9 @@ class Accelerator:
         if missing:
             raise SpecError(f"{where}: missing field {missing[0]!r}")
         try:
-            return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()})
+            values: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v)
+                                      for k, v in data.items()}
+            return cls(**values)
         except SpecError as err:
             raise SpecError(f"{where}: {err}") from None
 

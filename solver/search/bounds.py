@@ -133,7 +133,7 @@ def tighten(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndarray,
         # Memory first (cheaper than a full evaluation): most shapes of a large model never fit.
         order = np.argsort(-(shapes.tp * shapes.pp * shapes.cp), kind="stable")
         shapes, dp_min, dp_max = take_shapes(shapes, order), dp_min[order], dp_max[order]
-        fits_parts = []
+        fits_parts: list[np.ndarray] = []
         for start in range(0, len(shapes), PROBE_CHUNK):
             if fits_parts and stop_at is not None and time.perf_counter() > stop_at:
                 complete = False

@@ -158,7 +158,8 @@ def build_rows(job: TrainingJob, accelerators: Sequence[Accelerator], limits: Li
 def _evaluate_all(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndarray,
                   keep_layers: int | None, stop_at: float | None) -> Rows:
     idx, dp = candidates(q, shapes, dp_min, dp_max)
-    parts, done = [], 0
+    parts: list[Rows] = []
+    done = 0
     for start in range(0, max(idx.size, 1), CHUNK_ROWS):
         if parts and stop_at is not None and time.perf_counter() > stop_at:
             break

@@ -35,7 +35,7 @@ from solver.stepmodel.shape import JobShape
 GIB = 2.0**30
 
 
-def ceil_div(a: IntArray, b: IntArray) -> IntArray:
+def ceil_div(a: int | IntArray, b: IntArray) -> IntArray:
     return -(-a // b)
 
 
@@ -183,9 +183,12 @@ def memory(js: JobShape, x: LayoutArrays, nmb: IntArray | None = None) -> Memory
     first = w1 + g1 + o1 + act_first
     last = w2 + g2 + o2 + act_last
     use_last = last > first
-    pick = lambda a, b: np.where(use_last, b, a)  # noqa: E731
-    weights, grads, optim, acts = pick(w1, w2), pick(g1, g2), pick(o1, o2), pick(act_first,
-                                                                                  act_last)
+
+    def pick(first_stage: FloatArray, last_stage: FloatArray) -> FloatArray:
+        return np.where(use_last, last_stage, first_stage)
+
+    weights, grads, optim = pick(w1, w2), pick(g1, g2), pick(o1, o2)
+    acts = pick(act_first, act_last)
     allocated = weights + grads + optim + acts + buffers
     reserve = C.CONTEXT_GIB * GIB + C.FRAGMENTATION * allocated
     return MemoryArrays(weights, grads, optim, acts, buffers, reserve)
