@@ -1,0 +1,90 @@
+"""What the three exporters share: the upstream versions followed, the header every export
+starts with, the number of steps, and how the layers split over pipeline chunks."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from collections.abc import Sequence
+
+from solver.estimate import Estimate
+from solver.specs import TrainingJob
+
+FORMATS = ("megatron", "torchtitan", "deepspeed")
+
+#: The upstream file and commit whose names each exporter uses.
+MEGATRON_LM_COMMIT = "000c4ac24f61159c138b0975def722c65245983c"
+TORCHTITAN_COMMIT = "6404b932421f5ce382e7dac5ad381b2c17b1373c"
+DEEPSPEED_COMMIT = "ac2f3a347d5c7467879ff60f3324718eef881dc6"
+FOLLOWS = {
+    "megatron": f"NVIDIA/Megatron-LM megatron/training/arguments.py @ {MEGATRON_LM_COMMIT[:12]}",
+    "torchtitan": f"pytorch/torchtitan torchtitan/config/job_config.py @ {TORCHTITAN_COMMIT[:12]}",
+    "deepspeed": f"deepspeedai/DeepSpeed deepspeed/runtime/constants.py @ {DEEPSPEED_COMMIT[:12]}",
+}
+
+
+def train_steps(est: Estimate, job: TrainingJob) -> int:
+    """Optimizer steps that cover the job's tokens: ceil(tokens / (global batch x seq))."""
+    return max(1, math.ceil(job.tokens / (est.global_batch * job.seq_len)))
+
+
+def layout_summary(est: Estimate) -> str:
+    x = est.layout
+    return (f"{x.gpus:,} x {x.accelerator}, TP{x.tp} PP{x.pp} DP{x.dp} CP{x.cp} EP{x.ep} "
+            f"VP{x.vp}, micro-batch {x.micro_batch} x {est.num_microbatches} "
+            f"(global {est.global_batch}), ZeRO-{x.zero_stage}, recompute {x.recompute}")
+
+
+def tokens_text(tokens: float) -> str:
+    """``15.6e12`` -> ``15.6T``, ``300e9`` -> ``300B``."""
+    for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6)):
+        if tokens >= scale:
+            return f"{tokens / scale:.4g}{suffix}"
+    return f"{tokens:.4g}"
+
+
+def comment_lines(texts: Sequence[str], prefix: str = "# ", width: int = 79) -> list[str]:
+    """Each text as ``#`` comment lines of at most ``width`` columns (longer words unbroken)."""
+    lines: list[str] = []
+    for text in texts:
+        lines += textwrap.wrap(text, width=width, initial_indent=prefix,
+                               subsequent_indent=prefix + "  ", break_long_words=False,
+                               break_on_hyphens=False)
+    return lines
+
+
+def header(est: Estimate, job: TrainingJob, launcher: str, fmt: str) -> list[str]:
+    return [
+        f"{launcher} configuration written by gpuplan for {job.model.name}, "
+        f"{tokens_text(job.tokens)} tokens at sequence length {job.seq_len}, {job.precision}.",
+        f"Plan: {layout_summary(est)}.",
+        f"Estimate: {est.training_days:,.1f} training days, {est.step_time_s:.3g} s per step, "
+        f"MFU {est.mfu:.1%}, {est.memory_gib_per_gpu:.1f} of {est.memory_capacity_gib:.0f} "
+        "GiB per GPU.",
+        f"Names checked against {FOLLOWS[fmt]}.",
+    ]
+
+
+def stage_layers(layers: int, pp: int, vp: int) -> list[int]:
+    """Transformer layers of each of the ``pp * vp`` model chunks, in layer order.
+
+    Chunk ``c`` runs on pipeline rank ``c % pp`` (the interleaved schedule of Megatron-LM and
+    torchtitan's looped schedules). Ranks hold ``floor`` or ``ceil(layers / pp)`` layers, the
+    lighter ranks first and last (they also hold the embedding and the LM head), so no rank
+    holds more than the step model's most loaded stage; each rank's share is split as evenly
+    as possible over its ``vp`` chunks.
+    """
+    base, extra = divmod(layers, pp)
+    heavy = set(_middle(pp, extra))
+    per_rank = [base + (r in heavy) for r in range(pp)]
+    chunks = [[0] * vp for _ in range(pp)]
+    for r, n in enumerate(per_rank):
+        b, e = divmod(n, vp)
+        chunks[r] = [b + (v >= vp - e) for v in range(vp)]
+    return [chunks[c % pp][c // pp] for c in range(pp * vp)]
+
+
+def _middle(n: int, k: int) -> list[int]:
+    """``k`` of the indices ``0..n-1``, from the middle outwards."""
+    order = sorted(range(n), key=lambda i: (abs(2 * i - (n - 1)), i))
+    return order[:k]

@@ -1,0 +1,61 @@
+"""DeepSpeed: a JSON config (``deepspeed/runtime/constants.py``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from solver.estimate import Estimate
+from solver.export.common import header
+from solver.specs import TrainingJob
+
+
+def deepspeed(est: Estimate, job: TrainingJob) -> str:
+    """A DeepSpeed JSON config; ``"_comment"`` holds what DeepSpeed's config cannot say."""
+    m, x = job.model, est.layout
+    notes = header(est, job, "DeepSpeed", "deepspeed")
+    dp = x.dp
+    notes.append(f"train_batch_size = micro-batch x accumulation x data-parallel ranks = "
+                 f"{x.micro_batch} x {est.num_microbatches} x {dp} = {est.global_batch}; "
+                 f"world size {x.gpus:,} = TP{x.tp} x PP{x.pp} x CP{x.cp} x DP{x.dp}")
+    if x.tp > 1 or x.pp > 1:
+        notes.append(f"TP{x.tp} and PP{x.pp} are set by the model code (e.g. "
+                     "Megatron-DeepSpeed --tensor-model-parallel-size, DeepSpeed "
+                     "PipelineModule(num_stages=...)), not by this file")
+    if x.vp > 1:
+        notes.append(f"VP{x.vp}: DeepSpeed's pipeline engine has no interleaved schedule; "
+                     "without it the bubble is larger than planned")
+    if x.ep > 1:
+        notes.append(f"EP{x.ep}: set by the model code (deepspeed.moe.layer.MoE(ep_size="
+                     f"{x.ep}, num_experts={m.experts}, k={m.top_k}))")
+    if job.precision == "fp8":
+        notes.append("FP8: DeepSpeed's config has no FP8 switch; the model code must use "
+                     "Transformer Engine layers. BF16 is set for everything else")
+    if job.grad_dtype == "bf16":
+        notes.append("BF16 gradients as planned: set DeepSpeed's communication_data_type to "
+                     "\"bf16\" if your version has it (not checked here)")
+    if x.recompute == "selective":
+        notes.append("selective recomputation has no DeepSpeed config key: the model code "
+                     "must checkpoint the attention core itself")
+    config: dict[str, Any] = {
+        "_comment": notes,
+        "train_batch_size": est.global_batch,
+        "train_micro_batch_size_per_gpu": x.micro_batch,
+        "gradient_accumulation_steps": est.num_microbatches,
+        "bf16": {"enabled": True},
+        "zero_optimization": {"stage": x.zero_stage, "overlap_comm": job.grad_reduce_overlap},
+    }
+    if x.cp > 1:
+        config["sequence_parallel_size"] = x.cp
+        notes.append(f"CP{x.cp} as DeepSpeed-Ulysses sequence parallelism (all-to-all over "
+                     "heads); the plan times Megatron-style ring attention")
+    if x.recompute == "full":
+        config["activation_checkpointing"] = {
+            "partition_activations": x.tp > 1,
+            "contiguous_memory_optimization": False,
+            "cpu_checkpointing": False,
+            "number_checkpoints": m.layers,
+        }
+        notes.append("activation_checkpointing configures deepspeed.checkpointing; the model "
+                     "code must wrap each layer with deepspeed.checkpointing.checkpoint")
+    return json.dumps(config, indent=2) + "\n"

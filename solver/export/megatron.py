@@ -1,0 +1,219 @@
+"""Megatron-LM: a bash array of ``megatron/training/arguments.py`` flags."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from solver.estimate import Estimate
+from solver.export.common import (
+    comment_lines,
+    header,
+    stage_layers,
+    train_steps,
+)
+from solver.specs import ModelSpec, TrainingJob
+
+#: Every Megatron-LM flag this module may write (in arguments or in comments).
+MEGATRON_FLAGS = (
+    "--tensor-model-parallel-size", "--pipeline-model-parallel-size",
+    "--num-layers-per-virtual-pipeline-stage", "--pipeline-model-parallel-layout",
+    "--context-parallel-size", "--expert-model-parallel-size", "--sequence-parallel",
+    "--use-distributed-optimizer", "--overlap-grad-reduce", "--overlap-param-gather",
+    "--grad-reduce-in-bf16",
+    "--tp-comm-overlap", "--use-megatron-fsdp", "--data-parallel-sharding-strategy",
+    "--ckpt-format", "--micro-batch-size", "--global-batch-size", "--train-iters",
+    "--recompute-granularity", "--recompute-method", "--recompute-num-layers",
+    "--num-layers", "--hidden-size", "--num-attention-heads", "--group-query-attention",
+    "--num-query-groups", "--kv-channels", "--ffn-hidden-size", "--seq-length",
+    "--max-position-embeddings", "--position-embedding-type", "--normalization", "--swiglu",
+    "--disable-bias-linear", "--untie-embeddings-and-output-weights",
+    "--multi-latent-attention", "--q-lora-rank", "--kv-lora-rank", "--qk-head-dim",
+    "--qk-pos-emb-head-dim", "--v-head-dim", "--num-experts", "--moe-router-topk",
+    "--moe-ffn-hidden-size", "--moe-shared-expert-intermediate-size", "--moe-layer-freq",
+    "--moe-token-dispatcher-type", "--moe-grouped-gemm", "--moe-expert-capacity-factor",
+    "--mtp-num-layers", "--bf16", "--fp8-format", "--tokenizer-type", "--tokenizer-model",
+    "--make-vocab-size-divisible-by",
+)
+
+
+def megatron(est: Estimate, job: TrainingJob) -> str:
+    """A bash snippet: ``MEGATRON_ARGS=( ... )`` with one argument per line and ``#`` notes."""
+    m, x = job.model, est.layout
+    args: list[tuple[str, ...] | str] = []
+
+    def arg(flag: str, *values: Any) -> None:
+        args.append((flag, *(_shell_word(v) for v in values)))
+
+    def note(text: str) -> None:
+        args.append("# " + text)
+
+    note("layout: world size = TP x PP x CP x DP "
+         f"= {x.tp} x {x.pp} x {x.cp} x {x.dp} = {x.gpus:,} processes")
+    arg("--tensor-model-parallel-size", x.tp)
+    arg("--pipeline-model-parallel-size", x.pp)
+    chunks = stage_layers(m.layers, x.pp, x.vp)
+    if x.pp > 1 and len(set(chunks)) > 1:
+        note(f"{m.layers} layers do not split evenly over {x.pp * x.vp} pipeline chunks: "
+             "an explicit layout (E embedding, t layer, L loss)")
+        arg("--pipeline-model-parallel-layout", _megatron_layout(chunks))
+    elif x.vp > 1 and x.pp > 1:
+        arg("--num-layers-per-virtual-pipeline-stage", chunks[0])
+    if x.vp > 1 and x.pp == 1:
+        note(f"VP{x.vp} without pipeline parallelism has no meaning: left out")
+    if x.vp > 1 and est.num_microbatches % x.pp:
+        note(f"older Megatron-LM releases need the micro-batch count ({est.num_microbatches}) "
+             f"to be a multiple of PP ({x.pp}) with the interleaved schedule")
+    arg("--context-parallel-size", x.cp)
+    if m.is_moe:
+        arg("--expert-model-parallel-size", x.ep)
+    if x.tp > 1:
+        arg("--sequence-parallel")
+        if job.tp_comm_overlap:
+            arg("--tp-comm-overlap")
+    if x.zero_stage >= 1:
+        arg("--use-distributed-optimizer")
+    if x.zero_stage >= 2:
+        note(f"ZeRO-{x.zero_stage}: Megatron-LM has no flag for it; "
+             "--use-distributed-optimizer shards only the optimizer states (ZeRO-1), so "
+             "gradients" + (" and weights" if x.zero_stage == 3 else "") +
+             " stay replicated and memory per GPU is higher than planned "
+             f"({est.memory_gib_per_gpu:.1f} GiB). The nearest is Megatron-FSDP: "
+             "--use-megatron-fsdp --data-parallel-sharding-strategy "
+             + ("optim_grads_params" if x.zero_stage == 3 else "optim_grads")
+             + " --ckpt-format fsdp_dtensor (not written: it replaces the distributed "
+             "optimizer and is not exercised with every layout)")
+    if job.grad_dtype == "bf16":
+        arg("--grad-reduce-in-bf16")
+    if job.grad_reduce_overlap and x.dp * x.cp > 1:
+        arg("--overlap-grad-reduce")
+        if x.zero_stage >= 1:
+            arg("--overlap-param-gather")
+
+    note("batch")
+    arg("--micro-batch-size", x.micro_batch)
+    arg("--global-batch-size", est.global_batch)
+    arg("--train-iters", train_steps(est, job))
+
+    note("recomputation")
+    if x.recompute == "full":
+        arg("--recompute-granularity", "full")
+        arg("--recompute-method", "uniform")
+        arg("--recompute-num-layers", 1)
+    elif x.recompute == "selective":
+        arg("--recompute-granularity", "selective")
+    else:
+        note("none: every activation is kept")
+
+    note("model shape")
+    _megatron_model(m, job, arg, note, x.ep)
+    note("precision")
+    arg("--bf16")
+    if job.precision == "fp8":
+        arg("--fp8-format", "hybrid")
+    if not job.flash_attention:
+        note("the plan assumes attention that stores the score matrix (no flash attention)")
+
+    lines = comment_lines([*header(est, job, "Megatron-LM", "megatron"),
+                           f"Launch pretrain_gpt.py with torchrun on {x.gpus:,} processes, "
+                           'passing "${MEGATRON_ARGS[@]}" plus your data, tokenizer, '
+                           "optimizer and checkpoint arguments."])
+    if x.tp > 1 or x.cp > 1:
+        lines.append("# Megatron-LM requires this with TP or CP > 1 before Blackwell:")
+        lines.append("export CUDA_DEVICE_MAX_CONNECTIONS=1")
+    lines.append("MEGATRON_ARGS=(")
+    for item in args:
+        if isinstance(item, str):
+            lines += comment_lines([item[2:]], prefix="    # ")
+        else:
+            lines.append("    " + " ".join(item))
+    lines.append(")")
+    return "\n".join(lines) + "\n"
+
+
+def _megatron_layout(chunks: Sequence[int]) -> str:
+    """Megatron-LM's layout string: stages split by ``|``, ``t*3`` three layers, ``(x|)*5`` a
+    stage repeated, ``E`` and ``L`` the embedding and the loss on the first and last stage."""
+    stages = [f"t*{n}" if n > 1 else "t" * n for n in chunks]
+    first = "E" + ("," + stages[0] if stages[0] else "")
+    last = (stages[-1] + "," if stages[-1] else "") + "L"
+    if len(stages) == 1:
+        return "E," + stages[0] + ",L" if stages[0] else "E,L"
+    middle = stages[1:-1]
+    parts = [first + "|"]
+    i = 0
+    while i < len(middle):
+        j = i
+        while j < len(middle) and middle[j] == middle[i]:
+            j += 1
+        run = j - i
+        parts.append(f"({middle[i]}|)*{run}," if run >= 3 else (middle[i] + "|") * run)
+        i = j
+    return "".join(parts) + last
+
+
+def _megatron_model(m: ModelSpec, job: TrainingJob, arg: Any, note: Any, ep: int) -> None:
+    arg("--num-layers", m.layers)
+    arg("--hidden-size", m.hidden)
+    arg("--num-attention-heads", m.heads)
+    if m.uses_mla:
+        arg("--multi-latent-attention")
+        if m.q_lora_rank:
+            arg("--q-lora-rank", m.q_lora_rank)
+        arg("--kv-lora-rank", m.kv_lora_rank)
+        arg("--qk-head-dim", m.head_dim)
+        arg("--qk-pos-emb-head-dim", m.qk_rope_head_dim)
+        arg("--v-head-dim", m.v_head_dim)
+    else:
+        if m.kv_heads != m.heads:
+            arg("--group-query-attention")
+            arg("--num-query-groups", m.kv_heads)
+        if m.head_dim * m.heads != m.hidden:
+            arg("--kv-channels", m.head_dim)
+    arg("--ffn-hidden-size", m.ffn_hidden)
+    if m.is_moe:
+        arg("--num-experts", m.experts)
+        arg("--moe-router-topk", m.top_k)
+        arg("--moe-ffn-hidden-size", m.moe_ffn_hidden)
+        if m.shared_experts:
+            arg("--moe-shared-expert-intermediate-size", m.shared_experts * m.moe_ffn_hidden)
+        if m.dense_layers:
+            arg("--moe-layer-freq", _moe_pattern(m))
+        arg("--moe-grouped-gemm")
+        if ep > 1:
+            arg("--moe-token-dispatcher-type", "alltoall")
+        if m.capacity_factor != 1.0:
+            arg("--moe-expert-capacity-factor", m.capacity_factor)
+        else:
+            note("routing: the plan assumes balanced experts (capacity factor 1); "
+                 "Megatron-LM routes dropless by default")
+    arg("--seq-length", job.seq_len)
+    arg("--max-position-embeddings", max(job.seq_len, m.seq_len))
+    arg("--position-embedding-type", "rope" if m.position_embedding == "rope"
+        else "learned_absolute")
+    if m.norm == "rmsnorm":
+        arg("--normalization", "RMSNorm")
+    if m.gated_mlp:
+        arg("--swiglu")
+    if not m.linear_bias:
+        arg("--disable-bias-linear")
+    if not m.tied_embeddings:
+        arg("--untie-embeddings-and-output-weights")
+    note(f"vocabulary: {m.vocab:,} tokens come from your tokenizer (--tokenizer-type, "
+         "--tokenizer-model); Megatron-LM pads it to a multiple of "
+         "--make-vocab-size-divisible-by x TP")
+    if m.name == "deepseek-v3":
+        note("DeepSeek-V3's multi-token-prediction module is not in the plan "
+             "(--mtp-num-layers 1 trains it)")
+
+
+def _moe_pattern(m: ModelSpec) -> str:
+    """Megatron-LM ``--moe-layer-freq`` list expression: leading dense layers, then MoE."""
+    return f"([0]*{m.dense_layers}+[1]*{m.moe_layers})"
+
+
+def _shell_word(value: Any) -> str:
+    text = str(value)
+    if text and all(c.isalnum() or c in "-_.,:/=+" for c in text):
+        return text
+    return "'" + text.replace("'", "'\"'\"'") + "'"
