@@ -125,7 +125,14 @@ def questions(draw: st.DrawFn) -> Question:
         vocab=draw(st.integers(1000, 32000)), seq_len=seq, experts=experts, top_k=top_k)
     global_batch = draw(st.sampled_from([0, 0, 16, 32, 48, 64]))
     tokens = 10.0 ** draw(st.floats(8.0, 10.0))
-    job = solver.TrainingJob(model=model, tokens=tokens, global_batch=global_batch, seq_len=seq)
+    # The training software too: every fact of the job changes what the search must weigh.
+    software = {"flash_attention": draw(st.booleans()),
+                "tp_comm_overlap": draw(st.booleans()),
+                "grad_reduce_overlap": draw(st.booleans()),
+                "zero3_impl": draw(st.sampled_from(["fsdp", "deepspeed"])),
+                "grad_dtype": draw(st.sampled_from(["fp32", "bf16"]))}
+    job = solver.TrainingJob(model=model, tokens=tokens, global_batch=global_batch, seq_len=seq,
+                             **software)  # type: ignore[arg-type]
 
     objective = draw(st.sampled_from(OBJECTIVES))
     with_budget = draw(st.integers(0, 4)) == 0

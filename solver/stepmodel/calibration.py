@@ -50,11 +50,11 @@ class Calibration:
     - ``matmul_scale``: achieved training-GEMM throughput over the accelerator's best-shape
       matmul efficiency (MAMF), for accelerators whose family has no fitted value of its own
       (``Accelerator.matmul_scale``). Below 1 because training GEMMs are not the best shape
-      and share the device with other kernels. Fitted: NVIDIA Ampere 0.843, Hopper 0.733; the
+      and share the device with other kernels. Fitted: NVIDIA Ampere 0.845, Hopper 0.734; the
       default is the lower of the two (no published run on other families).
     - ``attention_scale``: fused (flash) attention throughput over MAMF, for accelerators
-      without their own ``Accelerator.attention_scale``. Fitted: Ampere 0.490 (43% of the
-      A100's peak; FlashAttention-2 reports 50-73%), Hopper 0.663 (53% of the H100's, between
+      without their own ``Accelerator.attention_scale``. Fitted: Ampere 0.482 (42% of the
+      A100's peak; FlashAttention-2 reports 50-73%), Hopper 0.638 (51% of the H100's, between
       FlashAttention-2's 35% and FlashAttention-3's 75%); the default is the lower.
     - ``layer_overhead_s``: fixed time per transformer layer and pass (kernel launches, small
       kernels, synchronisation, GEMM tails): what makes small models and micro-batches less
@@ -70,19 +70,19 @@ class Calibration:
       backward when the software overlaps it). Fitted, at its bound (1.0).
     - ``zero3_bandwidth_deepspeed`` / ``zero3_exposed_deepspeed``: DeepSpeed's ZeRO-3 as the
       six runs of Narayanan et al. 2021, Table 2 measured it (``TrainingJob.zero3_impl``):
-      its gathers and reduce-scatters reach 0.664 of a ring's bus bandwidth, and at least 0.421
+      its gathers and reduce-scatters reach 0.664 of a ring's bus bandwidth, and at least 0.423
       of each pass's traffic stays exposed however long the pass. Fitted. FSDP has neither.
     - ``latency_scaleup_s`` / ``latency_scaleout_s``: per-hop latency of a ring step.
     """
 
-    matmul_scale: float = 0.733
-    attention_scale: float = 0.490
-    layer_overhead_s: float = 133e-6
+    matmul_scale: float = 0.734
+    attention_scale: float = 0.482
+    layer_overhead_s: float = 152e-6
     elementwise_traffic: float = 3.20
     scaleup_bus_efficiency: float = 0.80
     scaleout_bus_efficiency: float = 1.0
     dp_overlap: float = 1.0
-    zero3_exposed_deepspeed: float = 0.421
+    zero3_exposed_deepspeed: float = 0.423
     zero3_bandwidth_deepspeed: float = 0.664
     latency_scaleup_s: float = 5e-6
     latency_scaleout_s: float = 10e-6

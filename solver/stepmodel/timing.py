@@ -170,32 +170,26 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
     weights = C.WEIGHT_BYTES * dense_params
     expert_w = C.WEIGHT_BYTES * sp.experts
 
-    def reduce_scatter_and_gather(g: FloatArray, w: FloatArray, n: np.ndarray) -> FloatArray:
-        return gather_or_scatter(g, n, dp_bw, dp_lat) + gather_or_scatter(w, n, dp_bw, dp_lat)
-
-    end_of_step = np.where(
-        x.zero == 0,
-        all_reduce(grads, group, dp_bw, dp_lat) + all_reduce(expert_grads, expert_group, dp_bw,
-                                                             dp_lat),
-        np.where(x.zero == 1,
-                 reduce_scatter_and_gather(grads, weights, group)
-                 + reduce_scatter_and_gather(expert_grads, expert_w, expert_group),
-                 np.where(x.zero == 2,
-                          gather_or_scatter(weights, group, dp_bw, dp_lat)
-                          + gather_or_scatter(expert_w, expert_group, dp_bw, dp_lat),
-                          0.0)))
     # Per micro-batch: ZeRO-2 reduce-scatters the gradients during the backward; ZeRO-3 also
     # gathers the weights before the forward and again before the backward (Rajbhandari et
     # al. 2020, arXiv:1910.02054, sec. 5 and 7; PyTorch FSDP, Zhao et al. 2023,
     # arXiv:2304.11277, sec. 3). ZeRO-3 prefetches the next layer's weights while the current
     # one computes, so each pass's traffic runs under that pass's kernels: only what exceeds
-    # ``dp_overlap`` of their time is exposed. Gradient reduction at the end of the step
-    # overlaps the last micro-batch's backward only when the software buckets it
-    # (``grad_reduce_overlap``).
+    # ``dp_overlap`` of their time is exposed. Once per step: ZeRO-0 all-reduces the
+    # gradients, ZeRO-1 reduce-scatters them, under what the last micro-batch's backward has
+    # left after its own traffic; ZeRO-1/2 all-gather the updated weights after the optimizer,
+    # under the next step's first forward (Megatron-LM ``--overlap-param-gather``). Both
+    # overlaps need the software to bucket the traffic (``grad_reduce_overlap``). No kernel
+    # time hides two transfers.
     scatter = (gather_or_scatter(grads, group, dp_bw, dp_lat)
                + gather_or_scatter(expert_grads, expert_group, dp_bw, dp_lat))
     gather = (gather_or_scatter(weights, group, dp_bw, dp_lat)
               + gather_or_scatter(expert_w, expert_group, dp_bw, dp_lat))
+    grads_end = np.select(
+        [x.zero == 0, x.zero == 1],
+        [all_reduce(grads, group, dp_bw, dp_lat)
+         + all_reduce(expert_grads, expert_group, dp_bw, dp_lat), scatter], 0.0)
+    weights_end = np.where((x.zero == 1) | (x.zero == 2), gather, 0.0)
     kernels_mb = compute_mb + membound_mb
     forward_mb = kernels_mb / passes
     backward_mb = kernels_mb - forward_mb
@@ -214,8 +208,9 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
                 + np.maximum(floor * (gather3 + scatter3),
                              gather3 + scatter3 - cal.dp_overlap * backward_mb))
     exposed_per_mb = np.select([x.zero == 2, x.zero == 3], [zero2_mb, zero3_mb], 0.0)
-    last_backward = kernels_mb * 2.0 / passes
-    exposed_end = np.maximum(0.0, end_of_step - overlap * last_backward)
+    backward_left = np.maximum(0.0, overlap * backward_mb - np.where(x.zero == 2, scatter, 0.0))
+    exposed_end = (np.maximum(0.0, grads_end - backward_left)
+                   + np.maximum(0.0, weights_end - overlap * forward_mb))
 
     m = x.nmb
     opt_div = np.where(x.zero >= 1, group.astype(float), 1.0)
