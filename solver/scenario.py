@@ -5,7 +5,7 @@ A scenario holds what ``gpuplan solve`` takes as options, in sections (``docs/sc
     description = "..."            # optional, shown nowhere but kept
     [model]   preset = NAME | path = FILE | the ModelSpec fields inline
     [job]     tokens, seq_len, global_batch, precision, flash_attention, tp_comm_overlap,
-              grad_reduce_overlap, zero3_impl, grad_dtype
+              grad_reduce_overlap, zero3_impl, grad_dtype, ep_comm_overlap
     [limits]  accelerators, gpus, max_gpus, deadline_days, budget_usd, tokens_per_step
     [fixed]   tp, pp, dp, cp, ep, vp, micro_batch, zero_stage, recompute
     [solve]   objective, time_limit, top, workers, seed, cost_model, [solve.cost_params]
@@ -59,7 +59,8 @@ from solver.validate import (
 #: The keys of each section (``model`` is special: ``preset``, ``path`` or ModelSpec fields).
 SECTIONS: dict[str, tuple[str, ...]] = {
     "job": ("tokens", "seq_len", "global_batch", "precision", "flash_attention",
-            "tp_comm_overlap", "grad_reduce_overlap", "zero3_impl", "grad_dtype"),
+            "tp_comm_overlap", "grad_reduce_overlap", "zero3_impl", "grad_dtype",
+            "ep_comm_overlap"),
     "limits": ("accelerators", "gpus", "max_gpus", "deadline_days", "budget_usd",
                "tokens_per_step"),
     "fixed": LAYOUT_FIELDS,
@@ -72,7 +73,7 @@ MODEL_SOURCES = ("preset", "path")
 DEFAULTS: dict[str, Any] = {
     "seq_len": 0, "global_batch": 0, "precision": "bf16", "flash_attention": True,
     "tp_comm_overlap": False, "grad_reduce_overlap": True, "zero3_impl": "fsdp",
-    "grad_dtype": "fp32",
+    "grad_dtype": "fp32", "ep_comm_overlap": False,
     "objective": "time", "time_limit": 60.0, "top": 1, "workers": 2, "seed": 0,
     "cost_model": None,
 }
@@ -88,7 +89,7 @@ def check_value(key: str, value: Any, label: str) -> Any:
         return as_int(label, value, minimum=0)  # 0: the model's length, the solver's choice
     if key == "precision":
         return as_choice(label, value, PRECISIONS)
-    if key in ("flash_attention", "tp_comm_overlap", "grad_reduce_overlap"):
+    if key in ("flash_attention", "tp_comm_overlap", "grad_reduce_overlap", "ep_comm_overlap"):
         return as_bool(label, value)
     if key == "zero3_impl":
         return as_choice(label, value, ZERO3_IMPLEMENTATIONS)
@@ -319,7 +320,8 @@ def build(given: Values, names: Mapping[str, str] | None = None) -> Scenario:
                           flash_attention=get("flash_attention"),
                           tp_comm_overlap=get("tp_comm_overlap"),
                           grad_reduce_overlap=get("grad_reduce_overlap"),
-                          zero3_impl=get("zero3_impl"), grad_dtype=get("grad_dtype"))
+                          zero3_impl=get("zero3_impl"), grad_dtype=get("grad_dtype"),
+                          ep_comm_overlap=get("ep_comm_overlap"))
         fixed = {k: values[k] for k in LAYOUT_FIELDS if k in values}
         limits = Limits(accelerators=tuple(values.get("accelerators", ())), gpus=gpus,
                         max_gpus=max_gpus, deadline_days=values.get("deadline_days"),

@@ -166,7 +166,9 @@ class TrainingJob:
     accumulated and reduced in: ``"fp32"`` (Megatron-LM forces it with BF16,
     ``--accumulate-allreduce-grads-in-fp32``; FSDP's usual ``reduce_dtype``) or ``"bf16"``
     (NeMo's H100 recipes, ``optim.grad_sync_dtype=bf16``), which halves gradient memory and
-    data-parallel gradient traffic.
+    data-parallel gradient traffic; ``ep_comm_overlap``, expert dispatch and combine
+    all-to-alls run under another micro-batch's computation (DeepSeek-V3's DualPipe,
+    arXiv:2412.19437 sec. 3.2.1; Megatron-LM ``--overlap-moe-expert-parallel-comm``).
     """
 
     model: ModelSpec
@@ -179,6 +181,7 @@ class TrainingJob:
     grad_reduce_overlap: bool = True
     zero3_impl: str = "fsdp"
     grad_dtype: str = "fp32"
+    ep_comm_overlap: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelSpec):
@@ -193,7 +196,8 @@ class TrainingJob:
         as_choice("precision", self.precision, PRECISIONS)
         as_choice("zero3_impl", self.zero3_impl, ZERO3_IMPLEMENTATIONS)
         as_choice("grad_dtype", self.grad_dtype, GRAD_DTYPES)
-        for name in ("flash_attention", "tp_comm_overlap", "grad_reduce_overlap"):
+        for name in ("flash_attention", "tp_comm_overlap", "grad_reduce_overlap",
+                     "ep_comm_overlap"):
             as_bool(name, getattr(self, name))
 
 

@@ -100,6 +100,22 @@ def test_software_options_reach_the_job(flags: list[str], fields: dict[str, Any]
     assert expected != pytest.approx(default, rel=1e-5)
 
 
+def test_ep_comm_overlap_reaches_the_job(capsys: pytest.CaptureFixture[str]) -> None:
+    import solver
+
+    argv = ["evaluate", "--model", "mixtral-8x7b", "--tokens", "1T", "--global-batch", "512",
+            "--gpu", "h100", "--tp", "2", "--pp", "1", "--dp", "64", "--ep", "8",
+            "--zero", "1", "--recompute", "full"]
+    data = run_json([*argv, "--ep-comm-overlap"], capsys)
+    job = solver.TrainingJob(model=solver.model("mixtral-8x7b"), tokens=1e12, global_batch=512)
+    layout = solver.Layout(accelerator="h100-sxm5-80gb", tp=2, pp=1, dp=64, ep=8,
+                           zero_stage=1, recompute="full")
+    overlapped = solver.evaluate(dataclasses.replace(job, ep_comm_overlap=True), layout)
+    assert data["estimate"]["step_time_s"] == pytest.approx(overlapped.step_time_s, rel=1e-5)
+    assert overlapped.time_breakdown_s["ep_comm"] < solver.evaluate(
+        job, layout).time_breakdown_s["ep_comm"]
+
+
 def test_evaluate_prints_a_table_without_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(EVALUATE) == 0
     captured = capsys.readouterr()

@@ -232,6 +232,21 @@ def test_bf16_gradients_are_exported_or_said() -> None:
     assert "BF16 gradients" in export(est, "deepspeed", job=job)
 
 
+def test_expert_overlap_is_exported() -> None:
+    # DualPipe-style overlap of the expert all-to-alls: Megatron-LM's
+    # --overlap-moe-expert-parallel-comm (verified upstream, _add_moe_args); only with EP > 1.
+    job = solver.TrainingJob(model=solver.model("deepseek-v3"), tokens=14.8e12,
+                             global_batch=15_360, seq_len=4096, precision="fp8",
+                             ep_comm_overlap=True)
+    est = solver.evaluate(job, solver.Layout(accelerator="h800", tp=1, pp=16, dp=128, ep=64,
+                                             zero_stage=1, recompute="full"))
+    args = megatron_parser().parse_args(megatron_argv(export(est, "megatron", job=job)))
+    assert args.overlap_moe_expert_parallel_comm
+    plain = dataclasses.replace(job, ep_comm_overlap=False)
+    args = megatron_parser().parse_args(megatron_argv(export(est, "megatron", job=plain)))
+    assert not args.overlap_moe_expert_parallel_comm
+
+
 def test_megatron_says_what_it_cannot_express() -> None:
     job, est = job_and_estimate(*CASES["zero3"][:4], **CASES["zero3"][4])
     text = export(est, "megatron", job=job)

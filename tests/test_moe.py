@@ -170,6 +170,22 @@ def test_dispatch_and_combine_all_to_all_on_the_right_fabric(
     assert outside.time_breakdown_s["ep_comm"] == pytest.approx(1.72032e-5, rel=1e-12)
 
 
+def test_expert_all_to_all_overlapped_with_computation(test_gpu: solver.Accelerator) -> None:
+    # ep_comm_overlap (DualPipe): the dispatch and combine of the ep=4 case above, 2.94912e-6 s,
+    # run under the micro-batch's computation. By hand (rate 8e13 FLOP/s, HBM 1e12 B/s):
+    #   non-expert matmuls (attention 16,384 + router 512 weights): 128 tokens * 2 * 16,896
+    #     FLOPs / 8e13 = 5.40672e-8 s (weights 17,024 * 2 B / 1e12 = 3.4048e-8 s: compute-bound)
+    #   routed experts: 128 * top-2 * 2 * 24,576 / 8e13 = 1.572864e-7 s (the 8/4 = 2 local
+    #     experts' weights, 2 * 24,576 * 2 B / 1e12 = 9.8304e-8 s: compute-bound)
+    #   scores: 128 * (4 * 128 * 4 * 16) * 0.5 (causal) / 8e13 = 2.62144e-8 s
+    #   2 layers * 3 passes * (5.40672e-8 + 1.572864e-7 + 2.62144e-8) = 1.4254080e-6 s
+    # exposed: 2.94912e-6 - 1.4254080e-6 = 1.5237120e-6 s.
+    job = solver.TrainingJob(model=tiny_moe(), tokens=1e9, global_batch=4, ep_comm_overlap=True)
+    est = solver.evaluate(job, solver.Layout(accelerator="test-gpu", tp=1, pp=1, dp=4, ep=4),
+                          accelerator=test_gpu, calibration=PLAIN)
+    assert est.time_breakdown_s["ep_comm"] == pytest.approx(1.5237120e-6, rel=1e-12)
+
+
 def test_capacity_factor_scales_dispatch_and_expert_work(test_gpu: solver.Accelerator) -> None:
     # Capacity factor 1.5: every expert buffer is 1.5x as large, so the all-to-all bytes and
     # the routed-expert matmuls grow by 1.5; model FLOPs (and so MFU's numerator) do not.

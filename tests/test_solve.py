@@ -130,7 +130,8 @@ def questions(draw: st.DrawFn) -> Question:
                 "tp_comm_overlap": draw(st.booleans()),
                 "grad_reduce_overlap": draw(st.booleans()),
                 "zero3_impl": draw(st.sampled_from(["fsdp", "deepspeed"])),
-                "grad_dtype": draw(st.sampled_from(["fp32", "bf16"]))}
+                "grad_dtype": draw(st.sampled_from(["fp32", "bf16"])),
+                "ep_comm_overlap": draw(st.booleans())}
     job = solver.TrainingJob(model=model, tokens=tokens, global_batch=global_batch, seq_len=seq,
                              **software)  # type: ignore[arg-type]
 

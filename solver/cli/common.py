@@ -32,6 +32,9 @@ FlashOpt = Annotated[bool, typer.Option("--flash-attention/--no-flash-attention"
 TpOverlapOpt = Annotated[bool, typer.Option(
     "--tp-comm-overlap/--no-tp-comm-overlap", help="Tensor-parallel collectives overlapped "
     "with their GEMMs (Transformer Engine userbuffers).")]
+EpOverlapOpt = Annotated[bool, typer.Option(
+    "--ep-comm-overlap/--no-ep-comm-overlap", help="Expert all-to-alls overlapped with "
+    "another micro-batch's computation (DualPipe).")]
 GradOverlapOpt = Annotated[bool, typer.Option(
     "--grad-reduce-overlap/--no-grad-reduce-overlap", help="Gradient reduction bucketed "
     "under the backward pass (--overlap-grad-reduce, FSDP).")]
@@ -75,14 +78,14 @@ def parse_cost_params(items: list[str] | None) -> dict[str, str]:
 def build_job(model: str, tokens: str, seq_len: int, global_batch: int, precision: str,
               flash_attention: bool, tp_comm_overlap: bool = False,
               grad_reduce_overlap: bool = True, zero3_impl: str = "fsdp",
-              grad_dtype: str = "fp32") -> TrainingJob:
+              grad_dtype: str = "fp32", ep_comm_overlap: bool = False) -> TrainingJob:
     spec: ModelSpec = catalog.model(model, field="--model")
     try:
         return TrainingJob(model=spec, tokens=parse_tokens(tokens), global_batch=global_batch,
                            seq_len=seq_len, precision=precision, flash_attention=flash_attention,
                            tp_comm_overlap=tp_comm_overlap,
                            grad_reduce_overlap=grad_reduce_overlap, zero3_impl=zero3_impl,
-                           grad_dtype=grad_dtype)
+                           grad_dtype=grad_dtype, ep_comm_overlap=ep_comm_overlap)
     except SpecError as err:
         raise as_option_error(err) from None
 

@@ -13,6 +13,7 @@ from solver.cli import render
 from solver.cli.common import (
     CostModelOpt,
     CostParamOpt,
+    EpOverlapOpt,
     FlashOpt,
     GlobalBatchOpt,
     GradDtypeOpt,
@@ -54,6 +55,7 @@ def compare(
     grad_reduce_overlap: GradOverlapOpt = True,
     zero3_impl: Zero3ImplOpt = "fsdp",
     grad_dtype: GradDtypeOpt = "fp32",
+    ep_comm_overlap: EpOverlapOpt = False,
     cost_model: CostModelOpt = None,
     cost_param: CostParamOpt = None,
     json_out: JsonOpt = False,
@@ -64,7 +66,8 @@ def compare(
         raise SpecError("--layout: expected at least one layout, e.g. --layout "
                         "\"a100-sxm4-80gb tp=8 pp=8 dp=16 mb=1 recompute=full\"")
     job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention,
-                    tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype)
+                    tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype,
+                    ep_comm_overlap)
     try:
         result = run_compare(job, given, cost_model=cost_model,
                                      cost_params=parse_cost_params(cost_param))

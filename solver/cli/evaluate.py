@@ -11,6 +11,7 @@ from solver.cli import render
 from solver.cli.common import (
     CostModelOpt,
     CostParamOpt,
+    EpOverlapOpt,
     FlashOpt,
     GlobalBatchOpt,
     GradDtypeOpt,
@@ -54,6 +55,7 @@ def evaluate(
     grad_reduce_overlap: GradOverlapOpt = True,
     zero3_impl: Zero3ImplOpt = "fsdp",
     grad_dtype: GradDtypeOpt = "fp32",
+    ep_comm_overlap: EpOverlapOpt = False,
     cost_model: CostModelOpt = None,
     cost_param: CostParamOpt = None,
     output: OutputOpt = None,
@@ -61,7 +63,8 @@ def evaluate(
 ) -> None:
     """Estimate time, memory, cost, energy and CO2 of one layout (Megatron-LM semantics)."""
     job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention,
-                    tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype)
+                    tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype,
+                    ep_comm_overlap)
     cost_params = parse_cost_params(cost_param)
     from solver import catalog
 

@@ -14,6 +14,7 @@ from solver.cli import render
 from solver.cli.common import (
     CostModelOpt,
     CostParamOpt,
+    EpOverlapOpt,
     Fix,
     FlashOpt,
     GlobalBatchOpt,
@@ -78,6 +79,7 @@ def pareto(
     grad_reduce_overlap: GradOverlapOpt = True,
     zero3_impl: Zero3ImplOpt = "fsdp",
     grad_dtype: GradDtypeOpt = "fp32",
+    ep_comm_overlap: EpOverlapOpt = False,
     time_limit: Annotated[float, typer.Option("--time-limit", help="Seconds per solve.")
                           ] = 60.0,
     workers: Annotated[int, typer.Option("--workers", help="CP-SAT workers.")] = 2,
@@ -111,7 +113,8 @@ def pareto(
     workers = check_value("workers", workers, "--workers")
     seed = check_value("seed", seed, "--seed")
     job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention,
-                    tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype)
+                    tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype,
+                    ep_comm_overlap)
     fixed: dict[str, Any] = {k: v for k, v in {
         "tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep, "vp": vp, "micro_batch": micro_batch,
         "zero_stage": zero, "recompute": recompute}.items() if v is not None}

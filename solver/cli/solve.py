@@ -52,7 +52,7 @@ OPTIONS = {
     "global_batch": "--global-batch", "precision": "--precision",
     "flash_attention": "--flash-attention", "tp_comm_overlap": "--tp-comm-overlap",
     "grad_reduce_overlap": "--grad-reduce-overlap", "zero3_impl": "--zero3-impl",
-    "grad_dtype": "--grad-dtype",
+    "grad_dtype": "--grad-dtype", "ep_comm_overlap": "--ep-comm-overlap",
     "accelerators": "--gpu", "gpus": "--gpus",
     "max_gpus": "--max-gpus", "deadline_days": "--deadline-days", "budget_usd": "--budget-usd",
     "tp": "--tp", "pp": "--pp", "dp": "--dp", "cp": "--cp", "ep": "--ep", "vp": "--vp",
@@ -107,6 +107,10 @@ def solve(
     zero3_impl: Annotated[str | None, typer.Option(
         "--zero3-impl", help="ZeRO-3 software: fsdp or deepspeed (default: fsdp).",
         show_default=False)] = None,
+    ep_comm_overlap: Annotated[bool | None, typer.Option(
+        "--ep-comm-overlap/--no-ep-comm-overlap", help="Expert all-to-alls overlapped with "
+        "another micro-batch's computation, DualPipe (default: off).", show_default=False)
+    ] = None,
     grad_dtype: Annotated[str | None, typer.Option(
         "--grad-dtype", help="Gradient accumulation and reduction precision: fp32 or bf16 "
         "(default: fp32).", show_default=False)] = None,
@@ -137,6 +141,7 @@ def solve(
         "precision": precision, "flash_attention": flash_attention,
         "tp_comm_overlap": tp_comm_overlap, "grad_reduce_overlap": grad_reduce_overlap,
         "zero3_impl": zero3_impl, "grad_dtype": grad_dtype,
+        "ep_comm_overlap": ep_comm_overlap,
         "accelerators": gpu or None, "gpus": gpus, "max_gpus": max_gpus,
         "deadline_days": deadline_days, "budget_usd": budget_usd, "tp": tp, "pp": pp, "dp": dp,
         "cp": cp, "ep": ep, "vp": vp, "micro_batch": micro_batch, "zero_stage": zero,

@@ -20,7 +20,7 @@ MEGATRON_FLAGS = (
     "--num-layers-per-virtual-pipeline-stage", "--pipeline-model-parallel-layout",
     "--context-parallel-size", "--expert-model-parallel-size", "--sequence-parallel",
     "--use-distributed-optimizer", "--overlap-grad-reduce", "--overlap-param-gather",
-    "--grad-reduce-in-bf16",
+    "--grad-reduce-in-bf16", "--overlap-moe-expert-parallel-comm",
     "--tp-comm-overlap", "--use-megatron-fsdp", "--data-parallel-sharding-strategy",
     "--ckpt-format", "--micro-batch-size", "--global-batch-size", "--train-iters",
     "--recompute-granularity", "--recompute-method", "--recompute-num-layers",
@@ -182,6 +182,8 @@ def _megatron_model(m: ModelSpec, job: TrainingJob, arg: Any, note: Any, ep: int
         arg("--moe-grouped-gemm")
         if ep > 1:
             arg("--moe-token-dispatcher-type", "alltoall")
+            if job.ep_comm_overlap:
+                arg("--overlap-moe-expert-parallel-comm")
         if m.capacity_factor != 1.0:
             arg("--moe-expert-capacity-factor", m.capacity_factor)
         else:

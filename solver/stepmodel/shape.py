@@ -36,6 +36,7 @@ class JobShape:
     flash_attention: bool
     tp_comm_overlap: bool
     grad_reduce_overlap: bool
+    ep_comm_overlap: bool
     zero3_impl: str  # "fsdp" or "deepspeed" (TrainingJob.zero3_impl)
     grad_bytes: int  # bytes of one gradient element: 4 (FP32) or 2 (TrainingJob.grad_dtype)
     fp8: bool  # linear layers in FP8 (Transformer Engine); attention and LM head in BF16
@@ -136,6 +137,7 @@ def job_shape(job: TrainingJob) -> JobShape:
         flash_attention=job.flash_attention,
         tp_comm_overlap=job.tp_comm_overlap,
         grad_reduce_overlap=job.grad_reduce_overlap,
+        ep_comm_overlap=job.ep_comm_overlap,
         zero3_impl=job.zero3_impl,
         grad_bytes=C.GRAD_BYTES if job.grad_dtype == "fp32" else C.WEIGHT_BYTES,
         fp8=fp8,

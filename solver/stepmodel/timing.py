@@ -14,7 +14,8 @@ Per micro-batch and pipeline stage (the slowest of the first and last stage):
 - Context parallelism: ring attention passes K and V ``cp-1`` times per layer (Liu et al.
   2023, arXiv:2310.01889), twice as much in backward, hidden behind the score computation.
 - Expert parallelism: a dispatch and a combine all-to-all per MoE layer and pass (Lepikhin et
-  al. 2020, GShard), ``tokens * top_k * capacity * h`` BF16 each.
+  al. 2020, GShard), ``tokens * top_k * capacity * h`` BF16 each; with
+  ``TrainingJob.ep_comm_overlap`` hidden under computation as far as it lasts.
 - Pipeline: point-to-point activations ``s*b*h/t`` per stage boundary, chunk and direction;
   the bubble adds ``(p-1)/v`` micro-batch times (Narayanan et al. 2021, sec. 2.2).
 Per step: gradient reduction over dp*cp (all-reduce; reduce-scatter + all-gather with the
@@ -141,14 +142,21 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
     membound_mb = n_dense * dense_elem + n_moe * moe_elem
     membound_mb_last = membound_mb + logits_mem
     tp_mb = (n_dense + n_moe) * tp_layer
+    cp_mb = (n_dense + n_moe) * cp_layer
+    ep_mb = n_moe * ep_layer
+    # Communication overlapped with computation; each second of kernels hides at most one
+    # second of traffic, tensor-parallel collectives first.
+    capacity = compute_mb
     if js.tp_comm_overlap:
         # Collectives split into chunks that run under the GEMMs they feed (Transformer
         # Engine userbuffers; Wang et al. 2023, "Overlap communication with dependent
-        # computation via decomposition", ASPLOS, arXiv:2105.05720): only what exceeds the
-        # layers' matmul time is exposed.
-        tp_mb = np.maximum(0.0, tp_mb - compute_mb)
-    cp_mb = (n_dense + n_moe) * cp_layer
-    ep_mb = n_moe * ep_layer
+        # computation via decomposition", ASPLOS, arXiv:2105.05720).
+        hidden = np.minimum(tp_mb, capacity)
+        tp_mb, capacity = tp_mb - hidden, capacity - hidden
+    if js.ep_comm_overlap:
+        # One micro-batch's dispatch and combine run under another's computation
+        # (DeepSeek-V3's DualPipe, arXiv:2412.19437 sec. 3.2.1).
+        ep_mb = np.maximum(0.0, ep_mb - capacity)
 
     pp_bw, pp_lat = link(hw, a, x.tp * x.cp * x.dp * x.pp, cal)
     boundary = C.ACT_BYTES * tokens * js.hidden / x.tp
