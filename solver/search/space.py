@@ -9,10 +9,13 @@ accelerator, tp, pp, vp, cp, ep, micro-batch, ZeRO stage, recomputation. Its val
   ``ceil(L/pp)`` layers); vp in 1, 2, 4 where ``pp*vp`` divides the layers.
 - cp: 1, 2, 4, 8, 16, 32 where ``2*cp`` divides the sequence; ep: powers of two dividing the
   experts; micro-batch 1, 2, 4, 8, 16.
-- ZeRO 1-3 and recomputation none/full (plus selective without flash attention). Two values
-  are left out because another value is never worse in the step model (exact dominance):
-  ZeRO-0 (ZeRO-1 moves no more bytes and holds less) and, with flash attention, selective
-  recomputation (the same memory as none, more FLOPs). A fixed value brings them back.
+- ZeRO 0-3 and recomputation none/full (plus selective without flash attention). Values are
+  left out only where another value is never worse in the step model (exact dominance):
+  ZeRO-0 when the gradient reduction is not overlapped (``grad_reduce_overlap`` False: then
+  ZeRO-1 moves the same bytes, exposed alike, and holds less; overlapped, ZeRO-0's all-reduce
+  hides under the whole backward while ZeRO-1's weight gather hides only under the next
+  forward) and, with flash attention, selective recomputation (the same memory as none, more
+  FLOPs, and no kernel time hides two transfers). A fixed value brings them back.
 The data-parallel degree takes every integer up to 64 and, above, the integers with at most
 ``DP_SIGNIFICANT_BITS`` significant bits (64, 72, 80, 88, 96, 104, 112, 120, 128, 144, ...;
 spacing at most 12.5%), unless the GPU count or the global batch pins it.
@@ -88,7 +91,10 @@ def enumerate_shapes(job: TrainingJob, accelerators: Sequence[Accelerator],
     """
     m = job.model
     use = fixed if honour_fixed else {}
-    zero_default = (0, 1, 2, 3) if complete else (1, 2, 3)
+    # ZeRO-0 is dominated by ZeRO-1 only when the gradient traffic is not overlapped: with
+    # bucketed reduction its all-reduce hides under the whole backward, where ZeRO-1's weight
+    # gather after the optimizer can hide only under the next forward.
+    zero_default = (0, 1, 2, 3) if complete or job.grad_reduce_overlap else (1, 2, 3)
     recompute_default = ("none", "full") if job.flash_attention and not complete \
         else RECOMPUTE_MODES
     parts: list[np.ndarray] = []
