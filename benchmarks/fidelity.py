@@ -38,6 +38,9 @@ from solver.stepmodel.evaluate import evaluate_arrays
 from solver.stepmodel.shape import JobShape, job_shape
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "published_runs.json"
+#: Runs of 2024-2026 (MoE, Blackwell, TPU, Gaudi, long context): predicted with ``--new``,
+#: not yet part of the fit or of the bounds ``tests/test_fidelity.py`` holds.
+NEW_DATA = DATA.with_name("published_runs_2024.json")
 
 #: Calibration fields fitted over all runs, with their physical bounds.
 FIT_FIELDS: dict[str, tuple[float, float]] = {
@@ -86,9 +89,13 @@ class Run:
             if family == self.family:
                 hw = dataclasses.replace(hw, **{field: np.array([value])})
         r = evaluate_arrays(self.job, self.x, hw, cal, self.js)
+        per_gpu = float(r.tokens_per_s[0]) / float(r.gpus[0])
+        if self.metric == "tokens_per_s_per_gpu":
+            return per_gpu
         if self.metric == "mfu" and self.model_flops_per_token is not None:
-            per_gpu = float(r.tokens_per_s[0]) / float(r.gpus[0])
             return per_gpu * self.model_flops_per_token / float(r.peak_flops[0])
+        if self.metric == "model_tflops_per_gpu" and self.model_flops_per_token is not None:
+            return per_gpu * self.model_flops_per_token / 1e12
         return float(getattr(r, self.metric)[0])
 
 
@@ -198,7 +205,22 @@ def memory_misfits(runs: Sequence[Run]) -> list[str]:
 
 
 UNITS = {"hardware_tflops_per_gpu": "hw TFLOP/s", "model_tflops_per_gpu": "model TFLOP/s",
-         "mfu": "MFU"}
+         "mfu": "MFU", "tokens_per_s_per_gpu": "tokens/s"}
+
+
+def by_group(runs: Sequence[Run], fitted: Fitted) -> str:
+    """Median and worst |error| per accelerator family, and over the MoE runs."""
+    groups: dict[str, list[float]] = {}
+    for run in runs:
+        err = fitted.predict(run) / run.published - 1.0
+        groups.setdefault(f"family {run.family}", []).append(err)
+        if run.job.model.is_moe:
+            groups.setdefault("MoE runs", []).append(err)
+    lines = [f"{'group':<28} {'runs':>4} {'median':>7} {'worst':>7}"]
+    for name, errors in sorted(groups.items()):
+        median, worst = summary(errors)
+        lines.append(f"{name:<28} {len(errors):>4} {median:>7.1%} {worst:>7.1%}")
+    return "\n".join(lines)
 
 
 def table(runs: Sequence[Run], fitted: Fitted, loo: Sequence[float] | None = None) -> str:
@@ -231,6 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fit", action="store_true",
                         help="refit the calibration over all runs and print its values")
     parser.add_argument("--no-loo", action="store_true", help="skip the leave-one-out fits")
+    parser.add_argument("--new", action="store_true",
+                        help="also predict the 2024-2026 runs (not fitted), with per-family "
+                        "and MoE summaries")
     parser.add_argument("--norm", type=int, default=FIT_NORM,
                         help=f"power of the log errors the fit minimises (default {FIT_NORM})")
     args = parser.parse_args(argv)
@@ -251,6 +276,17 @@ def main(argv: Sequence[str] | None = None) -> int:
           "predicted; over capacity:")
     for line in misfits or ["(none)"]:
         print(f"  {line}")
+    if args.new:
+        new = load_runs(NEW_DATA)
+        print("\n2024-2026 runs (not in the fit):")
+        print(table(new, fitted))
+        print()
+        print(by_group(list(runs) + new, fitted))
+        misfits = memory_misfits(new)
+        print(f"\nmemory: {len(new) - len(misfits)} of {len(new)} of these layouts fit as "
+              "predicted; over capacity:")
+        for line in misfits or ["(none)"]:
+            print(f"  {line}")
     return 0
 
 

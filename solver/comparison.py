@@ -23,7 +23,8 @@ LAYOUT_KEYS = {
     "gpu": "accelerator", "accelerator": "accelerator", "tp": "tp", "pp": "pp", "dp": "dp",
     "cp": "cp", "ep": "ep", "vp": "vp", "mb": "micro_batch", "micro_batch": "micro_batch",
     "micro-batch": "micro_batch", "zero": "zero_stage", "zero_stage": "zero_stage",
-    "recompute": "recompute",
+    "recompute": "recompute", "schedule": "schedule", "split": "pipeline_split",
+    "pipeline_split": "pipeline_split", "pipeline-split": "pipeline_split",
 }
 _INT_FIELDS = {"tp", "pp", "dp", "cp", "ep", "vp", "micro_batch", "zero_stage"}
 
@@ -32,8 +33,9 @@ def parse_layout(text: str) -> Layout:
     """``"a100-sxm4-80gb tp=8 pp=8 dp=16 mb=1 recompute=full"`` -> a ``Layout``.
 
     The accelerator comes first (or as ``gpu=NAME``); then ``KEY=VALUE`` words separated by
-    spaces or commas, keys among tp, pp, dp, cp, ep, vp, mb, zero, recompute. tp, pp and dp
-    are required; the others default as in ``solver.Layout``.
+    spaces or commas, keys among tp, pp, dp, cp, ep, vp, mb, zero, recompute, schedule, split
+    (or pipeline_split). tp, pp and dp are required; the others default as in
+    ``solver.Layout``.
     """
     words = [w for w in re.split(r"[\s,]+", text.strip()) if w]
     if not words:

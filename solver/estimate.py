@@ -6,7 +6,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from solver.specs import RECOMPUTE_MODES, Layout
+from solver.layout_options import PIPELINE_SPLITS, SCHEDULES, recompute_name
+from solver.specs import Layout
 from solver.stepmodel.evaluate import StepResult
 from solver.stepmodel.memory import GIB
 
@@ -54,7 +55,8 @@ class Estimate:
             "accelerator": x.accelerator, "gpus": x.gpus, "tp": x.tp, "pp": x.pp, "dp": x.dp,
             "cp": x.cp, "ep": x.ep, "vp": x.vp, "micro_batch": x.micro_batch,
             "num_microbatches": self.num_microbatches, "global_batch": self.global_batch,
-            "zero_stage": x.zero_stage, "recompute": x.recompute,
+            "zero_stage": x.zero_stage, "recompute": x.recompute, "schedule": x.schedule,
+            "pipeline_split": x.pipeline_split,
         }
 
     def estimate_dict(self) -> dict[str, Any]:
@@ -98,7 +100,9 @@ def estimate_at(result: StepResult, i: int, names: tuple[str, ...]) -> Estimate:
         accelerator=names[int(x.accel[i])], tp=int(x.tp[i]), pp=int(x.pp[i]),
         dp=int(x.dp[i]), cp=int(x.cp[i]), ep=int(x.ep[i]), vp=int(x.vp[i]),
         micro_batch=int(x.mb[i]), zero_stage=int(x.zero[i]),
-        recompute=RECOMPUTE_MODES[int(x.recompute[i])],
+        recompute=recompute_name(int(x.recompute[i])),
+        schedule=SCHEDULES[int(x.schedule[i])],
+        pipeline_split=PIPELINE_SPLITS[int(x.split[i])],
     )
     used = float(result.memory.total[i]) / GIB
     capacity = float(result.capacity_bytes[i]) / GIB

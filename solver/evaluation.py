@@ -14,7 +14,7 @@ from solver.estimate import Estimate, estimate_at
 from solver.specs import Accelerator, Layout, TrainingJob
 from solver.stepmodel.arrays import HardwareTable, LayoutArrays
 from solver.stepmodel.calibration import DEFAULT_CALIBRATION, Calibration
-from solver.stepmodel.evaluate import Divisibility, divisibility, evaluate_arrays
+from solver.stepmodel.evaluate import Divisibility, divisibility, evaluate_arrays, layer_slots
 from solver.validate import fail
 
 
@@ -27,13 +27,17 @@ def check_divisibility(job: TrainingJob, layout: Layout) -> None:
         if not bool(getattr(rules, name)[0]):
             field = {"heads_by_tp": "tp", "kv_heads_by_tp": "tp", "ffn_by_tp": "tp",
                      "experts_by_ep": "ep", "seq_by_cp": "cp", "layers_by_stages": "pp",
-                     "batch_by_dp": "dp"}[name]
+                     "batch_by_dp": "dp", "split_needs_stages": "pipeline_split",
+                     "schedule": "schedule"}[name]
+            slots = int(layer_slots(job, x)[0])
             text = template.format(heads=m.heads, kv_heads=m.kv_heads, ffn=m.ffn_hidden,
-                                   experts=m.experts, seq=job.seq_len, layers=m.layers,
-                                   gb=job.global_batch)
+                                   experts=m.experts, seq=job.seq_len, slots=slots,
+                                   gb=job.global_batch,
+                                   nmb=job.global_batch // (layout.dp * layout.micro_batch))
             raise SpecError(f"{field}: {text}; got tp={layout.tp} pp={layout.pp} "
                             f"vp={layout.vp} cp={layout.cp} ep={layout.ep} dp={layout.dp} "
-                            f"micro_batch={layout.micro_batch}")
+                            f"micro_batch={layout.micro_batch} schedule={layout.schedule} "
+                            f"pipeline_split={layout.pipeline_split}")
 
 
 def evaluate(job: TrainingJob, layout: Layout, *, accelerator: Accelerator | None = None,

@@ -178,8 +178,10 @@ def _from_qwen2_moe(c: _Config) -> dict[str, Any]:
 def _from_deepseek(c: _Config) -> dict[str, Any]:
     """DeepSeek-V2 and V3: MLA attention, leading dense layers, shared + routed experts.
 
-    The multi-token-prediction layers of V3 (``num_nextn_predict_layers``) are not part of the
-    main model and are not counted, as in DeepSeek's own 671B figure.
+    The multi-token-prediction layers of V3 (``num_nextn_predict_layers``) become
+    ``mtp_layers``: trained (their FLOPs and memory count) but not part of the main model's
+    parameter count, as in DeepSeek's own 671B figure. Group-limited routing: ``n_group`` ->
+    ``expert_groups``, ``topk_group`` -> ``expert_group_topk``.
     """
     heads = c.integer("num_attention_heads")
     spec: dict[str, Any] = {
@@ -211,6 +213,10 @@ def _from_deepseek(c: _Config) -> dict[str, Any]:
                     moe_ffn_hidden=c.integer("moe_intermediate_size"),
                     shared_experts=c.integer("n_shared_experts", 0, minimum=0),
                     dense_layers=c.integer("first_k_dense_replace", 0, minimum=0))
+        if c.data.get("topk_method") != "greedy":  # V2-Lite's greedy routing ignores groups
+            spec.update(expert_groups=c.integer("n_group", 0, minimum=0),
+                        expert_group_topk=c.integer("topk_group", 0, minimum=0))
+    spec["mtp_layers"] = c.integer("num_nextn_predict_layers", 0, minimum=0)
     return spec
 
 

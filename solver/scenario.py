@@ -5,9 +5,11 @@ A scenario holds what ``gpuplan solve`` takes as options, in sections (``docs/sc
     description = "..."            # optional, shown nowhere but kept
     [model]   preset = NAME | path = FILE | the ModelSpec fields inline
     [job]     tokens, seq_len, global_batch, precision, flash_attention, tp_comm_overlap,
-              grad_reduce_overlap, zero3_impl, grad_dtype, ep_comm_overlap
+              grad_reduce_overlap, zero3_impl, grad_dtype, ep_comm_overlap, moe_dispatcher,
+              fp8_dispatch, moe_imbalance, moments_dtype
     [limits]  accelerators, gpus, max_gpus, deadline_days, budget_usd, tokens_per_step
-    [fixed]   tp, pp, dp, cp, ep, vp, micro_batch, zero_stage, recompute
+    [fixed]   tp, pp, dp, cp, ep, vp, micro_batch, zero_stage, recompute, schedule,
+              pipeline_split
     [solve]   objective, time_limit, top, workers, seed, cost_model, [solve.cost_params]
 
 Every key is checked when the file is read, and an unknown key is an error naming its section
@@ -28,13 +30,22 @@ from typing import Any
 
 from solver import catalog
 from solver.errors import SpecError
+from solver.layout_options import (
+    PIPELINE_SPLITS,
+    SCHEDULES,
+    SPLIT_CODE,
+    recompute_code,
+    recompute_name,
+    split_accounts,
+)
 from solver.model_files import load_model_file, model_from_mapping
 from solver.plan import OBJECTIVES, Plan
 from solver.specs import (
     GRAD_DTYPES,
     LAYOUT_FIELDS,
+    MOE_DISPATCHERS,
+    MOMENTS_DTYPES,
     PRECISIONS,
-    RECOMPUTE_MODES,
     ZERO3_IMPLEMENTATIONS,
     Limits,
     ModelSpec,
@@ -60,7 +71,8 @@ from solver.validate import (
 SECTIONS: dict[str, tuple[str, ...]] = {
     "job": ("tokens", "seq_len", "global_batch", "precision", "flash_attention",
             "tp_comm_overlap", "grad_reduce_overlap", "zero3_impl", "grad_dtype",
-            "ep_comm_overlap"),
+            "ep_comm_overlap", "moe_dispatcher", "fp8_dispatch", "moe_imbalance",
+            "moments_dtype"),
     "limits": ("accelerators", "gpus", "max_gpus", "deadline_days", "budget_usd",
                "tokens_per_step"),
     "fixed": LAYOUT_FIELDS,
@@ -73,7 +85,8 @@ MODEL_SOURCES = ("preset", "path")
 DEFAULTS: dict[str, Any] = {
     "seq_len": 0, "global_batch": 0, "precision": "bf16", "flash_attention": True,
     "tp_comm_overlap": False, "grad_reduce_overlap": True, "zero3_impl": "fsdp",
-    "grad_dtype": "fp32", "ep_comm_overlap": False,
+    "grad_dtype": "fp32", "ep_comm_overlap": False, "moe_dispatcher": "alltoall",
+    "fp8_dispatch": False, "moe_imbalance": 1.0, "moments_dtype": "fp32",
     "objective": "time", "time_limit": 60.0, "top": 1, "workers": 2, "seed": 0,
     "cost_model": None,
 }
@@ -89,12 +102,19 @@ def check_value(key: str, value: Any, label: str) -> Any:
         return as_int(label, value, minimum=0)  # 0: the model's length, the solver's choice
     if key == "precision":
         return as_choice(label, value, PRECISIONS)
-    if key in ("flash_attention", "tp_comm_overlap", "grad_reduce_overlap", "ep_comm_overlap"):
+    if key in ("flash_attention", "tp_comm_overlap", "grad_reduce_overlap", "ep_comm_overlap",
+               "fp8_dispatch"):
         return as_bool(label, value)
     if key == "zero3_impl":
         return as_choice(label, value, ZERO3_IMPLEMENTATIONS)
     if key == "grad_dtype":
         return as_choice(label, value, GRAD_DTYPES)
+    if key == "moe_dispatcher":
+        return as_choice(label, value, MOE_DISPATCHERS)
+    if key == "moe_imbalance":
+        return as_float(label, value, minimum=1.0, strict=False)
+    if key == "moments_dtype":
+        return as_choice(label, value, MOMENTS_DTYPES)
     if key == "accelerators":
         names = [value] if isinstance(value, str) else value
         if not isinstance(names, (list, tuple)) or not names:
@@ -112,7 +132,11 @@ def check_value(key: str, value: Any, label: str) -> Any:
             raise fail(label, "low <= high", list(value))
         return (low, high)
     if key == "recompute":
-        return as_choice(label, value, RECOMPUTE_MODES)
+        return recompute_name(recompute_code(value, label))
+    if key == "schedule":
+        return as_choice(label, value, SCHEDULES)
+    if key == "pipeline_split":
+        return as_choice(label, value, PIPELINE_SPLITS)
     if key == "zero_stage":
         return as_int(label, value, minimum=0, maximum=3)
     if key in LAYOUT_FIELDS:
@@ -321,7 +345,11 @@ def build(given: Values, names: Mapping[str, str] | None = None) -> Scenario:
                           tp_comm_overlap=get("tp_comm_overlap"),
                           grad_reduce_overlap=get("grad_reduce_overlap"),
                           zero3_impl=get("zero3_impl"), grad_dtype=get("grad_dtype"),
-                          ep_comm_overlap=get("ep_comm_overlap"))
+                          ep_comm_overlap=get("ep_comm_overlap"),
+                          moe_dispatcher=get("moe_dispatcher"),
+                          fp8_dispatch=get("fp8_dispatch"),
+                          moe_imbalance=get("moe_imbalance"),
+                          moments_dtype=get("moments_dtype"))
         fixed = {k: values[k] for k in LAYOUT_FIELDS if k in values}
         limits = Limits(accelerators=tuple(values.get("accelerators", ())), gpus=gpus,
                         max_gpus=max_gpus, deadline_days=values.get("deadline_days"),
@@ -358,12 +386,13 @@ def check_question(job: TrainingJob, limits: Limits,
     """Refuse a question whose fixed layout fields can never hold (``SpecError``, exit 2),
     rather than searching and reporting it infeasible.
 
-    The rules are Megatron-LM's (those ``gpuplan evaluate`` applies, and the search's
-    interleaving rule: ``pp*vp`` divides the layers); each is checked on the fixed fields alone,
+    The rules are Megatron-LM's (those ``gpuplan evaluate`` applies, and the search's stage
+    rule: ``pp*vp`` divides the layers, MTP modules and the pipeline split's embedding and loss
+    slots; the schedules' rules on pp and vp); each is checked on the fixed fields alone,
     so it holds whatever the search picks for the others. ``label(key)`` names a field's origin.
     """
     m, fixed = job.model, limits.fixed
-    tp, pp, vp = fixed.get("tp"), fixed.get("pp"), fixed.get("vp")
+    tp = fixed.get("tp")
     cp, ep, dp, mb = fixed.get("cp"), fixed.get("ep"), fixed.get("dp"), fixed.get("micro_batch")
 
     def refuse(key: str, rule: str, value: Any) -> SpecError:
@@ -384,17 +413,7 @@ def check_question(job: TrainingJob, limits: Limits,
     if cp is not None and cp > 1 and job.seq_len % (2 * cp):
         raise refuse("cp", f"a cp with 2*cp dividing seq_len={job.seq_len} (load-balanced "
                      "context parallelism)", cp)
-    if pp is not None and pp > m.layers:
-        raise refuse("pp", f"at most layers={m.layers} of {name}", pp)
-    if vp is not None and vp > 1:
-        if pp == 1:
-            raise refuse("vp", "1 when pp=1 (interleaving needs pipeline stages)", vp)
-        if pp and m.layers % (pp * vp):
-            raise refuse("vp", f"a vp with pp*vp dividing layers={m.layers} of {name} "
-                         f"(pp={pp})", vp)
-        if not pp and (m.layers % vp or m.layers // vp < 2):
-            raise refuse("vp", f"a vp with pp*vp dividing layers={m.layers} of {name} for "
-                         "some pp >= 2", vp)
+    _check_pipeline(job, fixed, refuse)
     if ep is not None and dp is not None and cp is not None and (dp * cp) % ep:
         raise refuse("ep", f"a divisor of dp*cp={dp * cp}", ep)
     gb = job.global_batch
@@ -418,6 +437,63 @@ def check_question(job: TrainingJob, limits: Limits,
     if product > MAX_COUNT:
         raise refuse(given[-1], f"{'*'.join(given)} at most {MAX_COUNT:,} accelerators",
                      product)
+
+
+def _check_pipeline(job: TrainingJob, fixed: Mapping[str, Any],
+                    refuse: Callable[[str, str, Any], SpecError]) -> None:
+    """The stage rule (``(layers + mtp + split slots) % (pp*vp) == 0``, every chunk keeping a
+    layer) and the schedules' rules, on the fixed pp, vp, schedule and pipeline split."""
+    m, name = job.model, job.model.name
+    pp, vp = fixed.get("pp"), fixed.get("vp")
+    schedule, split = fixed.get("schedule"), fixed.get("pipeline_split")
+    splits = [split] if split is not None else list(PIPELINE_SPLITS)
+
+    def fits(s: str, p: int, v: int) -> bool:
+        emb, loss = split_accounts(SPLIT_CODE[s])
+        slots = m.layers + m.mtp_layers + emb + loss
+        if s != "even" and p == 1:
+            return False
+        per_chunk, rem = divmod(slots, p * v)
+        return not rem and per_chunk - emb >= 1 and per_chunk - loss >= 1
+
+    def slots_text(s: str | None) -> str:
+        text = f"layers={m.layers}"
+        if m.mtp_layers:
+            text += f" + mtp_layers={m.mtp_layers}"
+        if s is None:
+            return text + f" of {name}"
+        emb, loss = split_accounts(SPLIT_CODE[s])
+        if emb + loss:
+            text += f" + {emb + loss} (pipeline_split={s})"
+        return text + f" of {name}"
+
+    if split is not None and split != "even" and pp == 1:
+        raise refuse("pipeline_split", "even when pp=1 (the split moves layers between "
+                     "pipeline stages)", split)
+    if schedule is not None and schedule != "1f1b":
+        if pp == 1:
+            raise refuse("pp", f"at least 2 with the {schedule} schedule", pp)
+        if vp is not None and vp > 1:
+            raise refuse("vp", f"1 with the {schedule} schedule (interleaving is 1f1b's)", vp)
+        if schedule == "dualpipe" and pp is not None and pp % 2:
+            raise refuse("pp", "an even pp with the dualpipe schedule (two directions)", pp)
+    if pp is not None:
+        if pp > m.layers + m.mtp_layers:  # a stage holds at least one layer or MTP module
+            raise refuse("pp", f"at most {slots_text(None)}", pp)
+        if not any(fits(s, pp, 1) for s in splits):
+            raise refuse("pp", f"a divisor of {slots_text(split or 'even')}"
+                         + ("" if split is not None else ", or of it plus the embedding or "
+                            "loss slots of a pipeline split"), pp)
+    if vp is not None and vp > 1:
+        if pp == 1:
+            raise refuse("vp", "1 when pp=1 (interleaving needs pipeline stages)", vp)
+        if pp and not any(fits(s, pp, vp) for s in splits):
+            raise refuse("vp", f"a vp with pp*vp dividing {slots_text(split or 'even')} "
+                         f"(pp={pp})", vp)
+        most = m.layers + m.mtp_layers
+        if not pp and not any(fits(s, p, vp) for s in splits for p in range(2, most + 1)):
+            raise refuse("vp", f"a vp with pp*vp dividing {slots_text(split or 'even')} for "
+                         "some pp >= 2", vp)
 
 
 __all__ = ["MAX_TIME_LIMIT_S", "MAX_TOP", "MAX_WORKERS", "SECTIONS", "Scenario", "Values",

@@ -13,6 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from solver.errors import SpecError
+from solver.layout_options import (
+    PIPELINE_SPLITS,
+    SCHEDULES,
+    recompute_code,
+    recompute_name,
+)
 from solver.validate import (
     MAX_DOCUMENT_BYTES,
     as_bool,
@@ -31,6 +37,12 @@ PRECISIONS = ("bf16", "fp8")
 ZERO3_IMPLEMENTATIONS = ("fsdp", "deepspeed")
 #: Precisions of the gradient buffers and their data-parallel reduction (``TrainingJob``).
 GRAD_DTYPES = ("fp32", "bf16")
+#: Precisions of Adam's first and second moments (``TrainingJob.moments_dtype``).
+MOMENTS_DTYPES = ("fp32", "bf16")
+#: How MoE tokens reach their experts (``TrainingJob.moe_dispatcher``).
+MOE_DISPATCHERS = ("alltoall", "deepep")
+#: The plain recomputation modes; ``Layout.recompute`` also takes Megatron-LM's modules
+#: joined by ``+`` (``solver.layout_options``).
 RECOMPUTE_MODES = ("none", "selective", "full")
 NORMS = ("layernorm", "rmsnorm")
 POSITION_EMBEDDINGS = ("learned", "rope")
@@ -45,6 +57,15 @@ class ModelSpec:
     (biases, norm kind, learned positions, MLA attention, dense leading layers of MoE models).
     ``experts == 1`` means a dense model. ``head_dim`` 0 means ``hidden // heads``.
     Multi-head latent attention (DeepSeek-V2/V3) is on when ``kv_lora_rank > 0``.
+    MoE routing: ``capacity_factor`` > 0 pads every expert to that multiple of its mean load
+    (GShard, Lepikhin et al. 2020); 0 is dropless routing (the most loaded expert then sets the
+    pace: ``TrainingJob.moe_imbalance``). ``expert_groups`` / ``expert_group_topk``:
+    group-limited routing (DeepSeek-V3 config.json ``n_group`` 8, ``topk_group`` 4: each token's
+    experts lie in at most 4 of 8 groups, one group per node, so at most 4 nodes, arXiv:2412.19437
+    sec. 2.1.2 and 3.2.2; Megatron-LM ``--moe-router-num-groups`` / ``--moe-router-group-topk``);
+    0 = no limit. ``mtp_layers``: multi-token-prediction modules trained beside the model
+    (DeepSeek-V3 sec. 2.2: one, a transformer layer plus a projection sharing the LM head), held
+    by the last pipeline stage.
     """
 
     name: str
@@ -72,6 +93,9 @@ class ModelSpec:
     qk_rope_head_dim: int = 0
     v_head_dim: int = 0
     capacity_factor: float = 1.0
+    expert_groups: int = 0
+    expert_group_topk: int = 0
+    mtp_layers: int = 0
     description: str = ""
     sources: tuple[str, ...] = ()
 
@@ -84,13 +108,15 @@ class ModelSpec:
         set_(self, "ffn_hidden", as_int("ffn_hidden", self.ffn_hidden or 4 * self.hidden))
         set_(self, "head_dim", as_int("head_dim", self.head_dim or self.hidden // self.heads))
         for name in ("shared_experts", "dense_layers", "q_lora_rank", "kv_lora_rank",
-                     "qk_rope_head_dim", "v_head_dim", "moe_ffn_hidden"):
+                     "qk_rope_head_dim", "v_head_dim", "moe_ffn_hidden", "expert_groups",
+                     "expert_group_topk", "mtp_layers"):
             set_(self, name, as_int(name, getattr(self, name), minimum=0))
         for name in ("gated_mlp", "tied_embeddings", "linear_bias"):
             set_(self, name, as_bool(name, getattr(self, name)))
         as_choice("norm", self.norm, NORMS)
         as_choice("position_embedding", self.position_embedding, POSITION_EMBEDDINGS)
-        set_(self, "capacity_factor", as_float("capacity_factor", self.capacity_factor))
+        set_(self, "capacity_factor", as_float("capacity_factor", self.capacity_factor,
+                                               strict=False))
         if not isinstance(self.description, str):
             raise fail("description", "a text", self.description)
         if isinstance(self.sources, (str, bytes)) or not all(
@@ -108,6 +134,12 @@ class ModelSpec:
                 set_(self, "moe_ffn_hidden", self.ffn_hidden)
             if self.dense_layers >= self.layers:
                 raise fail("dense_layers", f"fewer than layers={self.layers}", self.dense_layers)
+            if self.expert_groups and self.experts % self.expert_groups:
+                raise fail("expert_groups", f"a divisor of experts={self.experts}",
+                           self.expert_groups)
+            if self.expert_group_topk > self.expert_groups:
+                raise fail("expert_group_topk", f"at most expert_groups={self.expert_groups}",
+                           self.expert_group_topk)
         elif self.top_k != 1:
             raise fail("top_k", "1 for a dense model (experts=1)", self.top_k)
         if self.kv_lora_rank and not self.v_head_dim:
@@ -169,6 +201,16 @@ class TrainingJob:
     data-parallel gradient traffic; ``ep_comm_overlap``, expert dispatch and combine
     all-to-alls run under another micro-batch's computation (DeepSeek-V3's DualPipe,
     arXiv:2412.19437 sec. 3.2.1; Megatron-LM ``--overlap-moe-expert-parallel-comm``).
+
+    Mixture-of-experts software: ``moe_dispatcher``, ``"alltoall"`` (one copy of a token per
+    routed expert, Megatron-LM's all-to-all dispatcher) or ``"deepep"`` (DeepEP,
+    DeepSeek-V3 sec. 3.2.2: one copy per destination node over the scale-out network,
+    forwarded inside the node over the scale-up fabric); ``fp8_dispatch``, the dispatch (and
+    its backward twin) sent in FP8 while the combine stays BF16 (DeepSeek-V3 sec. 3.3.3);
+    ``moe_imbalance``, the most loaded expert rank's tokens over the mean under dropless
+    routing (1.0: perfectly balanced, as forced-balance benchmarks run). ``moments_dtype``:
+    Adam's first and second moments in FP32 or BF16 (DeepSeek-V3 sec. 3.3.3 keeps them in
+    BF16; master weights stay FP32).
     """
 
     model: ModelSpec
@@ -182,6 +224,10 @@ class TrainingJob:
     zero3_impl: str = "fsdp"
     grad_dtype: str = "fp32"
     ep_comm_overlap: bool = False
+    moe_dispatcher: str = "alltoall"
+    fp8_dispatch: bool = False
+    moe_imbalance: float = 1.0
+    moments_dtype: str = "fp32"
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelSpec):
@@ -196,9 +242,13 @@ class TrainingJob:
         as_choice("precision", self.precision, PRECISIONS)
         as_choice("zero3_impl", self.zero3_impl, ZERO3_IMPLEMENTATIONS)
         as_choice("grad_dtype", self.grad_dtype, GRAD_DTYPES)
+        as_choice("moments_dtype", self.moments_dtype, MOMENTS_DTYPES)
+        as_choice("moe_dispatcher", self.moe_dispatcher, MOE_DISPATCHERS)
         for name in ("flash_attention", "tp_comm_overlap", "grad_reduce_overlap",
-                     "ep_comm_overlap"):
+                     "ep_comm_overlap", "fp8_dispatch"):
             as_bool(name, getattr(self, name))
+        imbalance = as_float("moe_imbalance", self.moe_imbalance, minimum=1.0, strict=False)
+        object.__setattr__(self, "moe_imbalance", imbalance)
 
 
 def _peak_dict(value: Any) -> dict[str, float | None]:
@@ -347,12 +397,20 @@ class Accelerator:
         return data
 
 
-LAYOUT_FIELDS = ("tp", "pp", "dp", "cp", "ep", "vp", "micro_batch", "zero_stage", "recompute")
+LAYOUT_FIELDS = ("tp", "pp", "dp", "cp", "ep", "vp", "micro_batch", "zero_stage", "recompute",
+                 "schedule", "pipeline_split")
 
 
 @dataclass(frozen=True)
 class Layout:
-    """How one job is laid out (Megatron-LM semantics): ``gpus = tp * pp * cp * dp``."""
+    """How one job is laid out (Megatron-LM semantics): ``gpus = tp * pp * cp * dp``.
+
+    ``recompute``: ``none``, ``selective``, ``full`` or Megatron-LM recompute modules joined
+    by ``+`` (``solver.layout_options``); stored in its canonical spelling. ``schedule``: the
+    pipeline schedule (``1f1b``, interleaved when ``vp > 1``; ``zero-bubble``; ``dualpipe``).
+    ``pipeline_split``: which edge stages give a layer's room to the embedding or the LM head
+    (``even``, ``embedding``, ``loss``, ``both``).
+    """
 
     accelerator: str
     tp: int
@@ -364,6 +422,8 @@ class Layout:
     micro_batch: int = 1
     zero_stage: int = 0
     recompute: str = "none"
+    schedule: str = "1f1b"
+    pipeline_split: str = "even"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "accelerator", as_name("accelerator", self.accelerator).lower())
@@ -371,7 +431,9 @@ class Layout:
             object.__setattr__(self, name, as_int(name, getattr(self, name)))
         object.__setattr__(self, "zero_stage",
                            as_int("zero_stage", self.zero_stage, minimum=0, maximum=3))
-        as_choice("recompute", self.recompute, RECOMPUTE_MODES)
+        object.__setattr__(self, "recompute", recompute_name(recompute_code(self.recompute)))
+        as_choice("schedule", self.schedule, SCHEDULES)
+        as_choice("pipeline_split", self.pipeline_split, PIPELINE_SPLITS)
         if (self.dp * self.cp) % self.ep:
             raise fail("ep", f"a divisor of dp*cp={self.dp * self.cp}", self.ep)
 
@@ -437,7 +499,11 @@ def _check_fixed(fixed: Mapping[str, Any]) -> dict[str, Any]:
     for key, value in fixed.items():
         name = f"fixed.{key}"
         if key == "recompute":
-            checked[key] = as_choice(name, value, RECOMPUTE_MODES)
+            checked[key] = recompute_name(recompute_code(value, name))
+        elif key == "schedule":
+            checked[key] = as_choice(name, value, SCHEDULES)
+        elif key == "pipeline_split":
+            checked[key] = as_choice(name, value, PIPELINE_SPLITS)
         elif key == "zero_stage":
             checked[key] = as_int(name, value, minimum=0, maximum=3)
         elif key in ("tp", "pp", "dp", "cp", "ep", "vp", "micro_batch"):

@@ -8,13 +8,14 @@ from typing import Any
 import pytest
 
 import solver
-from solver.stepmodel.arrays import RECOMPUTE_CODE, LayoutArrays
+from solver.layout_options import recompute_code
+from solver.stepmodel.arrays import LayoutArrays
 
 #: Defaults of one layout column set: one accelerator, no parallelism, one micro-batch.
 #: ``accel`` is a one-element list so that N layouts are always a 1-D array (N >= 1).
 LAYOUT_DEFAULTS: dict[str, Any] = {
     "accel": [0], "tp": 1, "pp": 1, "dp": 1, "cp": 1, "ep": 1, "vp": 1, "mb": 1, "nmb": 1,
-    "zero": 0, "recompute": "none",
+    "zero": 0, "recompute": "none", "schedule": 0, "split": 0,
 }
 
 LayoutFactory = Callable[..., LayoutArrays]
@@ -25,16 +26,16 @@ def layouts() -> LayoutFactory:
     """``layouts(tp=[1, 8], recompute=["none", "full"])``: N layouts as ``LayoutArrays``.
 
     Any column may be a scalar or a list (broadcast together); ``recompute`` takes the mode
-    names.
+    names (``solver.layout_options``), ``schedule`` and ``split`` their codes.
     """
 
     def build(**columns: Any) -> LayoutArrays:
         merged = {**LAYOUT_DEFAULTS, **columns}
         modes = merged["recompute"]
         if isinstance(modes, str):
-            merged["recompute"] = RECOMPUTE_CODE[modes]
+            merged["recompute"] = recompute_code(modes)
         else:
-            merged["recompute"] = [RECOMPUTE_CODE[mode] for mode in modes]
+            merged["recompute"] = [recompute_code(mode) for mode in modes]
         return LayoutArrays.from_columns(**merged)
 
     return build

@@ -116,6 +116,129 @@ def test_ep_comm_overlap_reaches_the_job(capsys: pytest.CaptureFixture[str]) -> 
         job, layout).time_breakdown_s["ep_comm"]
 
 
+MOE_EVALUATE = ["evaluate", "--model", "mixtral-8x7b", "--tokens", "1T", "--global-batch",
+                "512", "--gpu", "h100", "--tp", "2", "--pp", "1", "--dp", "64", "--ep", "8",
+                "--zero", "1", "--recompute", "full"]
+
+
+@pytest.mark.parametrize(("flags", "fields"), [
+    (["--moe-dispatcher", "deepep"], {"moe_dispatcher": "deepep"}),
+    (["--fp8-dispatch"], {"fp8_dispatch": True}),
+    (["--moe-imbalance", "1.5"], {"moe_imbalance": 1.5}),
+    (["--moments-dtype", "bf16"], {"moments_dtype": "bf16"}),
+])
+def test_moe_and_optimizer_options_reach_the_job(flags: list[str], fields: dict[str, Any],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import solver
+
+    data = run_json([*MOE_EVALUATE, *flags], capsys)
+    job = solver.TrainingJob(model=solver.model("mixtral-8x7b"), tokens=1e12, global_batch=512,
+                             **fields)  # type: ignore[arg-type]
+    layout = solver.Layout(accelerator="h100-sxm5-80gb", tp=2, pp=1, dp=64, ep=8,
+                           zero_stage=1, recompute="full")
+    expected = solver.evaluate(job, layout).to_dict()
+    assert data["estimate"]["step_time_s"] == pytest.approx(
+        expected["estimate"]["step_time_s"], rel=1e-5)
+    assert data["estimate"]["memory_gib_per_gpu"] == pytest.approx(
+        expected["estimate"]["memory_gib_per_gpu"], rel=1e-5)
+
+
+def test_schedule_and_split_reach_the_layout(capsys: pytest.CaptureFixture[str]) -> None:
+    import solver
+
+    data = run_json([*EVALUATE, "--schedule", "dualpipe"], capsys)
+    assert (data["layout"]["schedule"], data["layout"]["pipeline_split"]) == ("dualpipe", "even")
+    job = solver.TrainingJob(model=solver.model("gpt3-175b"), tokens=300e9, seq_len=2048,
+                             global_batch=1536)
+    layout = solver.Layout(accelerator="a100-sxm4-80gb", tp=8, pp=8, dp=16, recompute="full",
+                           schedule="dualpipe")
+    assert data["estimate"]["step_time_s"] == pytest.approx(
+        solver.evaluate(job, layout).step_time_s, rel=1e-5)
+    two_stages = with_option(with_option(EVALUATE, "--pp", "2"), "--dp", "64")
+    split = run_json([*two_stages, "--pipeline-split", "both"], capsys)
+    assert (split["layout"]["schedule"], split["layout"]["pipeline_split"]) == ("1f1b", "both")
+    plain = run_json(EVALUATE, capsys)
+    assert (plain["layout"]["schedule"], plain["layout"]["pipeline_split"]) == ("1f1b", "even")
+
+
+def test_recompute_modules_reach_the_layout(capsys: pytest.CaptureFixture[str]) -> None:
+    data = run_json([*with_option(EVALUATE, "--recompute", "mlp+layernorm")], capsys)
+    assert data["layout"]["recompute"] == "layernorm+mlp"
+
+
+def test_the_table_names_a_schedule_and_split_that_are_not_the_defaults(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [*with_option(with_option(EVALUATE, "--pp", "2"), "--dp", "64"),
+            "--schedule", "zero-bubble", "--pipeline-split", "both"]
+    assert run(argv) == 0
+    out = capsys.readouterr().out
+    assert "zero-bubble" in out and "split both" in out
+    assert run(EVALUATE) == 0
+    out = capsys.readouterr().out
+    assert "1f1b" not in out and "split" not in out
+
+
+def test_solve_passes_the_new_options_on(monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from solver.errors import SpecError
+    from solver.scenario import Scenario
+
+    seen: list[Scenario] = []
+
+    def stop(self: Scenario, **options: Any) -> None:
+        seen.append(self)
+        raise SpecError("stopped: the question was built")
+
+    monkeypatch.setattr(Scenario, "solve", stop)
+    code = run(["solve", "--model", "mixtral-8x7b", "--tokens", "1T", "--gpu", "h100",
+                "--max-gpus", "64", "--schedule", "dualpipe", "--pipeline-split", "loss",
+                "--recompute", "moe_act", "--moe-dispatcher", "deepep", "--fp8-dispatch",
+                "--moe-imbalance", "1.2", "--moments-dtype", "bf16"])
+    assert code == 2 and "stopped" in capsys.readouterr().err
+    job, fixed = seen[0].job, seen[0].limits.fixed
+    assert (job.moe_dispatcher, job.fp8_dispatch, job.moe_imbalance, job.moments_dtype) == (
+        "deepep", True, 1.2, "bf16")
+    assert (fixed["schedule"], fixed["pipeline_split"], fixed["recompute"]) == (
+        "dualpipe", "loss", "moe_act")
+
+
+def test_pareto_passes_the_new_options_on(monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib
+
+    from solver.errors import SpecError
+
+    pareto_cli = importlib.import_module("solver.cli.pareto")
+
+    seen: list[Any] = []
+
+    def stop(job: Any, limits: Any, **options: Any) -> None:
+        seen.append((job, limits))
+        raise SpecError("stopped: the question was built")
+
+    monkeypatch.setattr(pareto_cli, "run_pareto", stop)
+    code = run(["pareto", "--model", "mixtral-8x7b", "--tokens", "1T", "--gpu", "h100",
+                "--max-gpus", "64", "--schedule", "zero-bubble", "--pipeline-split", "both",
+                "--moe-dispatcher", "deepep", "--no-fp8-dispatch", "--moe-imbalance", "2",
+                "--moments-dtype", "bf16"])
+    assert code == 2 and "stopped" in capsys.readouterr().err
+    job, limits = seen[0]
+    assert (job.moe_dispatcher, job.fp8_dispatch, job.moe_imbalance, job.moments_dtype) == (
+        "deepep", False, 2.0, "bf16")
+    assert (limits.fixed["schedule"], limits.fixed["pipeline_split"]) == ("zero-bubble", "both")
+
+
+def test_compare_passes_the_job_options_on(capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["compare", "--model", "mixtral-8x7b", "--tokens", "1T", "--global-batch", "512",
+            "h100 tp=2 pp=1 dp=64 ep=8 zero=1 recompute=full", "--json"]
+    assert run(base) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert run([*base, "--moments-dtype", "bf16"]) == 0
+    bf16 = json.loads(capsys.readouterr().out)
+    assert (bf16["layouts"][0]["estimate"]["memory_gib_per_gpu"]
+            < plain["layouts"][0]["estimate"]["memory_gib_per_gpu"])
+
+
 def test_evaluate_prints_a_table_without_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(EVALUATE) == 0
     captured = capsys.readouterr()

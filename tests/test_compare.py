@@ -29,6 +29,16 @@ def test_parse_layout_reads_every_key() -> None:
     assert parse_layout("h100 tp=1 pp=1 dp=8 micro_batch=4").micro_batch == 4
 
 
+def test_parse_layout_reads_the_pipeline_schedule_and_split() -> None:
+    layout = parse_layout("h100 tp=8 pp=4 dp=8 schedule=dualpipe split=both "
+                          "recompute=layernorm+moe_act")
+    assert (layout.schedule, layout.pipeline_split) == ("dualpipe", "both")
+    assert layout.recompute == "layernorm+moe_act"
+    assert parse_layout("h100 tp=8 pp=4 dp=8 pipeline_split=loss").pipeline_split == "loss"
+    plain = parse_layout("h100 tp=8 pp=4 dp=8")
+    assert (plain.schedule, plain.pipeline_split) == ("1f1b", "even")
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("", "empty"),
     ("a100 tp=8 pp=8", "dp is missing"),
@@ -38,6 +48,8 @@ def test_parse_layout_reads_every_key() -> None:
     ("a100 tp=8 tp=4 pp=8 dp=2", "given twice"),
     ("a100 tp=8 pp=8 dp=2 zero=5", "zero_stage"),
     ("a100 tp=8 pp=8 dp=2 recompute=half", "recompute"),
+    ("a100 tp=8 pp=8 dp=2 schedule=gpipe", "schedule"),
+    ("a100 tp=8 pp=8 dp=2 split=middle", "pipeline_split"),
     ("a100 8 pp=8 dp=2", "expected KEY=VALUE"),
     ("a1000 tp=8 pp=8 dp=2", "a1000"),
 ])

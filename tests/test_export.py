@@ -76,17 +76,18 @@ CASES = {
     "gpt3": ("gpt3-175b", 300e9, 1536, "bf16",
              dict(accelerator="a100-sxm4-80gb", tp=8, pp=8, dp=16, micro_batch=1,
                   recompute="full")),
-    "llama405-even": ("llama3.1-405b", 15.6e12, 1920, "bf16",
+    "llama405-even": ("llama3.1-405b", 15.6e12, 2016, "bf16",
                       dict(accelerator="h100-sxm5-80gb", tp=8, pp=21, dp=48, cp=2, vp=2,
                            zero_stage=1)),
     "llama405-uneven": ("llama3.1-405b", 15.6e12, 1024, "bf16",
                         dict(accelerator="h100-sxm5-80gb", tp=8, pp=8, dp=16, cp=2, vp=2,
-                             zero_stage=1, recompute="full")),
-    "deepseek": ("deepseek-v3", 14.8e12, 3904, "fp8",
-                 dict(accelerator="h800", tp=4, pp=32, dp=16, ep=2, zero_stage=1)),
+                             zero_stage=1, recompute="full", pipeline_split="both")),
+    "deepseek": ("deepseek-v3", 14.8e12, 4096, "fp8",
+                 dict(accelerator="h800", tp=4, pp=32, dp=16, ep=2, zero_stage=1,
+                      pipeline_split="both")),
     "deepseek-ep64": ("deepseek-v3", 14.8e12, 4096, "fp8",
                       dict(accelerator="h800", tp=1, pp=16, dp=128, ep=64, zero_stage=1,
-                           recompute="selective")),
+                           recompute="selective", pipeline_split="both")),
     "zero3": ("llama3-70b", 15e12, 1024, "bf16",
               dict(accelerator="h100-sxm5-80gb", tp=8, pp=1, dp=64, zero_stage=3)),
     "zero2-gpt3": ("gpt3-175b", 300e9, 1536, "bf16",
@@ -239,7 +240,7 @@ def test_expert_overlap_is_exported() -> None:
                              global_batch=15_360, seq_len=4096, precision="fp8",
                              ep_comm_overlap=True)
     est = solver.evaluate(job, solver.Layout(accelerator="h800", tp=1, pp=16, dp=128, ep=64,
-                                             zero_stage=1, recompute="full"))
+                                             zero_stage=1, recompute="full", pipeline_split="both"))
     args = megatron_parser().parse_args(megatron_argv(export(est, "megatron", job=job)))
     assert args.overlap_moe_expert_parallel_comm
     plain = dataclasses.replace(job, ep_comm_overlap=False)
@@ -365,16 +366,20 @@ def test_deepspeed_batch_sizes_are_consistent(
 # ---------------------------------------------------------------------------- shared parts
 
 
-@pytest.mark.parametrize(("layers", "pp", "vp"), [
-    (96, 8, 1), (96, 8, 4), (126, 8, 2), (126, 21, 2), (61, 32, 1), (61, 16, 2), (80, 5, 4),
-    (5, 4, 1), (7, 7, 1), (126, 1, 1)])
-def test_stage_layers_cover_every_layer_and_load_no_rank_beyond_the_model(
-        layers: int, pp: int, vp: int) -> None:
-    chunks = stage_layers(layers, pp, vp)
-    assert len(chunks) == pp * vp and sum(chunks) == layers and min(chunks) >= 0
-    per_rank = [sum(chunks[r::pp]) for r in range(pp)]
-    assert max(per_rank) == math.ceil(layers / pp)
-    assert min(per_rank) == layers // pp
+@pytest.mark.parametrize(("layers", "pp", "vp", "embedding", "loss", "mtp", "first", "last"), [
+    (96, 8, 1, 0, 0, 0, 12, 12), (96, 8, 4, 0, 0, 0, 3, 3), (126, 8, 2, 1, 1, 0, 7, 7),
+    (126, 21, 2, 0, 0, 0, 3, 3), (61, 32, 1, 1, 1, 1, 1, 0), (61, 16, 2, 1, 1, 1, 1, 0),
+    (80, 5, 4, 0, 0, 0, 4, 4), (126, 1, 1, 0, 0, 0, 126, 126)])
+def test_stage_layers_split_slots_evenly_over_the_chunks(
+        layers: int, pp: int, vp: int, embedding: int, loss: int, mtp: int, first: int,
+        last: int) -> None:
+    """(layers + mtp + slots) / (pp*vp) per chunk, the first less the embedding's slot, the
+    last less the loss's and the MTP modules' (Megatron-LM's account-for flags): e.g. Llama
+    3.1 405B, 126 + 2 = 128 over 16 chunks of 8 -> 7 first, 7 last."""
+    chunks = stage_layers(layers, pp, vp, embedding, loss, mtp)
+    assert len(chunks) == pp * vp and sum(chunks) == layers
+    assert (chunks[0], chunks[-1]) == (first, last)
+    assert set(chunks[1:-1]) <= {(layers + mtp + embedding + loss) // (pp * vp)}
 
 
 def test_export_refuses_unknown_formats_and_plans_without_layout() -> None:

@@ -172,6 +172,18 @@ def test_hf_deepseek_v3(tmp_path: Path) -> None:
     assert spec.moe_layers == 3
 
 
+def test_hf_deepseek_v3_groups_and_mtp() -> None:
+    spec = model_from_hf_config(deepseek_v3_config(n_group=4, topk_group=2,
+                                                   topk_method="noaux_tc"),
+                                where="c", name="ds")
+    assert (spec.expert_groups, spec.expert_group_topk, spec.mtp_layers) == (4, 2, 1)
+    greedy = model_from_hf_config(deepseek_v3_config(n_group=1, topk_group=1,
+                                                     topk_method="greedy",
+                                                     num_nextn_predict_layers=0),
+                                  where="c", name="lite")
+    assert (greedy.expert_groups, greedy.expert_group_topk, greedy.mtp_layers) == (0, 0, 0)
+
+
 def test_hf_deepseek_v3_null_q_lora_rank() -> None:
     spec = model_from_hf_config(deepseek_v3_config(q_lora_rank=None), where="c", name="lite")
     assert spec.q_lora_rank == 0

@@ -109,7 +109,8 @@ def check_against_limits(est: solver.Estimate, job: TrainingJob, limits: Limits)
     x = Layout(accelerator=layout["accelerator"], tp=layout["tp"], pp=layout["pp"],
                dp=layout["dp"], cp=layout["cp"], ep=layout["ep"], vp=layout["vp"],
                micro_batch=layout["micro_batch"], zero_stage=layout["zero_stage"],
-               recompute=layout["recompute"])
+               recompute=layout["recompute"], schedule=layout["schedule"],
+               pipeline_split=layout["pipeline_split"])
     batch = layout["global_batch"]
     again = solver.evaluate(TrainingJob(
         model=job.model, tokens=job.tokens, global_batch=batch, seq_len=job.seq_len,
@@ -194,22 +195,44 @@ def layouts(draw: st.DrawFn) -> tuple[TrainingJob, Layout]:
     width = math.gcd(model.heads, model.ffn_hidden, model.moe_ffn_hidden or model.ffn_hidden)
     tp = draw(st.sampled_from([t for t in powers_dividing(width)
                                if model.kv_heads % t == 0 or t % model.kv_heads == 0]))
-    pp = draw(st.integers(1, model.layers))
-    vp = draw(st.sampled_from([v for v in (1, 2, 3) if pp * v <= model.layers]))
+    # Megatron-LM's stage rule: (layers + split slots) % (pp * vp) == 0, a layer on every chunk.
+    options = []
+    for split in ("even", "embedding", "loss", "both"):
+        emb, loss = int(split in ("embedding", "both")), int(split in ("loss", "both"))
+        slots = model.layers + emb + loss
+        options += [(split, p, v) for p in range(1, slots + 1) for v in (1, 2, 3)
+                    if slots % (p * v) == 0 and slots // (p * v) - max(emb, loss) >= 1
+                    and (p > 1 or split == "even")]
+    split, pp, vp = draw(st.sampled_from(options))
+    schedules = ["1f1b"] + (["zero-bubble"] if vp == 1 and pp > 1 else []) + (
+        ["dualpipe"] if vp == 1 and pp % 2 == 0 else [])
+    schedule = draw(st.sampled_from(schedules))
     cp = draw(st.sampled_from([c for c in (1, 2, 4, 8) if c == 1 or seq % (2 * c) == 0]))
     dp = draw(st.integers(1, 64))
     ep = draw(st.sampled_from([e for e in powers_dividing(model.experts)
                                if (dp * cp) % e == 0]))
     mb = draw(st.sampled_from([1, 2, 4]))
+    nmb = draw(st.integers(1, 16))
+    if vp > 1 or schedule == "zero-bubble":
+        nmb *= pp  # interleaving: a multiple of pp; zero-bubble: at least pp
+    if schedule == "dualpipe":
+        nmb = 2 * pp * nmb  # an even count of at least 2 pp
     job = TrainingJob(model=model, tokens=10.0 ** draw(st.floats(6.0, 13.0)),
-                      global_batch=dp * mb * draw(st.integers(1, 64)), seq_len=seq,
+                      global_batch=dp * mb * nmb, seq_len=seq,
                       precision=draw(st.sampled_from(["bf16", "fp8"])),
                       flash_attention=draw(st.booleans()),
                       tp_comm_overlap=draw(st.booleans()),
-                      grad_reduce_overlap=draw(st.booleans()))
+                      grad_reduce_overlap=draw(st.booleans()),
+                      ep_comm_overlap=draw(st.booleans()),
+                      moe_dispatcher=draw(st.sampled_from(["alltoall", "deepep"])),
+                      fp8_dispatch=draw(st.booleans()),
+                      moments_dtype=draw(st.sampled_from(["fp32", "bf16"])))
     layout = Layout(accelerator=draw(st.sampled_from(CATALOG)), tp=tp, pp=pp, dp=dp, cp=cp,
                     ep=ep, vp=vp, micro_batch=mb, zero_stage=draw(st.integers(0, 3)),
-                    recompute=draw(st.sampled_from(["none", "selective", "full"])))
+                    recompute=draw(st.sampled_from(["none", "selective", "full", "layernorm",
+                                                    "layernorm+moe_act", "mlp+moe",
+                                                    "shared_experts"])),
+                    schedule=schedule, pipeline_split=split)
     return job, layout
 
 

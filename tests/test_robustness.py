@@ -62,7 +62,41 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
     ("zero tokens", spoil(EVALUATE, "--tokens", "0"), "--tokens: expected a token count in [1"),
     ("ZeRO stage 5", [*EVALUATE, "--zero", "5"], "--zero: expected an integer in [0, 3], got 5"),
     ("unknown recompute mode", [*EVALUATE, "--recompute", "partial"],
-     "--recompute: expected one of none|selective|full, got 'partial'"),
+     "--recompute: expected none, full, selective or modules joined by '+'"),
+    ("unknown recompute module", [*SOLVE, "--recompute", "layernorm+attn"],
+     "--recompute: expected none, full, selective or modules joined by '+'"),
+    ("unknown pipeline schedule", [*EVALUATE, "--schedule", "gpipe"],
+     "--schedule: expected one of 1f1b|zero-bubble|dualpipe, got 'gpipe'"),
+    ("unknown pipeline schedule to solve", [*SOLVE, "--schedule", "interleaved"],
+     "--schedule: expected one of 1f1b|zero-bubble|dualpipe, got 'interleaved'"),
+    ("unknown pipeline split", [*EVALUATE, "--pipeline-split", "head"],
+     "--pipeline-split: expected one of even|embedding|loss|both, got 'head'"),
+    ("unknown pipeline split to solve", [*SOLVE, "--pipeline-split", "first"],
+     "--pipeline-split: expected one of even|embedding|loss|both, got 'first'"),
+    ("dualpipe without a pipeline", [*SOLVE, "--schedule", "dualpipe", "--pp", "1"],
+     "--pp: expected at least 2 with the dualpipe schedule, got 1"),
+    ("dualpipe with an odd pipeline", [*SOLVE, "--schedule", "dualpipe", "--pp", "3"],
+     "--pp: expected an even pp with the dualpipe schedule"),
+    ("pipeline stages dividing no layer count", [*SOLVE, "--pp", "5"],
+     "--pp: expected a divisor of layers=32 of llama3-8b, or of it plus the embedding"),
+    ("zero-bubble with interleaving", [*SOLVE, "--schedule", "zero-bubble", "--vp", "2"],
+     "--vp: expected 1 with the zero-bubble schedule"),
+    ("pipeline split without a pipeline", [*SOLVE, "--pipeline-split", "both", "--pp", "1"],
+     "--pipeline-split: expected even when pp=1"),
+    ("unknown MoE dispatcher", [*EVALUATE, "--moe-dispatcher", "nccl"],
+     "--moe-dispatcher: expected one of alltoall|deepep, got 'nccl'"),
+    ("unknown MoE dispatcher to solve", [*SOLVE, "--moe-dispatcher", "deep-ep"],
+     "--moe-dispatcher: expected one of alltoall|deepep, got 'deep-ep'"),
+    ("MoE imbalance below 1", [*EVALUATE, "--moe-imbalance", "0.5"],
+     "--moe-imbalance: expected a finite number >= 1, got 0.5"),
+    ("MoE imbalance below 1 to solve", [*SOLVE, "--moe-imbalance", "0.9"],
+     "--moe-imbalance: expected a finite number >= 1, got 0.9"),
+    ("non-numeric MoE imbalance", [*EVALUATE, "--moe-imbalance", "high"],
+     "--moe-imbalance"),
+    ("unknown moments precision", [*EVALUATE, "--moments-dtype", "fp8"],
+     "--moments-dtype: expected one of fp32|bf16, got 'fp8'"),
+    ("unknown moments precision to solve", [*SOLVE, "--moments-dtype", "fp16"],
+     "--moments-dtype: expected one of fp32|bf16, got 'fp16'"),
     ("unknown precision", [*EVALUATE, "--precision", "fp16"],
      "--precision: expected one of bf16|fp8, got 'fp16'"),
     ("unknown ZeRO-3 software", [*EVALUATE, "--zero3-impl", "megatron"],
@@ -158,6 +192,23 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
     ("models show typo", ["models", "show", "lama3-8b"],
      "NAME: unknown model 'lama3-8b'; did you mean llama3-8b"),
     ("unknown option", [*SOLVE, "--max-gpu", "8"], "No such option: --max-gpu"),
+    ("pareto with an unknown schedule",
+     ["pareto", "--model", "llama3-8b", "--tokens", "1T", "--gpu", "h100", "--max-gpus", "64",
+      "--schedule", "gpipe"], "--schedule: expected one of 1f1b|zero-bubble|dualpipe"),
+    ("pareto with a bad MoE imbalance",
+     ["pareto", "--model", "llama3-8b", "--tokens", "1T", "--gpu", "h100", "--max-gpus", "64",
+      "--moe-imbalance", "0"], "--moe-imbalance: expected a finite number >= 1, got 0"),
+    ("compare with an unknown schedule",
+     ["compare", "--model", "llama3-8b", "--tokens", "1T", "--global-batch", "512",
+      "h100 tp=8 pp=2 dp=4 schedule=gpipe"], "schedule: expected one of 1f1b|zero-bubble"),
+    ("compare with an unknown moments precision",
+     ["compare", "--model", "llama3-8b", "--tokens", "1T", "--global-batch", "512",
+      "--moments-dtype", "int8", "h100 tp=8 pp=1 dp=8"],
+     "--moments-dtype: expected one of fp32|bf16, got 'int8'"),
+    ("scenario with a bad MoE dispatcher", ["solve", "{dir}/dispatcher.toml"],
+     "dispatcher.toml: [job] moe_dispatcher: expected one of alltoall|deepep"),
+    ("scenario with a bad fixed split", ["solve", "{dir}/split.toml"],
+     "split.toml: [fixed] pipeline_split: expected one of even|embedding|loss|both"),
 ]
 
 
@@ -179,6 +230,9 @@ def make_files(folder: Path) -> None:
     head = '[model]\npreset = "llama3-8b"\n[job]\ntokens = "1T"\n'
     (folder / "section.toml").write_text(head + "[limit]\nmax_gpus = 8\n")
     (folder / "key.toml").write_text(head + "[limits]\nmax_gpu = 8\n")
+    (folder / "dispatcher.toml").write_text(head.replace(
+        '[job]\n', '[job]\nmoe_dispatcher = "nvshmem"\n'))
+    (folder / "split.toml").write_text(head + '[fixed]\npipeline_split = "middle"\n')
 
 
 @pytest.fixture

@@ -168,6 +168,37 @@ def test_the_training_software_is_part_of_the_job(tmp_path: Path) -> None:
             plain.grad_dtype, plain.ep_comm_overlap) == (False, True, "fsdp", "fp32", False)
 
 
+def test_the_moe_and_optimizer_software_is_part_of_the_job(tmp_path: Path) -> None:
+    path = write(tmp_path, HEAD + 'moe_dispatcher = "deepep"\nfp8_dispatch = true\n'
+                 'moe_imbalance = 1.25\nmoments_dtype = "bf16"\n')
+    job = scenario.load(path).job
+    assert (job.moe_dispatcher, job.fp8_dispatch, job.moe_imbalance, job.moments_dtype) == (
+        "deepep", True, 1.25, "bf16")
+    plain = scenario.load(write(tmp_path, HEAD, name="plain.toml")).job
+    assert (plain.moe_dispatcher, plain.fp8_dispatch, plain.moe_imbalance,
+            plain.moments_dtype) == ("alltoall", False, 1.0, "fp32")
+
+
+def test_fixed_schedule_split_and_recompute_modules(tmp_path: Path) -> None:
+    path = write(tmp_path, HEAD + '[fixed]\npp = 2\nschedule = "dualpipe"\n'
+                 'pipeline_split = "both"\nrecompute = "moe_act+layernorm"\n')
+    fixed = scenario.load(path).limits.fixed
+    assert (fixed["schedule"], fixed["pipeline_split"], fixed["recompute"]) == (
+        "dualpipe", "both", "layernorm+moe_act")
+
+
+def test_options_override_the_files_schedule_and_job(tmp_path: Path) -> None:
+    from solver.cli.solve import merged_question
+
+    path = write(tmp_path, HEAD + 'moments_dtype = "bf16"\n[fixed]\nschedule = "dualpipe"\n')
+    options: dict[str, Any] = dict.fromkeys(
+        ("model", "tokens", "gpus", "max_gpus", "moe_dispatcher", "pipeline_split"))
+    options.update(moments_dtype="fp32", schedule="zero-bubble")
+    question = merged_question(Path(path), options, {})
+    assert question.job.moments_dtype == "fp32"
+    assert question.limits.fixed["schedule"] == "zero-bubble"
+
+
 def test_model_path_is_relative_to_the_scenario(tmp_path: Path) -> None:
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "tiny.json").write_text(json.dumps(
@@ -205,6 +236,15 @@ BAD_FILES = [
     ('precision = "fp16"\n', r"\[job\] precision: expected one of bf16\|fp8"),
     ('zero3_impl = "megatron"\n', r"\[job\] zero3_impl: expected one of fsdp\|deepspeed"),
     ('tp_comm_overlap = "yes"\n', r"\[job\] tp_comm_overlap: expected true or false"),
+    ('moe_dispatcher = "nccl"\n', r"\[job\] moe_dispatcher: expected one of alltoall\|deepep"),
+    ('fp8_dispatch = 1\n', r"\[job\] fp8_dispatch: expected true or false"),
+    ('moe_imbalance = 0.5\n', r"\[job\] moe_imbalance: expected a finite number >= 1"),
+    ('moments_dtype = "fp8"\n', r"\[job\] moments_dtype: expected one of fp32\|bf16"),
+    ('[fixed]\nschedule = "gpipe"\n', r"\[fixed\] schedule: expected one of 1f1b\|"),
+    ('[fixed]\npipeline_split = "head"\n', r"\[fixed\] pipeline_split: expected one of even"),
+    ('[fixed]\nrecompute = "attn"\n', r"\[fixed\] recompute: expected none, full, selective"),
+    ('[fixed]\nschedule = "dualpipe"\npp = 3\n',
+     r"\[fixed\] pp: expected an even pp with the dualpipe schedule"),
     ('[fixed]\ntp = 3\n', r"\[fixed\] tp: expected a divisor of heads=32 of llama3-8b, got 3"),
     ('[fixed]\nep = 2\n', r"\[fixed\] ep: expected 1 \(llama3-8b is a dense model"),
     ('description = 3\n', r"s\.toml: description: expected a text, got 3"),  # before HEAD
@@ -266,6 +306,14 @@ def test_a_scenario_must_be_a_toml_file(tmp_path: Path,
     ({"tp": 8}, {"gpus": 12}, r"^gpus: expected a multiple of tp=8"),
     ({"tp": 8, "pp": 4}, {"max_gpus": 16}, r"^max_gpus: expected at least tp\*pp=32"),
     ({"ep": 4, "dp": 2, "cp": 1}, {}, r"^ep: expected a divisor of dp\*cp=2"),
+    ({"pp": 5}, {}, r"^pp: expected a divisor of layers=32 of llama3-8b, or of it plus"),
+    ({"pp": 3, "pipeline_split": "even"}, {}, r"^pp: expected a divisor of layers=32 of "
+                                                r"llama3-8b, got 3"),
+    ({"pp": 4, "pipeline_split": "both"}, {}, r"^pp: expected a divisor of layers=32 \+ 2 "
+                                                r"\(pipeline_split=both\)"),
+    ({"pp": 1, "pipeline_split": "loss"}, {}, r"^pipeline_split: expected even when pp=1"),
+    ({"pp": 1, "schedule": "zero-bubble"}, {}, r"^pp: expected at least 2 with the zero-bubble"),
+    ({"vp": 2, "schedule": "dualpipe"}, {}, r"^vp: expected 1 with the dualpipe schedule"),
 ])
 def test_fixed_fields_that_can_never_hold(fixed: dict[str, Any], limits: dict[str, Any],
                                           pattern: str) -> None:
@@ -277,6 +325,18 @@ def test_fixed_fields_that_can_never_hold(fixed: dict[str, Any], limits: dict[st
     job = solver.TrainingJob(model=model, tokens=1e12)
     with pytest.raises(SpecError, match=pattern):
         scenario.check_question(job, solver.Limits(fixed=fixed, **limits))
+
+
+def test_fixed_pipelines_that_hold_are_accepted() -> None:
+    job = solver.TrainingJob(model=solver.model("llama3-8b"), tokens=1e12)
+    for fixed in ({"pp": 3}, {"pp": 3, "pipeline_split": "loss"}, {"pp": 2, "vp": 8},
+                  {"pp": 2, "schedule": "dualpipe", "pipeline_split": "both"}):
+        scenario.check_question(job, solver.Limits(fixed=fixed))
+    mtp = solver.TrainingJob(model=solver.model("deepseek-v3"), tokens=1e12)
+    scenario.check_question(mtp, solver.Limits(fixed={"pp": 2, "pipeline_split": "even"}))
+    with pytest.raises(SpecError, match=r"^pp: expected a divisor of layers=61 \+ "
+                                        r"mtp_layers=1 of deepseek-v3, got 4"):
+        scenario.check_question(mtp, solver.Limits(fixed={"pp": 4, "pipeline_split": "even"}))
 
 
 def test_fixed_batch_divisibility() -> None:

@@ -16,7 +16,10 @@ One micro-batch of 1024 tokens on one accelerator, one forward pass:
   layer matmuls 1024 * 25,165,824 / 8e13 = 3.2212254720e-4 s (weights read: 25,169,920 bytes
     / 1e12 = 2.5e-5 s, so compute-bound)
   scores 1024 * 4,194,304 * 0.5 / 8e13 = 2.68435456e-5 s
-  one layer, forward + backward (3 passes): 3 * 3.4896609280e-4 = 1.04689827840e-3 s
+  one layer: forward F = matmuls + scores, input-gradient B = matmuls + 2 * scores (both
+    backward score products), weight-gradient W = matmuls (Qi et al. 2024, arXiv:2401.10241,
+    Table 1; ``compute.py``): F + B + W = 3 * (3.2212254720e-4 + 2.68435456e-5)
+    = 3 * 3.4896609280e-4 = 1.04689827840e-3 s
   LM head 1024 * 2,048,000 / 8e13 = 2.62144e-5 s, 3 passes 7.86432e-5 s; its FP32 logits read
     and written: 3 passes * 4 bytes * 1024 * 1000 * 2 / 1e12 = 2.4576e-5 s
 Parameters: a layer 4,194,304 + 8,388,608 + 2 * 1024 = 12,584,960; embedding and LM head
@@ -27,12 +30,14 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 import solver
 from solver.stepmodel.arrays import LayoutArrays
 from solver.stepmodel.calibration import Calibration
-from solver.stepmodel.memory import layer_activation_bytes, memory
+from solver.stepmodel.memory import memory, stage_activation_bytes
+from solver.stepmodel.pipeline import Stage
 from solver.stepmodel.shape import job_shape
 
 PLAIN = Calibration(matmul_scale=1.0, attention_scale=1.0, layer_overhead_s=0.0,
@@ -88,10 +93,10 @@ def test_interleaved_bubble_and_uneven_last_stage(test_gpu: solver.Accelerator) 
     assert plain["bubble"] == pytest.approx(2.23895879680e-3, rel=1e-12)
     assert interleaved["pp_comm"] == pytest.approx(8 * 8.388608e-5, rel=1e-12)
     assert interleaved["bubble"] == pytest.approx(1.14045091840e-3, rel=1e-12)
-    # Interleaving needs at least p micro-batches per step (Narayanan et al. sec. 2.2.2): with
-    # one, the chunks run one after another and the bubble is the full (p-1) = 1 of them.
-    single = run(test_gpu, global_batch=1, tp=1, pp=2, dp=1, vp=2).time_breakdown_s
-    assert single["bubble"] == pytest.approx(2.28090183680e-3, rel=1e-12)
+    # Interleaving needs a multiple of p micro-batches per step (Narayanan et al. sec. 2.2.2;
+    # Megatron-LM ``schedules.py``): one micro-batch with pp = 2, vp = 2 is refused.
+    with pytest.raises(solver.SpecError, match="schedule"):
+        run(test_gpu, global_batch=1, tp=1, pp=2, dp=1, vp=2)
 
 
 def test_context_parallel_ring_exchange_and_its_overlap(test_gpu: solver.Accelerator) -> None:
@@ -215,14 +220,20 @@ def test_bf16_gradients_halve_memory_and_gradient_traffic(test_gpu: solver.Accel
 
 def test_tensor_parallel_overlap_hides_collectives_under_gemms(
         test_gpu: solver.Accelerator) -> None:
-    # tp = 2 with sequence parallelism: 2 all-gathers and 2 reduce-scatters of the full
-    # 2 * 1024 * 1024 = 2,097,152 bytes per layer and pass, 1/2 of it crossing NVLink:
-    #   4 * 3 passes * 1,048,576 / 1e11 = 1.2582912e-4 s per layer, * 4 = 5.0331648e-4 s.
-    # Overlapped (Transformer Engine userbuffers) it hides under the layers' GEMMs (about
-    # 2.1e-3 s here): nothing exposed.
+    # tp = 2 with sequence parallelism (Korthikanti et al. 2022 sec. 4.2.2; ``tensor.py``).
+    # Each collective moves the full 2 * 1024 * 1024 = 2,097,152 bytes, 1/2 of it crossing
+    # NVLink: 1,048,576 / 1e11 = 1.048576e-5 s. Per layer and micro-batch:
+    #   forward: 2 all-gathers + 2 reduce-scatters, exposed: 4
+    #   backward: 2 all-gathers of the output gradients, exposed: 2
+    #   backward: 2 all-gathers + 2 reduce-scatters under the backward GEMMs: 4 hidden (the
+    #     layer's B + W matmuls, 2 * 1024 * 25,165,824 / 2 / 8e13 = 3.2212254720e-4 s, last
+    #     far longer than 4 * 1.048576e-5 = 4.194304e-5 s)
+    #   exposed 6 * 1.048576e-5 = 6.291456e-5 s per layer, * 4 layers = 2.5165824e-4 s.
+    # Overlapped (Transformer Engine userbuffers) every collective hides under the layers'
+    # GEMMs (about 2.1e-3 s here): nothing exposed.
     serial = run(test_gpu, tp=2, pp=1, dp=1).time_breakdown_s
     overlapped = run(test_gpu, tp=2, pp=1, dp=1, job_fields={"tp_comm_overlap": True})
-    assert serial["tp_comm"] == pytest.approx(5.0331648e-4, rel=1e-12)
+    assert serial["tp_comm"] == pytest.approx(2.5165824e-4, rel=1e-12)
     assert overlapped.time_breakdown_s["tp_comm"] == 0.0
 
 
@@ -246,11 +257,15 @@ def test_fp8_memory_saves_linear_inputs_and_caches_fp8_weights() -> None:
     # Weights: BF16 2 bytes + FP8 copy and transpose 2 = 4 bytes per parameter:
     #   4 * 52,387,840 = 209,551,360 (BF16: 104,775,680).
     x = LayoutArrays.from_columns(accel=[0], tp=1, pp=1, dp=1, cp=1, ep=1, vp=1, mb=1, nmb=1,
-                                  zero=0, recompute=0)
+                                  zero=0, recompute=0, schedule=0, split=0)
     shapes = {p: job_shape(solver.TrainingJob(model=calc(), tokens=1e9, precision=p))
               for p in ("bf16", "fp8")}
-    assert layer_activation_bytes(shapes["bf16"], x, moe=False).tolist() == [35_651_584]
-    assert layer_activation_bytes(shapes["fp8"], x, moe=False).tolist() == [28_311_552]
+    one = np.array([1])
+    none = np.array([0])
+    yes = np.array([True])
+    layer = Stage(dense=one, moe=none, mtp=none, embedding=yes, head=yes)
+    assert stage_activation_bytes(shapes["bf16"], x, layer).tolist() == [35_651_584]
+    assert stage_activation_bytes(shapes["fp8"], x, layer).tolist() == [28_311_552]
     assert memory(shapes["bf16"], x).weights.tolist() == [2 * REPLICA_PARAMS]
     assert memory(shapes["fp8"], x).weights.tolist() == [4 * REPLICA_PARAMS]
     # ZeRO-3 gathers weights layer by layer: no FP8 copy persists.

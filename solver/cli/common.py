@@ -42,6 +42,23 @@ Zero3ImplOpt = Annotated[str, typer.Option(
     "--zero3-impl", help="ZeRO-3 software: fsdp or deepspeed (hides less of its traffic).")]
 GradDtypeOpt = Annotated[str, typer.Option(
     "--grad-dtype", help="Gradient accumulation and reduction precision: fp32 or bf16.")]
+MoeDispatcherOpt = Annotated[str, typer.Option(
+    "--moe-dispatcher", help="How MoE tokens reach their experts: alltoall or deepep (one copy "
+    "per node, forwarded inside it).")]
+Fp8DispatchOpt = Annotated[bool, typer.Option(
+    "--fp8-dispatch/--no-fp8-dispatch", help="MoE dispatch sent in FP8 (DeepEP, DeepSeek-V3).")]
+MoeImbalanceOpt = Annotated[float, typer.Option(
+    "--moe-imbalance", help="Most loaded expert rank's tokens over the mean (>= 1; 1: "
+    "balanced).")]
+MomentsDtypeOpt = Annotated[str, typer.Option(
+    "--moments-dtype", help="Precision of Adam's first and second moments: fp32 or bf16.")]
+RECOMPUTE_HELP = ("none|selective|full or modules joined by + (core_attn, layernorm, "
+                  "mla_up_proj, moe_act, mlp, moe, shared_experts)")
+ScheduleOpt = Annotated[str, typer.Option(
+    "--schedule", help="Pipeline schedule: 1f1b, zero-bubble or dualpipe.")]
+SplitOpt = Annotated[str, typer.Option(
+    "--pipeline-split", help="Edge stages that count the embedding or the loss as a layer: "
+    "even, embedding, loss or both.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (INTERFACE.md) instead of a "
                                        "table.")]
 CostModelOpt = Annotated[str | None, typer.Option(
@@ -56,7 +73,12 @@ CostParamOpt = Annotated[list[str] | None, typer.Option(
 Fix = Annotated[int | None, typer.Option(help="Fix this layout dimension.", show_default=False)]
 MicroBatchFix = Annotated[int | None, typer.Option("--micro-batch", show_default=False)]
 ZeroFix = Annotated[int | None, typer.Option("--zero", show_default=False)]
-RecomputeFix = Annotated[str | None, typer.Option("--recompute", show_default=False)]
+RecomputeFix = Annotated[str | None, typer.Option("--recompute", help=RECOMPUTE_HELP,
+                                                   show_default=False)]
+ScheduleFix = Annotated[str | None, typer.Option(
+    "--schedule", help="1f1b|zero-bubble|dualpipe", show_default=False)]
+SplitFix = Annotated[str | None, typer.Option(
+    "--pipeline-split", help="even|embedding|loss|both", show_default=False)]
 
 
 
@@ -78,14 +100,18 @@ def parse_cost_params(items: list[str] | None) -> dict[str, str]:
 def build_job(model: str, tokens: str, seq_len: int, global_batch: int, precision: str,
               flash_attention: bool, tp_comm_overlap: bool = False,
               grad_reduce_overlap: bool = True, zero3_impl: str = "fsdp",
-              grad_dtype: str = "fp32", ep_comm_overlap: bool = False) -> TrainingJob:
+              grad_dtype: str = "fp32", ep_comm_overlap: bool = False,
+              moe_dispatcher: str = "alltoall", fp8_dispatch: bool = False,
+              moe_imbalance: float = 1.0, moments_dtype: str = "fp32") -> TrainingJob:
     spec: ModelSpec = catalog.model(model, field="--model")
     try:
         return TrainingJob(model=spec, tokens=parse_tokens(tokens), global_batch=global_batch,
                            seq_len=seq_len, precision=precision, flash_attention=flash_attention,
                            tp_comm_overlap=tp_comm_overlap,
                            grad_reduce_overlap=grad_reduce_overlap, zero3_impl=zero3_impl,
-                           grad_dtype=grad_dtype, ep_comm_overlap=ep_comm_overlap)
+                           grad_dtype=grad_dtype, ep_comm_overlap=ep_comm_overlap,
+                           moe_dispatcher=moe_dispatcher, fp8_dispatch=fp8_dispatch,
+                           moe_imbalance=moe_imbalance, moments_dtype=moments_dtype)
     except SpecError as err:
         raise as_option_error(err) from None
 

@@ -15,11 +15,15 @@ from solver.cli.common import (
     CostParamOpt,
     EpOverlapOpt,
     FlashOpt,
+    Fp8DispatchOpt,
     GlobalBatchOpt,
     GradDtypeOpt,
     GradOverlapOpt,
     JsonOpt,
     ModelOpt,
+    MoeDispatcherOpt,
+    MoeImbalanceOpt,
+    MomentsDtypeOpt,
     PrecisionOpt,
     SeqLenOpt,
     TokensOpt,
@@ -36,8 +40,8 @@ from solver.comparison import compare as run_compare
 from solver.errors import SpecError
 from solver.export import tokens_text
 
-LAYOUT_HELP = ('A layout: "ACCELERATOR tp=N pp=N dp=N [cp= ep= vp= mb= zero= recompute=]"; '
-               "repeatable.")
+LAYOUT_HELP = ('A layout: "ACCELERATOR tp=N pp=N dp=N [cp= ep= vp= mb= zero= recompute= '
+               'schedule= split=]"; repeatable.')
 
 
 def compare(
@@ -56,6 +60,10 @@ def compare(
     zero3_impl: Zero3ImplOpt = "fsdp",
     grad_dtype: GradDtypeOpt = "fp32",
     ep_comm_overlap: EpOverlapOpt = False,
+    moe_dispatcher: MoeDispatcherOpt = "alltoall",
+    fp8_dispatch: Fp8DispatchOpt = False,
+    moe_imbalance: MoeImbalanceOpt = 1.0,
+    moments_dtype: MomentsDtypeOpt = "fp32",
     cost_model: CostModelOpt = None,
     cost_param: CostParamOpt = None,
     json_out: JsonOpt = False,
@@ -67,7 +75,8 @@ def compare(
                         "\"a100-sxm4-80gb tp=8 pp=8 dp=16 mb=1 recompute=full\"")
     job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention,
                     tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype,
-                    ep_comm_overlap)
+                    ep_comm_overlap, moe_dispatcher, fp8_dispatch, moe_imbalance,
+                    moments_dtype)
     try:
         result = run_compare(job, given, cost_model=cost_model,
                                      cost_params=parse_cost_params(cost_param))
@@ -94,8 +103,8 @@ def show(result: Comparison, what: str) -> None:
     console = render.console
     ests = result.estimates
     console.print(f"[bold]Compare[/bold]: {what}")
-    console.print("[dim]layout: TP PP DP, CP EP VP when above 1, micro-batch, ZeRO, "
-                  "recompute[/dim]")
+    console.print("[dim]layout: TP PP DP, CP EP VP above 1, micro-batch, ZeRO, recompute, "
+                  "schedule[/dim]")
     for i, e in enumerate(ests):
         x = e.layout
         tags = [t for t, j in (("fastest", result.fastest), ("cheapest", result.cheapest))

@@ -9,17 +9,24 @@ import typer
 from solver import evaluation
 from solver.cli import render
 from solver.cli.common import (
+    RECOMPUTE_HELP,
     CostModelOpt,
     CostParamOpt,
     EpOverlapOpt,
     FlashOpt,
+    Fp8DispatchOpt,
     GlobalBatchOpt,
     GradDtypeOpt,
     GradOverlapOpt,
     JsonOpt,
     ModelOpt,
+    MoeDispatcherOpt,
+    MoeImbalanceOpt,
+    MomentsDtypeOpt,
     PrecisionOpt,
+    ScheduleOpt,
     SeqLenOpt,
+    SplitOpt,
     TokensOpt,
     TpOverlapOpt,
     Zero3ImplOpt,
@@ -48,7 +55,9 @@ def evaluate(
     micro_batch: Annotated[int, typer.Option("--micro-batch", help="Sequences per "
                                              "micro-batch.")] = 1,
     zero: Annotated[int, typer.Option("--zero", help="ZeRO stage 0-3.")] = 0,
-    recompute: Annotated[str, typer.Option("--recompute", help="none|selective|full")] = "none",
+    recompute: Annotated[str, typer.Option("--recompute", help=RECOMPUTE_HELP)] = "none",
+    schedule: ScheduleOpt = "1f1b",
+    pipeline_split: SplitOpt = "even",
     precision: PrecisionOpt = "bf16",
     flash_attention: FlashOpt = True,
     tp_comm_overlap: TpOverlapOpt = False,
@@ -56,6 +65,10 @@ def evaluate(
     zero3_impl: Zero3ImplOpt = "fsdp",
     grad_dtype: GradDtypeOpt = "fp32",
     ep_comm_overlap: EpOverlapOpt = False,
+    moe_dispatcher: MoeDispatcherOpt = "alltoall",
+    fp8_dispatch: Fp8DispatchOpt = False,
+    moe_imbalance: MoeImbalanceOpt = 1.0,
+    moments_dtype: MomentsDtypeOpt = "fp32",
     cost_model: CostModelOpt = None,
     cost_param: CostParamOpt = None,
     output: OutputOpt = None,
@@ -64,14 +77,16 @@ def evaluate(
     """Estimate time, memory, cost, energy and CO2 of one layout (Megatron-LM semantics)."""
     job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention,
                     tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype,
-                    ep_comm_overlap)
+                    ep_comm_overlap, moe_dispatcher, fp8_dispatch, moe_imbalance,
+                    moments_dtype)
     cost_params = parse_cost_params(cost_param)
     from solver import catalog
 
     acc = catalog.accelerator(gpu, field="--gpu")
     try:
         layout = Layout(accelerator=acc.name, tp=tp, pp=pp, dp=dp, cp=cp, ep=ep, vp=vp,
-                        micro_batch=micro_batch, zero_stage=zero, recompute=recompute)
+                        micro_batch=micro_batch, zero_stage=zero, recompute=recompute,
+                        schedule=schedule, pipeline_split=pipeline_split)
     except SpecError as err:
         raise as_option_error(err) from None
     try:

@@ -17,15 +17,21 @@ from solver.cli.common import (
     EpOverlapOpt,
     Fix,
     FlashOpt,
+    Fp8DispatchOpt,
     GlobalBatchOpt,
     GradDtypeOpt,
     GradOverlapOpt,
     JsonOpt,
     MicroBatchFix,
     ModelOpt,
+    MoeDispatcherOpt,
+    MoeImbalanceOpt,
+    MomentsDtypeOpt,
     PrecisionOpt,
     RecomputeFix,
+    ScheduleFix,
     SeqLenOpt,
+    SplitFix,
     TokensOpt,
     TpOverlapOpt,
     Zero3ImplOpt,
@@ -80,6 +86,10 @@ def pareto(
     zero3_impl: Zero3ImplOpt = "fsdp",
     grad_dtype: GradDtypeOpt = "fp32",
     ep_comm_overlap: EpOverlapOpt = False,
+    moe_dispatcher: MoeDispatcherOpt = "alltoall",
+    fp8_dispatch: Fp8DispatchOpt = False,
+    moe_imbalance: MoeImbalanceOpt = 1.0,
+    moments_dtype: MomentsDtypeOpt = "fp32",
     time_limit: Annotated[float, typer.Option("--time-limit", help="Seconds per solve.")
                           ] = 60.0,
     workers: Annotated[int, typer.Option("--workers", help="CP-SAT workers.")] = 2,
@@ -89,6 +99,8 @@ def pareto(
     micro_batch: MicroBatchFix = None,
     zero: ZeroFix = None,
     recompute: RecomputeFix = None,
+    schedule: ScheduleFix = None,
+    pipeline_split: SplitFix = None,
     cost_model: CostModelOpt = None,
     cost_param: CostParamOpt = None,
     json_out: JsonOpt = False,
@@ -114,10 +126,12 @@ def pareto(
     seed = check_value("seed", seed, "--seed")
     job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention,
                     tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype,
-                    ep_comm_overlap)
+                    ep_comm_overlap, moe_dispatcher, fp8_dispatch, moe_imbalance,
+                    moments_dtype)
     fixed: dict[str, Any] = {k: v for k, v in {
         "tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep, "vp": vp, "micro_batch": micro_batch,
-        "zero_stage": zero, "recompute": recompute}.items() if v is not None}
+        "zero_stage": zero, "recompute": recompute, "schedule": schedule,
+        "pipeline_split": pipeline_split}.items() if v is not None}
     try:
         limits = Limits(accelerators=tuple(gpu or ()), max_gpus=max_gpus,
                         deadline_days=deadline_days, budget_usd=budget_usd, fixed=fixed)
@@ -146,13 +160,15 @@ def pareto(
 
 def short_layout(e: Estimate) -> str:
     """``TP8 PP4 DP64 CP2 mb1 Z1 full``: TP, PP, DP, the others above 1, micro-batch, ZeRO,
-    recomputation (full, sel; nothing for none)."""
+    recomputation (full, sel; nothing for none), then the schedule and pipeline split when not
+    1f1b and even (``dualpipe split both``)."""
     x = e.layout
     parts = [f"TP{x.tp}", f"PP{x.pp}", f"DP{x.dp}"]
     parts += [f"{n}{v}" for n, v in (("CP", x.cp), ("EP", x.ep), ("VP", x.vp)) if v > 1]
     parts.append(f"mb{x.micro_batch} Z{x.zero_stage}")
     if x.recompute != "none":
         parts.append({"selective": "sel"}.get(x.recompute, x.recompute))
+    parts += render.pipeline_words(x)
     return " ".join(parts)
 
 

@@ -26,11 +26,21 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def pipeline_words(layout: Any) -> list[str]:
+    """``["dualpipe", "split both"]``: the schedule and pipeline split when not the defaults
+    (1f1b, even)."""
+    words = [] if layout.schedule == "1f1b" else [layout.schedule]
+    if layout.pipeline_split != "even":
+        words.append(f"split {layout.pipeline_split}")
+    return words
+
+
 def layout_line(e: Estimate) -> str:
     x = e.layout
+    extra = "".join(f"  {w}" for w in pipeline_words(x))
     return (f"{x.gpus:,} x {x.accelerator}  TP{x.tp} PP{x.pp} DP{x.dp} CP{x.cp} EP{x.ep} "
             f"VP{x.vp}  micro-batch {x.micro_batch} x {e.num_microbatches} "
-            f"(global {e.global_batch})  ZeRO-{x.zero_stage}  recompute {x.recompute}")
+            f"(global {e.global_batch})  ZeRO-{x.zero_stage}  recompute {x.recompute}{extra}")
 
 
 def estimate(e: Estimate, title: str = "Estimate") -> None:

@@ -17,6 +17,8 @@ from solver.cli.common import (
     JsonOpt,
     MicroBatchFix,
     RecomputeFix,
+    ScheduleFix,
+    SplitFix,
     ZeroFix,
     as_option_error,
     parse_cost_params,
@@ -53,10 +55,13 @@ OPTIONS = {
     "flash_attention": "--flash-attention", "tp_comm_overlap": "--tp-comm-overlap",
     "grad_reduce_overlap": "--grad-reduce-overlap", "zero3_impl": "--zero3-impl",
     "grad_dtype": "--grad-dtype", "ep_comm_overlap": "--ep-comm-overlap",
+    "moe_dispatcher": "--moe-dispatcher", "fp8_dispatch": "--fp8-dispatch",
+    "moe_imbalance": "--moe-imbalance", "moments_dtype": "--moments-dtype",
     "accelerators": "--gpu", "gpus": "--gpus",
     "max_gpus": "--max-gpus", "deadline_days": "--deadline-days", "budget_usd": "--budget-usd",
     "tp": "--tp", "pp": "--pp", "dp": "--dp", "cp": "--cp", "ep": "--ep", "vp": "--vp",
     "micro_batch": "--micro-batch", "zero_stage": "--zero", "recompute": "--recompute",
+    "schedule": "--schedule", "pipeline_split": "--pipeline-split",
     "objective": "--objective", "time_limit": "--time-limit", "top": "--top",
     "workers": "--workers", "seed": "--seed", "cost_model": "--cost-model",
     "cost_params": "--cost-param",
@@ -114,6 +119,18 @@ def solve(
     grad_dtype: Annotated[str | None, typer.Option(
         "--grad-dtype", help="Gradient accumulation and reduction precision: fp32 or bf16 "
         "(default: fp32).", show_default=False)] = None,
+    moe_dispatcher: Annotated[str | None, typer.Option(
+        "--moe-dispatcher", help="How MoE tokens reach their experts: alltoall or deepep "
+        "(default: alltoall).", show_default=False)] = None,
+    fp8_dispatch: Annotated[bool | None, typer.Option(
+        "--fp8-dispatch/--no-fp8-dispatch", help="MoE dispatch sent in FP8 (default: off).",
+        show_default=False)] = None,
+    moe_imbalance: Annotated[float | None, typer.Option(
+        "--moe-imbalance", help="Most loaded expert rank's tokens over the mean, >= 1 "
+        "(default: 1).", show_default=False)] = None,
+    moments_dtype: Annotated[str | None, typer.Option(
+        "--moments-dtype", help="Precision of Adam's moments: fp32 or bf16 (default: fp32).",
+        show_default=False)] = None,
     time_limit: Annotated[float | None, typer.Option(
         "--time-limit", help="Seconds (default: 60).", show_default=False)] = None,
     top: Annotated[int | None, typer.Option(
@@ -128,6 +145,8 @@ def solve(
     micro_batch: MicroBatchFix = None,
     zero: ZeroFix = None,
     recompute: RecomputeFix = None,
+    schedule: ScheduleFix = None,
+    pipeline_split: SplitFix = None,
     cost_model: CostModelOpt = None,
     cost_param: CostParamOpt = None,
     export: ExportOpt = None,
@@ -141,11 +160,14 @@ def solve(
         "precision": precision, "flash_attention": flash_attention,
         "tp_comm_overlap": tp_comm_overlap, "grad_reduce_overlap": grad_reduce_overlap,
         "zero3_impl": zero3_impl, "grad_dtype": grad_dtype,
-        "ep_comm_overlap": ep_comm_overlap,
+        "ep_comm_overlap": ep_comm_overlap, "moe_dispatcher": moe_dispatcher,
+        "fp8_dispatch": fp8_dispatch, "moe_imbalance": moe_imbalance,
+        "moments_dtype": moments_dtype,
         "accelerators": gpu or None, "gpus": gpus, "max_gpus": max_gpus,
         "deadline_days": deadline_days, "budget_usd": budget_usd, "tp": tp, "pp": pp, "dp": dp,
         "cp": cp, "ep": ep, "vp": vp, "micro_batch": micro_batch, "zero_stage": zero,
-        "recompute": recompute, "objective": objective, "time_limit": time_limit, "top": top,
+        "recompute": recompute, "schedule": schedule, "pipeline_split": pipeline_split,
+        "objective": objective, "time_limit": time_limit, "top": top,
         "workers": workers, "seed": seed, "cost_model": cost_model}
     question = merged_question(scenario, options, parse_cost_params(cost_param))
     with stdout_to(output):
@@ -209,5 +231,6 @@ def show(plan: Plan) -> None:
 
 def _summary(e: Any) -> list[Any]:
     x = e.layout
+    words = " ".join([x.recompute, *render.pipeline_words(x)])
     return [x.gpus, f"TP{x.tp} PP{x.pp} DP{x.dp} CP{x.cp} EP{x.ep} VP{x.vp} mb{x.micro_batch}"
-            f" Z{x.zero_stage} {x.recompute}", e.training_days, e.cost_usd, f"{e.mfu:.1%}"]
+            f" Z{x.zero_stage} {words}", e.training_days, e.cost_usd, f"{e.mfu:.1%}"]

@@ -65,23 +65,21 @@ def header(est: Estimate, job: TrainingJob, launcher: str, fmt: str) -> list[str
     ]
 
 
-def stage_layers(layers: int, pp: int, vp: int) -> list[int]:
-    """Transformer layers of each of the ``pp * vp`` model chunks, in layer order.
+def stage_layers(layers: int, pp: int, vp: int, embedding: int = 0, loss: int = 0,
+                 mtp: int = 0) -> list[int]:
+    """Transformer layers of each of the ``pp * vp`` model chunks, in chunk order.
 
-    Chunk ``c`` runs on pipeline rank ``c % pp`` (the interleaved schedule of Megatron-LM and
-    torchtitan's looped schedules). Ranks hold ``floor`` or ``ceil(layers / pp)`` layers, the
-    lighter ranks first and last (they also hold the embedding and the LM head), so no rank
-    holds more than the step model's most loaded stage; each rank's share is split as evenly
-    as possible over its ``vp`` chunks.
+    The step model's split (``stepmodel.pipeline``, Megatron-LM's rule): the layers, the MTP
+    modules and the accounted ``embedding`` and ``loss`` slots divide evenly over the chunks;
+    the first chunk gives a layer to the embedding, the last to the loss and to each MTP
+    module. Chunk ``c`` runs on pipeline rank ``c % pp`` (the interleaved schedule of
+    Megatron-LM and torchtitan's looped schedules).
     """
-    base, extra = divmod(layers, pp)
-    heavy = set(_middle(pp, extra))
-    per_rank = [base + (r in heavy) for r in range(pp)]
-    chunks = [[0] * vp for _ in range(pp)]
-    for r, n in enumerate(per_rank):
-        b, e = divmod(n, vp)
-        chunks[r] = [b + (v >= vp - e) for v in range(vp)]
-    return [chunks[c % pp][c // pp] for c in range(pp * vp)]
+    per = (layers + mtp + embedding + loss) // (pp * vp)
+    chunks = [per] * (pp * vp)
+    chunks[0] -= embedding
+    chunks[-1] -= loss + mtp
+    return chunks
 
 
 def _middle(n: int, k: int) -> list[int]:

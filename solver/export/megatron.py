@@ -52,11 +52,14 @@ def megatron(est: Estimate, job: TrainingJob) -> str:
          f"= {x.tp} x {x.pp} x {x.cp} x {x.dp} = {x.gpus:,} processes")
     arg("--tensor-model-parallel-size", x.tp)
     arg("--pipeline-model-parallel-size", x.pp)
-    chunks = stage_layers(m.layers, x.pp, x.vp)
-    if x.pp > 1 and len(set(chunks)) > 1:
-        note(f"{m.layers} layers do not split evenly over {x.pp * x.vp} pipeline chunks: "
-             "an explicit layout (E embedding, t layer, L loss)")
-        arg("--pipeline-model-parallel-layout", _megatron_layout(chunks))
+    embedding, loss = (int(x.pipeline_split in ("embedding", "both")),
+                       int(x.pipeline_split in ("loss", "both")))
+    chunks = stage_layers(m.layers, x.pp, x.vp, embedding, loss, m.mtp_layers)
+    if x.pp > 1 and (len(set(chunks)) > 1 or m.mtp_layers):
+        note(f"pipeline split {x.pipeline_split} over {x.pp * x.vp} chunks"
+             + (f", {m.mtp_layers} MTP module(s) on the last" if m.mtp_layers else "")
+             + ": an explicit layout (E embedding, t layer, m MTP, L loss)")
+        arg("--pipeline-model-parallel-layout", _megatron_layout(chunks, m.mtp_layers))
     elif x.vp > 1 and x.pp > 1:
         arg("--num-layers-per-virtual-pipeline-stage", chunks[0])
     if x.vp > 1 and x.pp == 1:
@@ -131,12 +134,13 @@ def megatron(est: Estimate, job: TrainingJob) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _megatron_layout(chunks: Sequence[int]) -> str:
+def _megatron_layout(chunks: Sequence[int], mtp: int = 0) -> str:
     """Megatron-LM's layout string: stages split by ``|``, ``t*3`` three layers, ``(x|)*5`` a
-    stage repeated, ``E`` and ``L`` the embedding and the loss on the first and last stage."""
+    stage repeated, ``E`` and ``L`` the embedding and the loss on the first and last stage,
+    ``m`` an MTP module (on the last stage, before the loss)."""
     stages = [f"t*{n}" if n > 1 else "t" * n for n in chunks]
     first = "E" + ("," + stages[0] if stages[0] else "")
-    last = (stages[-1] + "," if stages[-1] else "") + "L"
+    last = (stages[-1] + "," if stages[-1] else "") + "m," * mtp + "L"
     if len(stages) == 1:
         return "E," + stages[0] + ",L" if stages[0] else "E,L"
     middle = stages[1:-1]
@@ -204,9 +208,8 @@ def _megatron_model(m: ModelSpec, job: TrainingJob, arg: Any, note: Any, ep: int
     note(f"vocabulary: {m.vocab:,} tokens come from your tokenizer (--tokenizer-type, "
          "--tokenizer-model); Megatron-LM pads it to a multiple of "
          "--make-vocab-size-divisible-by x TP")
-    if m.name == "deepseek-v3":
-        note("DeepSeek-V3's multi-token-prediction module is not in the plan "
-             "(--mtp-num-layers 1 trains it)")
+    if m.mtp_layers:
+        arg("--mtp-num-layers", m.mtp_layers)
 
 
 def _moe_pattern(m: ModelSpec) -> str:

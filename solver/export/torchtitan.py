@@ -70,7 +70,9 @@ def torchtitan(est: Estimate, job: TrainingJob) -> str:
     if x.pp > 1:
         parallel["pipeline_parallel_schedule"] = "Interleaved1F1B" if x.vp > 1 else "1F1B"
         parallel["pipeline_parallel_microbatch_size"] = x.micro_batch
-        chunks = stage_layers(m.layers, x.pp, x.vp)
+        chunks = stage_layers(m.layers, x.pp, x.vp,
+                              int(x.pipeline_split in ("embedding", "both")),
+                              int(x.pipeline_split in ("loss", "both")), m.mtp_layers)
         if len(set(chunks)) == 1:
             parallel["pipeline_parallel_layers_per_stage"] = chunks[0]
             parallel["pipeline_parallel_first_stage_less_layers"] = 0

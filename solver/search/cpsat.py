@@ -4,8 +4,9 @@ Variables (one family each):
 - ``x[r]`` = 1 if row r (one complete layout, evaluated by the step model) is the plan;
 - ``enforce[f]`` = 1 if limit family f is enforced (all are, as assumptions; an infeasible
   question is re-solved to find a small set of families that conflict);
-- ``tp, pp, cp, dp, ep, vp, micro_batch, num_microbatches, zero_stage, recompute, gpus,
-  global_batch``: the chosen layout's integers, channelled from ``x``, with the true couplings
+- ``tp, pp, cp, dp, ep, vp, micro_batch, num_microbatches, zero_stage, recompute, schedule,
+  split, gpus, global_batch``: the chosen layout's integers, channelled from ``x``, with the
+  true couplings
   ``gpus = tp*pp*cp*dp`` and ``global_batch = dp*micro_batch*num_microbatches`` stated as
   multiplication constraints. Fixed layout fields and GPU-count limits are constraints on
   these variables behind ``enforce["fixed"]`` and ``enforce["gpus"]``.
@@ -26,8 +27,8 @@ from typing import Any
 import numpy as np
 from ortools.sat.python import cp_model
 
-from solver.search.rows import FAMILIES, FIELD_COLUMNS, Rows
-from solver.specs import RECOMPUTE_MODES, Limits
+from solver.search.rows import FAMILIES, FIELD_COLUMNS, Rows, field_code
+from solver.specs import Limits
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ def build(rows: Rows, rank: np.ndarray, limits: Limits, *, fixed: Mapping[str, A
     columns = {
         "tp": lay.tp, "pp": lay.pp, "cp": lay.cp, "dp": lay.dp, "ep": lay.ep, "vp": lay.vp,
         "mb": lay.mb, "nmb": lay.nmb, "zero": lay.zero, "recompute": lay.recompute,
+        "schedule": lay.schedule, "split": lay.split,
         "gpus": rows.result.gpus, "global_batch": rows.result.global_batch,
     }
     var: dict[str, cp_model.IntVar] = {}
@@ -74,8 +76,8 @@ def build(rows: Rows, rank: np.ndarray, limits: Limits, *, fixed: Mapping[str, A
         m.add_multiplication_equality(var["global_batch"], [dp_mb, var["nmb"]])
 
     for key, value in fixed.items():
-        wanted = RECOMPUTE_MODES.index(value) if key == "recompute" else int(value)
-        m.add(var[FIELD_COLUMNS[key]] == wanted).only_enforce_if(enforce["fixed"])
+        m.add(var[FIELD_COLUMNS[key]] == field_code(key, value)).only_enforce_if(
+            enforce["fixed"])
     if limits.gpus is not None:
         m.add(var["gpus"] == limits.gpus).only_enforce_if(enforce["gpus"])
     if limits.max_gpus is not None:

@@ -17,6 +17,7 @@ from solver.search.space import enumerate_shapes
 from solver.specs import Accelerator, Limits, TrainingJob
 from solver.stepmodel.arrays import HardwareTable, LayoutArrays
 from solver.stepmodel.evaluate import StepResult, evaluate_arrays
+from solver.stepmodel.pipeline import schedule_rules
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,11 @@ def brute_force(job: TrainingJob, accelerators: Sequence[Accelerator], limits: L
         x = LayoutArrays(accel=shapes.accel[idx], tp=shapes.tp[idx], pp=shapes.pp[idx],
                          dp=part[:, 1], cp=shapes.cp[idx], ep=shapes.ep[idx], vp=shapes.vp[idx],
                          mb=shapes.mb[idx], nmb=part[:, 2], zero=shapes.zero[idx],
-                         recompute=shapes.recompute[idx])
+                         recompute=shapes.recompute[idx], schedule=shapes.schedule[idx],
+                         split=shapes.split[idx])
         r = evaluate_arrays(job, x, hw)
-        ok = r.fits_memory & r.placeable & ~fixed_violation(x, limits.fixed)
+        ok = (r.fits_memory & r.placeable & ~fixed_violation(x, limits.fixed)
+              & schedule_rules(x, x.nmb))
         if limits.max_gpus is not None:
             ok &= r.gpus <= limits.max_gpus
         with np.errstate(invalid="ignore"):

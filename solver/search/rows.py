@@ -18,13 +18,15 @@ from typing import Any
 
 import numpy as np
 
+from solver.layout_options import SCHEDULE_CODE, SPLIT_CODE, recompute_code
 from solver.search.bounds import SLACK, Floors, take_shapes, tighten
 from solver.search.space import Shapes, dp_values, enumerate_shapes
-from solver.specs import RECOMPUTE_MODES, Accelerator, Limits, TrainingJob
+from solver.specs import Accelerator, Limits, TrainingJob
 from solver.stepmodel.arrays import HardwareTable, LayoutArrays
 from solver.stepmodel.calibration import DEFAULT_CALIBRATION, Calibration
 from solver.stepmodel.evaluate import StepResult, evaluate_arrays
-from solver.stepmodel.memory import inflight_first, inflight_last, memory
+from solver.stepmodel.memory import memory
+from solver.stepmodel.pipeline import microbatch_grain, saturation, schedule_rules
 from solver.stepmodel.shape import JobShape, job_shape
 
 #: GPU count searched when no limit gives one (and when explaining a GPU-count conflict).
@@ -34,7 +36,19 @@ DEFAULT_MAX_GPUS = 100_000
 FAMILIES = ("memory", "interconnect", "fixed", "gpus", "deadline", "budget")
 
 FIELD_COLUMNS = {"tp": "tp", "pp": "pp", "dp": "dp", "cp": "cp", "ep": "ep", "vp": "vp",
-                 "micro_batch": "mb", "zero_stage": "zero", "recompute": "recompute"}
+                 "micro_batch": "mb", "zero_stage": "zero", "recompute": "recompute",
+                 "schedule": "schedule", "pipeline_split": "split"}
+
+
+def field_code(key: str, value: Any) -> int:
+    """The integer a layout field's value takes in ``LayoutArrays``."""
+    if key == "recompute":
+        return recompute_code(value)
+    if key == "schedule":
+        return SCHEDULE_CODE[value]
+    if key == "pipeline_split":
+        return SPLIT_CODE[value]
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -139,7 +153,10 @@ def build_rows(job: TrainingJob, accelerators: Sequence[Accelerator], limits: Li
     further chunk is started and the rows are marked incomplete.
     """
     q = Question(job, job_shape(job), limits, hw, calibration, relaxed)
-    shapes = enumerate_shapes(job, accelerators, limits.fixed, honour_fixed=not relaxed)
+    cap = None if relaxed else (limits.gpus or limits.max_gpus)
+    exact = None if relaxed else limits.gpus
+    shapes = enumerate_shapes(job, accelerators, limits.fixed, honour_fixed=not relaxed,
+                              max_replica=cap, replica_divides=exact)
     if len(shapes) == 0:
         return _empty_rows(job, hw, q.js, calibration)
     dp_max = _dp_max(q, shapes)
@@ -304,42 +321,52 @@ def rows_for(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray) -> Ro
         per_micro = job.seq_len * dp * mb
         lo = np.maximum(1, -(-int(low_tokens) // per_micro))
         hi = int(high_tokens) // per_micro
+        step, least = microbatch_grain(_layouts(shapes, idx, dp, hi))
+        lo = np.maximum(lo, least)
+        lo = -(-lo // step) * step
+        hi = hi // step * step
         valid = hi >= lo
-        idx, dp, lo, hi = idx[valid], dp[valid], lo[valid], hi[valid]
+        idx, dp, lo, hi, step = idx[valid], dp[valid], lo[valid], hi[valid], step[valid]
         probe = _layouts(shapes, idx, dp, hi)
-        best = largest_fitting_m(js, probe, hw.memory_bytes[probe.accel], lo, hi)
+        best = largest_fitting_m(js, probe, hw.memory_bytes[probe.accel], lo, hi, step)
         nmb = np.where(best >= lo, best, lo)  # none fits: keep the smallest, flagged below
     x = _layouts(shapes, idx, dp, nmb)
+    keep = np.flatnonzero(schedule_rules(x, x.nmb))
+    if keep.size < len(x):
+        x = x.take(keep)
     result = evaluate_arrays(job, x, hw, q.calibration, js)
     return Rows(result, _violations(result, q.limits, relaxed=q.relaxed), evaluated=len(x))
 
 
 def largest_fitting_m(js: JobShape, x: LayoutArrays, capacity: np.ndarray, low: np.ndarray,
-                      high: np.ndarray) -> np.ndarray:
-    """Largest ``m`` in ``[low, high]`` whose memory fits ``capacity`` (``low - 1`` if none).
+                      high: np.ndarray, step: np.ndarray | None = None) -> np.ndarray:
+    """Largest ``m`` in ``[low, high]`` (multiples of ``step``, as ``low`` and ``high`` are)
+    whose memory fits ``capacity`` (``low - 1`` if none).
 
     Memory never decreases with ``m`` and stops growing once the pipeline's warm-up depth is
     in flight, so a vectorised bisection over at most that depth finds it; each round
     evaluates only the rows still undecided.
     """
+    step = np.ones_like(low) if step is None else step
     answer = np.where(memory(js, x, high).total <= capacity, high, low - 1)
     todo = np.flatnonzero(answer < low)
     if todo.size == 0:
         return answer
     sub = x.take(todo)
-    lo, cap = low[todo], capacity[todo]
-    depth = np.maximum(inflight_first(sub, np.full(todo.size, 1 << 40)),
-                       inflight_last(sub, np.full(todo.size, 1 << 40)))
-    hi = np.minimum(high[todo], -(-depth // sub.vp))  # constant memory from here on
+    lo, cap, grain = low[todo], capacity[todo], step[todo]
+    depth = -(-saturation(sub) // grain) * grain
+    hi = np.minimum(high[todo], np.maximum(depth, lo))  # constant memory from here on
     fits_lo = memory(js, sub, lo).total <= cap
     keep = np.flatnonzero(fits_lo)
     todo, sub, a, b, cap = todo[keep], sub.take(keep), lo[keep], hi[keep], cap[keep]
+    grain = grain[keep]
     # invariant: a fits, b does not (b holds as much in flight as ``high``)
     while True:
-        open_ = np.flatnonzero(b - a > 1)
+        open_ = np.flatnonzero(b - a > grain)
         if open_.size == 0:
             break
-        mid = (a[open_] + b[open_]) // 2
+        g = grain[open_]
+        mid = (a[open_] // g + b[open_] // g) // 2 * g
         ok = memory(js, sub.take(open_), mid).total <= cap[open_]
         a[open_] = np.where(ok, mid, a[open_])
         b[open_] = np.where(ok, b[open_], mid)
@@ -374,12 +401,13 @@ def _layouts(shapes: Shapes, idx: np.ndarray, dp: np.ndarray, nmb: np.ndarray) -
     return LayoutArrays(accel=shapes.accel[idx], tp=shapes.tp[idx], pp=shapes.pp[idx],
                         dp=np.asarray(dp, np.int64), cp=shapes.cp[idx], ep=shapes.ep[idx],
                         vp=shapes.vp[idx], mb=shapes.mb[idx], nmb=np.asarray(nmb, np.int64),
-                        zero=shapes.zero[idx], recompute=shapes.recompute[idx])
+                        zero=shapes.zero[idx], recompute=shapes.recompute[idx],
+                        schedule=shapes.schedule[idx], split=shapes.split[idx])
 
 
 def _empty_rows(job: TrainingJob, hw: HardwareTable, js: JobShape, cal: Calibration) -> Rows:
     empty = np.zeros(0, np.int64)
-    x = LayoutArrays(*(empty for _ in range(11)))
+    x = LayoutArrays(*(empty for _ in range(13)))
     result = evaluate_arrays(job, x, hw, cal, js)
     return Rows(result, {f: np.zeros(0, bool) for f in FAMILIES})
 
@@ -387,9 +415,7 @@ def _empty_rows(job: TrainingJob, hw: HardwareTable, js: JobShape, cal: Calibrat
 def fixed_violation(x: LayoutArrays, fixed: Mapping[str, Any]) -> np.ndarray:
     bad = np.zeros(len(x), bool)
     for key, value in fixed.items():
-        column = getattr(x, FIELD_COLUMNS[key])
-        wanted = RECOMPUTE_MODES.index(value) if key == "recompute" else int(value)
-        bad |= column != wanted
+        bad |= getattr(x, FIELD_COLUMNS[key]) != field_code(key, value)
     return bad
 
 
@@ -456,7 +482,7 @@ def canonical_key(rows: Rows, index: np.ndarray) -> np.ndarray:
     """A deterministic order of layouts (for ties): lexicographic in the layout fields."""
     x = rows.x
     cols = [x.accel, rows.result.gpus, x.tp, x.pp, x.cp, x.ep, x.vp, x.mb, x.zero, x.recompute,
-            x.dp, x.nmb]
+            x.schedule, x.split, x.dp, x.nmb]
     order = np.lexsort([c[index] for c in reversed(cols)])
     key = np.empty(index.size, np.int64)
     key[order] = np.arange(index.size)

@@ -20,7 +20,7 @@ import numpy as np
 from solver import catalog, costs, evaluation
 from solver.costs import CostBasis, CostModel
 from solver.errors import SpecError
-from solver.estimate import Estimate
+from solver.estimate import Estimate, estimate_at
 from solver.plan import OBJECTIVES, Plan
 from solver.search import cpsat, explain
 from solver.search.rows import (
@@ -32,7 +32,7 @@ from solver.search.rows import (
     objective_values,
     pareto_keep,
 )
-from solver.specs import Accelerator, Layout, Limits, TrainingJob
+from solver.specs import Accelerator, Limits, TrainingJob
 from solver.stepmodel.arrays import HardwareTable
 from solver.stepmodel.calibration import DEFAULT_CALIBRATION, Calibration
 from solver.validate import solve_options
@@ -105,12 +105,8 @@ def _feasible_hint(rows: Rows, rank: np.ndarray) -> int | None:
 def _judge(job: TrainingJob, rows: Rows, i: int, accs: dict[str, Accelerator],
            limits: Limits, calibration: Calibration, basis: CostBasis) -> Estimate:
     """Re-evaluate row ``i`` through ``solver.evaluate`` and check every limit."""
-    x = rows.x
     names = sorted(accs)
-    layout = Layout(accelerator=names[int(x.accel[i])], tp=int(x.tp[i]), pp=int(x.pp[i]),
-                    dp=int(x.dp[i]), cp=int(x.cp[i]), ep=int(x.ep[i]), vp=int(x.vp[i]),
-                    micro_batch=int(x.mb[i]), zero_stage=int(x.zero[i]),
-                    recompute=("none", "selective", "full")[int(x.recompute[i])])
+    layout = estimate_at(rows.result, i, tuple(names)).layout
     gb = int(rows.result.global_batch[i])
     judged_job = dataclasses.replace(job, global_batch=gb)
     est = evaluation.evaluate(judged_job, layout, accelerator=accs[layout.accelerator],

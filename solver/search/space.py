@@ -2,23 +2,30 @@
 count derived.
 
 A *shape* fixes everything but the data-parallel degree and the micro-batches per step:
-accelerator, tp, pp, vp, cp, ep, micro-batch, ZeRO stage, recomputation. Its values:
-- tp: powers of two dividing the heads (and the kv heads or a multiple of them), up to
-  ``max(8, scale-up domain)`` capped at 64; beyond the scale-up domain it pays scale-out speed.
-- pp: divisors of the layer count and powers of two up to it (the most loaded stage holds
-  ``ceil(L/pp)`` layers); vp in 1, 2, 4 where ``pp*vp`` divides the layers.
-- cp: 1, 2, 4, 8, 16, 32 where ``2*cp`` divides the sequence; ep: powers of two dividing the
-  experts; micro-batch 1, 2, 4, 8, 16.
-- ZeRO 0-3 and recomputation none/full (plus selective without flash attention). Values are
-  left out only where another value is never worse in the step model (exact dominance):
-  ZeRO-0 when the gradient reduction is not overlapped (``grad_reduce_overlap`` False: then
-  ZeRO-1 moves the same bytes, exposed alike, and holds less; overlapped, ZeRO-0's all-reduce
-  hides under the whole backward while ZeRO-1's weight gather hides only under the next
-  forward) and, with flash attention, selective recomputation (the same memory as none, more
-  FLOPs, and no kernel time hides two transfers). A fixed value brings them back.
+accelerator, tp, pp, vp, cp, ep, micro-batch, ZeRO stage, recomputation, pipeline schedule and
+pipeline split. Its values are every value ``solver.evaluate`` accepts:
+- tp: every divisor of the heads that also divides the MLP widths and the kv heads (or is a
+  multiple of them); beyond the scale-up domain it pays scale-out speed;
+- pp, vp and the pipeline split: every combination with ``(L + mtp + slots) % (pp*vp) == 0``
+  and a layer left on every stage (Megatron-LM's rule, ``stepmodel.evaluate.stages_fit``);
+- schedule: 1F1B (interleaved when vp > 1), zero-bubble (vp 1, pp > 1), DualPipe (vp 1, even
+  pp);
+- cp: every value up to ``CP_MAX`` with ``2*cp`` dividing the sequence; ep: every divisor of
+  the experts;
+- micro-batch: 1, 2, 4, 8, 16 (those dividing the global batch when it is fixed);
+- ZeRO 0-3 and the recomputation masks of ``SEARCHED_RECOMPUTE``.
+Not yet every value ``solver.evaluate`` accepts: larger cp and micro-batches, other module sets
+and data-parallel degrees off the grid below are evaluated but not searched (docs/solver.md).
+Values are left out only where another value is never worse in the step model (exact
+dominance): ZeRO-0 when the gradient reduction is not overlapped (``grad_reduce_overlap``
+False: then ZeRO-1 moves the same bytes, exposed alike, and holds less), and recomputation
+masks whose stored bytes and repeated work are, part by part, no smaller than another mask's
+(``recompute_masks``: time never falls and memory never shrinks as either grows; with flash
+attention ``core_attn`` stores nothing extra, so it is such a mask). A fixed value brings them
+back.
 The data-parallel degree takes every integer up to 64 and, above, the integers with at most
 ``DP_SIGNIFICANT_BITS`` significant bits (64, 72, 80, 88, 96, 104, 112, 120, 128, 144, ...;
-spacing at most 12.5%), unless the GPU count or the global batch pins it.
+spacing at most 12.5%), unless the GPU count or the global batch pins it (then every value).
 """
 
 from __future__ import annotations
@@ -29,13 +36,26 @@ from typing import Any
 
 import numpy as np
 
-from solver.specs import RECOMPUTE_MODES, Accelerator, TrainingJob
-from solver.stepmodel.arrays import RECOMPUTE_CODE
+from solver.layout_options import (
+    FULL_BIT,
+    PIPELINE_SPLITS,
+    SCHEDULE_CODE,
+    SCHEDULES,
+    SPLIT_CODE,
+    recompute_code,
+)
+from solver.specs import Accelerator, TrainingJob
+from solver.stepmodel.shape import JobShape, job_shape
 
 DP_SIGNIFICANT_BITS = 4
 MICRO_BATCHES = (1, 2, 4, 8, 16)
-CP_VALUES = (1, 2, 4, 8, 16, 32)
-VP_VALUES = (1, 2, 4)
+CP_MAX = 32
+#: Recomputation the search tries (``evaluate`` takes every set of Megatron-LM modules; the
+#: search does not yet range over all of them): none, Megatron-LM's selective (the scores),
+#: full, and the memory-saving modules whose repeated work is small, alone and together
+#: (DeepSeek-V3's recipe: norms, MLA up-projections and the experts' activation, sec. 3.2.3
+#: and 3.3.3). Masks a model cannot tell apart collapse into one by dominance.
+SEARCHED_RECOMPUTE = ("none", "selective", "full", "layernorm+mla_up_proj+moe_act")
 
 
 @dataclass(frozen=True)
@@ -51,6 +71,8 @@ class Shapes:
     mb: np.ndarray
     zero: np.ndarray
     recompute: np.ndarray
+    schedule: np.ndarray
+    split: np.ndarray
 
     def __len__(self) -> int:
         return int(self.tp.shape[0])
@@ -60,9 +82,8 @@ def powers_of_two(limit: int) -> list[int]:
     return [1 << k for k in range(limit.bit_length()) if (1 << k) <= limit]
 
 
-def pp_values(layers: int) -> list[int]:
-    divisors = {d for d in range(1, layers + 1) if layers % d == 0}
-    return sorted(divisors | set(powers_of_two(layers)))
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
 
 
 def dp_values(dp_max: int) -> np.ndarray:
@@ -81,39 +102,141 @@ def _choices(fixed: Mapping[str, Any], key: str, values: Sequence[Any]) -> list[
     return [fixed[key]] if key in fixed else list(values)
 
 
+def _effects(js: JobShape, mask: int) -> tuple[float, ...]:
+    """What a recompute mask changes, part by part: stored bytes (dense, MoE; the scores
+    apart, as they scale with cp) and repeated work (per cost kind, dense and MoE)."""
+    m = np.array([mask])
+    one = np.array([1])
+    no_scores_dense = js.dense_act.stored(m, one) - _scores(js, mask, moe=False)
+    no_scores_moe = js.moe_act.stored(m, one) - _scores(js, mask, moe=True)
+    out = [float(no_scores_dense[0]), float(no_scores_moe[0]), _scores(js, mask, moe=False),
+           _scores(js, mask, moe=True)]
+    if mask & FULL_BIT:
+        return tuple(out + [np.inf] * 10)  # full recomputation: compared by its own row
+    for costs in (js.dense_recompute, js.moe_recompute):
+        for kind in ("matmul_flops", "expert_flops", "score_flops", "membound_bytes"):
+            out.append(sum(getattr(c, kind) for bit, c in costs.items() if mask & bit))
+    from solver.layout_options import MODULE_BIT
+
+    out.append(float(bool(mask & MODULE_BIT["core_attn"])))  # the ring again under cp
+    out.append(float(bool(mask & MODULE_BIT["moe"])))  # the all-to-alls again
+    return tuple(out)
+
+
+def _scores(js: JobShape, mask: int, *, moe: bool) -> float:
+    parts = (js.moe_act if moe else js.dense_act).parts
+    from solver.layout_options import MODULE_BIT
+
+    if mask & (FULL_BIT | MODULE_BIT["core_attn"]):
+        return 0.0
+    return sum(p.bytes_per_token for p in parts if p.name == "scores")
+
+
+def recompute_masks(js: JobShape, complete: bool = False) -> list[int]:
+    """Recomputation masks worth searching: every canonical mask, less those another mask
+    dominates part by part (``_effects``) and those identical to a smaller mask."""
+    masks = sorted({recompute_code(name) for name in SEARCHED_RECOMPUTE})
+    if complete:
+        return masks
+    effects = {mask: _effects(js, mask) for mask in masks}
+    kept = []
+    for mask in masks:
+        mine = effects[mask]
+        dominated = False
+        for other in masks:
+            if other == mask:
+                continue
+            theirs = effects[other]
+            no_worse = all(t <= s for t, s in zip(theirs, mine, strict=True))
+            if no_worse and (theirs != mine or other < mask):
+                dominated = True
+                break
+        if not dominated:
+            kept.append(mask)
+    return kept
+
+
 def enumerate_shapes(job: TrainingJob, accelerators: Sequence[Accelerator],
                      fixed: Mapping[str, Any], *, honour_fixed: bool = True,
-                     complete: bool = False) -> Shapes:
+                     complete: bool = False, max_replica: int | None = None,
+                     replica_divides: int | None = None) -> Shapes:
     """Every shape satisfying the model's divisibility rules.
 
     With ``honour_fixed`` False the fixed fields are ignored (to explain conflicts); with
     ``complete`` the dominated values are kept too (the brute-force oracle checks the claim).
+    ``max_replica`` drops shapes whose ``tp*pp*cp`` exceeds it, ``replica_divides`` those
+    whose ``tp*pp*cp`` does not divide it (an exact GPU count).
     """
     m = job.model
     use = fixed if honour_fixed else {}
-    # ZeRO-0 is dominated by ZeRO-1 only when the gradient traffic is not overlapped: with
-    # bucketed reduction its all-reduce hides under the whole backward, where ZeRO-1's weight
-    # gather after the optimizer can hide only under the next forward.
     zero_default = (0, 1, 2, 3) if complete or job.grad_reduce_overlap else (1, 2, 3)
-    recompute_default = ("none", "full") if job.flash_attention and not complete \
-        else RECOMPUTE_MODES
+    if "recompute" in use:
+        recs = [recompute_code(use["recompute"])]
+    else:
+        recs = recompute_masks(job_shape(job), complete)
+    widths = [m.heads, m.ffn_hidden] + ([m.moe_ffn_hidden] if m.is_moe else [])
+    tps = [t for t in _choices(use, "tp", divisors(int(np.gcd.reduce(widths))))
+           if m.kv_heads % t == 0 or t % m.kv_heads == 0 or m.uses_mla]
+    cps = [c for c in _choices(use, "cp", [c for c in divisors(max(job.seq_len // 2, 1))
+                                         if c <= CP_MAX])
+           if c == 1 or job.seq_len % (2 * c) == 0]
+    eps = [e for e in _choices(use, "ep", divisors(m.experts)) if m.experts % e == 0]
+    gb = job.global_batch
+    mbs = _choices(use, "micro_batch", [b for b in MICRO_BATCHES if not gb or gb % b == 0])
+    zeros = _choices(use, "zero_stage", zero_default)
+    pipes = _pipelines(job, use)
     parts: list[np.ndarray] = []
-    for a, acc in enumerate(accelerators):
-        tp_cap = min(64, max(8, acc.scaleup_domain))
-        tps = [t for t in _choices(use, "tp", powers_of_two(tp_cap))
-               if m.heads % t == 0 and (m.kv_heads % t == 0 or t % m.kv_heads == 0
-                                        or m.uses_mla)
-               and m.ffn_hidden % t == 0 and (not m.is_moe or m.moe_ffn_hidden % t == 0)]
-        pps = [p for p in _choices(use, "pp", pp_values(m.layers)) if p <= m.layers]
-        cps = [c for c in _choices(use, "cp", CP_VALUES) if c == 1 or job.seq_len % (2 * c) == 0]
-        eps = [e for e in _choices(use, "ep", powers_of_two(m.experts)) if m.experts % e == 0]
-        mbs = _choices(use, "micro_batch", MICRO_BATCHES)
-        zeros = _choices(use, "zero_stage", zero_default)
-        recs = [RECOMPUTE_CODE[r] for r in _choices(use, "recompute", recompute_default)]
-        vps = _choices(use, "vp", VP_VALUES)
-        grids = np.meshgrid(tps, pps, vps, cps, eps, mbs, zeros, recs, indexing="ij")
-        t, p, v, c, e, b, z, r = (g.ravel().astype(np.int64) for g in grids)
-        ok = (p * v <= m.layers) & ((v == 1) | ((p > 1) & (m.layers % np.maximum(p * v, 1) == 0)))
-        parts.append(np.stack([np.full(t.size, a), t, p, v, c, e, b, z, r], axis=1)[ok])
-    table = np.concatenate(parts) if parts else np.zeros((0, 9), np.int64)
-    return Shapes(*(table[:, i].copy() for i in range(9)))
+    for a, _acc in enumerate(accelerators):
+        if pipes.size == 0:
+            continue
+        base = np.meshgrid(np.arange(len(pipes)), tps, cps, indexing="ij")
+        bp, bt, bc = (g.ravel().astype(np.int64) for g in base)
+        replica = pipes[bp, 0] * bt * bc
+        ok = np.ones(replica.size, bool)
+        if max_replica is not None:
+            ok &= replica <= max_replica
+        if replica_divides is not None:
+            ok &= replica_divides % replica == 0
+        bp, bt, bc = bp[ok], bt[ok], bc[ok]
+        grids = np.meshgrid(np.arange(bp.size), eps, mbs, zeros, recs, indexing="ij")
+        bi, e, b, z, r = (g.ravel().astype(np.int64) for g in grids)
+        pi, t, c = bp[bi], bt[bi], bc[bi]
+        p, v, sched, split = (pipes[pi, k] for k in range(4))
+        keep = np.ones(t.size, bool)
+        if max_replica is not None:  # ep must divide dp*cp for some dp within the cap
+            keep &= e <= (max_replica // (p * t * c)) * c
+        if replica_divides is not None:  # the GPU count pins dp
+            dp = replica_divides // (p * t * c)
+            keep &= (dp * c) % e == 0
+            if gb:
+                keep &= gb % (dp * b) == 0
+        t, c, e, b, z, r, p, v, sched, split = (a_[keep] for a_ in
+                                                (t, c, e, b, z, r, p, v, sched, split))
+        parts.append(np.stack([np.full(t.size, a), t, p, v, c, e, b, z, r, sched, split],
+                              axis=1))
+    table = np.concatenate(parts) if parts else np.zeros((0, 11), np.int64)
+    return Shapes(*(table[:, i].copy() for i in range(11)))
+
+
+def _pipelines(job: TrainingJob, use: Mapping[str, Any]) -> np.ndarray:
+    """Rows (pp, vp, schedule, split) that satisfy the stage rule."""
+    m = job.model
+    out = []
+    for split in _choices(use, "pipeline_split", PIPELINE_SPLITS):
+        code = SPLIT_CODE[split]
+        emb, loss = int(split in ("embedding", "both")), int(split in ("loss", "both"))
+        slots = m.layers + m.mtp_layers + emb + loss
+        for p in _choices(use, "pp", divisors(slots)):
+            if code and p == 1:
+                continue
+            for v in _choices(use, "vp", divisors(slots // p) if slots % p == 0 else []):
+                per_chunk, rem = divmod(slots, p * v)
+                if rem or per_chunk - emb < 1 or per_chunk - loss < 1:
+                    continue
+                for sched in _choices(use, "schedule", SCHEDULES):
+                    if sched != "1f1b" and (v > 1 or p == 1):
+                        continue
+                    if sched == "dualpipe" and p % 2:
+                        continue
+                    out.append((p, v, SCHEDULE_CODE[sched], code))
+    return np.array(out, np.int64).reshape(-1, 4)

@@ -13,10 +13,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from solver.costs import CostBasis, resolve
-from solver.specs import RECOMPUTE_MODES, Accelerator, Layout
-
-RECOMPUTE_CODE = {mode: code for code, mode in enumerate(RECOMPUTE_MODES)}  # none 0, sel 1, full 2
-NONE, SELECTIVE, FULL = 0, 1, 2
+from solver.layout_options import FULL_BIT, SCHEDULE_CODE, SPLIT_CODE, recompute_code
+from solver.specs import Accelerator, Layout
 
 IntArray = np.ndarray
 FloatArray = np.ndarray
@@ -24,7 +22,9 @@ FloatArray = np.ndarray
 
 @dataclass(frozen=True)
 class LayoutArrays:
-    """N layouts: ``accel`` indexes a ``HardwareTable``; ``nmb`` is micro-batches per step."""
+    """N layouts: ``accel`` indexes a ``HardwareTable``; ``nmb`` is micro-batches per step;
+    ``recompute`` is a bit mask, ``schedule`` and ``split`` codes (``solver.layout_options``).
+    """
 
     accel: IntArray
     tp: IntArray
@@ -37,6 +37,8 @@ class LayoutArrays:
     nmb: IntArray
     zero: IntArray
     recompute: IntArray
+    schedule: IntArray
+    split: IntArray
 
     def __len__(self) -> int:
         return int(self.tp.shape[0])
@@ -51,6 +53,11 @@ class LayoutArrays:
         """The same layouts without recomputation (for the activations a layer produces)."""
         return dataclasses.replace(self, recompute=np.zeros_like(self.recompute))
 
+    @property
+    def full(self) -> np.ndarray:
+        """True where whole layers are recomputed."""
+        return (self.recompute & FULL_BIT) != 0
+
     def take(self, index: IntArray) -> LayoutArrays:
         return LayoutArrays(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
@@ -64,7 +71,9 @@ class LayoutArrays:
             cp=[x.cp for x in layouts], ep=[x.ep for x in layouts], vp=[x.vp for x in layouts],
             mb=[x.micro_batch for x in layouts], nmb=list(nmb),
             zero=[x.zero_stage for x in layouts],
-            recompute=[RECOMPUTE_CODE[x.recompute] for x in layouts],
+            recompute=[recompute_code(x.recompute) for x in layouts],
+            schedule=[SCHEDULE_CODE[x.schedule] for x in layouts],
+            split=[SPLIT_CODE[x.pipeline_split] for x in layouts],
         )
 
 

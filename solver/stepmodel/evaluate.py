@@ -12,9 +12,11 @@ import numpy as np
 
 from solver import footprint
 from solver.specs import TrainingJob
-from solver.stepmodel.arrays import FULL, SELECTIVE, FloatArray, HardwareTable, LayoutArrays
+from solver.stepmodel.arrays import FloatArray, HardwareTable, LayoutArrays
 from solver.stepmodel.calibration import DEFAULT_CALIBRATION, Calibration
+from solver.stepmodel.compute import hardware_flops_per_token
 from solver.stepmodel.memory import MemoryArrays, memory
+from solver.stepmodel.pipeline import schedule_rules, split_slots
 from solver.stepmodel.shape import JobShape, job_shape
 from solver.stepmodel.timing import TimeArrays, step_time
 
@@ -32,6 +34,8 @@ class Divisibility:
     seq_by_cp: np.ndarray
     layers_by_stages: np.ndarray
     batch_by_dp: np.ndarray
+    split_needs_stages: np.ndarray
+    schedule: np.ndarray
 
     MESSAGES = {
         "heads_by_tp": "tp must divide heads={heads}",
@@ -39,28 +43,55 @@ class Divisibility:
         "ffn_by_tp": "tp must divide ffn_hidden={ffn}",
         "experts_by_ep": "ep must divide experts={experts}",
         "seq_by_cp": "2*cp must divide seq_len={seq} (load-balanced context parallelism)",
-        "layers_by_stages": "pp*vp must not exceed layers={layers}",
+        "layers_by_stages": ("pp*vp must divide the {slots} layers, MTP modules and "
+                             "accounted embedding/loss slots, every stage keeping a layer"),
         "batch_by_dp": "global_batch={gb} must be a multiple of dp*micro_batch",
+        "split_needs_stages": "an uneven pipeline_split needs pp > 1",
+        "schedule": ("the schedule's micro-batch rule: interleaving (vp>1) needs a multiple of "
+                     "pp, zero-bubble at least pp and vp=1, dualpipe an even pp, vp=1 and an "
+                     "even count of at least 2*pp micro-batches (here {nmb})"),
     }
 
     @property
     def all(self) -> np.ndarray:
         return (self.heads_by_tp & self.kv_heads_by_tp & self.ffn_by_tp & self.experts_by_ep
-                & self.seq_by_cp & self.layers_by_stages & self.batch_by_dp)
+                & self.seq_by_cp & self.layers_by_stages & self.batch_by_dp
+                & self.split_needs_stages & self.schedule)
+
+
+def layer_slots(job: TrainingJob, x: LayoutArrays) -> np.ndarray:
+    """Layers, MTP modules and accounted embedding/loss slots the stages divide."""
+    embedding, loss = split_slots(x)
+    return job.model.layers + job.model.mtp_layers + embedding + loss
+
+
+def stages_fit(job: TrainingJob, x: LayoutArrays) -> np.ndarray:
+    """Megatron-LM's split rule: ``(L + mtp + slots) % (pp*vp) == 0`` with every stage and
+    every chunk keeping at least one transformer layer (or, on the last stage, MTP module)."""
+    embedding, loss = split_slots(x)
+    slots = layer_slots(job, x)
+    chunks = x.pp * x.vp
+    per_chunk = slots // chunks
+    first = per_chunk - embedding
+    last = per_chunk - loss
+    return (slots % chunks == 0) & (first >= 1) & (last >= 1)
 
 
 def divisibility(job: TrainingJob, x: LayoutArrays, global_batch: np.ndarray) -> Divisibility:
     m = job.model
     kv_ok = (m.kv_heads % x.tp == 0) | (x.tp % m.kv_heads == 0)
     ffn = m.moe_ffn_hidden if m.is_moe else m.ffn_hidden
+    nmb = global_batch // np.maximum(x.dp * x.mb, 1)
     return Divisibility(
         heads_by_tp=m.heads % x.tp == 0,
         kv_heads_by_tp=kv_ok | np.bool_(m.uses_mla),
         ffn_by_tp=(m.ffn_hidden % x.tp == 0) & (ffn % x.tp == 0),
         experts_by_ep=(m.experts % x.ep == 0) & ((x.ep == 1) | np.bool_(m.is_moe)),
         seq_by_cp=(x.cp == 1) | (job.seq_len % (2 * x.cp) == 0),
-        layers_by_stages=x.pp * x.vp <= m.layers,
+        layers_by_stages=stages_fit(job, x),
         batch_by_dp=global_batch % (x.dp * x.mb) == 0,
+        split_needs_stages=(x.split == 0) | (x.pp > 1),
+        schedule=schedule_rules(x, nmb),
     )
 
 
@@ -137,9 +168,7 @@ def evaluate_arrays(job: TrainingJob, x: LayoutArrays, hw: HardwareTable,
     steps = job.tokens / tokens_per_step
     training_s = steps * step_s
     gpus = x.tp * x.pp * x.cp * x.dp
-    hw_per_token = np.select([x.recompute == FULL, x.recompute == SELECTIVE],
-                             [js.hw_flops_per_token[2], js.hw_flops_per_token[1]],
-                             js.hw_flops_per_token[0])
+    hw_per_token = hardware_flops_per_token(js, x)
     hours = training_s / 3600.0
     # Cost through the cost model's contract (solver/costs.py): rate x GPU-hours + fixed.
     cost = gpus * hours * hw.rate_usd_per_hour[x.accel] + hw.fixed_usd[x.accel]

@@ -86,12 +86,20 @@ class StepFlops:
     hardware_per_token_full: float
 
 
+def mtp_flops(m: ModelSpec, seq_len: int) -> float:
+    """Forward FLOPs per token of the multi-token-prediction modules."""
+    f = layer_flops(m, seq_len)
+    layer = f.moe_matmul if m.is_moe else f.dense_matmul
+    return m.mtp_layers * (2.0 * 2 * m.hidden * m.hidden + layer + f.attention_scores
+                           + f.lm_head)
+
+
 def step_flops(m: ModelSpec, seq_len: int) -> StepFlops:
     f = layer_flops(m, seq_len)
     dense_layers = m.layers - m.moe_layers
     layers_fwd = dense_layers * f.dense_matmul + m.moe_layers * f.moe_matmul
     scores_fwd = m.layers * f.attention_scores
-    forward = layers_fwd + scores_fwd + f.lm_head
+    forward = layers_fwd + scores_fwd + f.lm_head + mtp_flops(m, seq_len)
     model = 3.0 * forward
     return StepFlops(
         model_per_token=model,

@@ -1,22 +1,21 @@
 """Memory of the most loaded accelerator, by component, for N layouts at once.
 
 Sources:
-- Model states: mixed-precision Adam, BF16 weights + FP32 gradients + 12 bytes of FP32 master
-  weights and moments (``calibration.WEIGHT_BYTES`` etc.); ZeRO stages 1/2/3 shard the
-  optimizer states / + gradients / + weights over the data-parallel group (Rajbhandari et al.
-  2020, arXiv:1910.02054, sec. 5). Megatron-LM's distributed optimizer shards over dp x cp,
-  so the group here is ``dp * cp`` (``dp * cp / ep`` for expert weights).
-- Activations: Korthikanti et al. 2022 (arXiv:2205.05198) Table 2 per layer and micro-batch:
-  ``s*b*h*(34/t + 5*a*s/(h*t))`` with tensor + sequence parallelism, the score term dropped by
-  selective recomputation or flash attention (Dao et al. 2022, which never stores the
-  ``s x s`` scores), ``2*s*b*h`` per layer with full recomputation (sequence-parallel here:
-  ``/t``), plus one layer's working set while it is recomputed. Context parallelism splits
-  ``s`` by ``cp``.
-- Micro-batches in flight on the first stage: ``min(pp, m)`` with 1F1B (Narayanan et al. 2021,
-  sec. 2.2.1); with ``v`` interleaved chunks rank 0 warms up ``2(p-1) + (v-1)p`` chunks
-  (Megatron-LM ``schedules.py``), i.e. Korthikanti's ``(1 + (p-1)/(p*v))`` factor.
-  The last stage holds one micro-batch (``(v-1)p + 1`` chunks when interleaved) and the FP32
-  logits ``4*s*b*V/t`` (Korthikanti sec. 4.3).
+- Model states: mixed-precision Adam, BF16 weights + FP32 gradients + FP32 master weights and
+  moments (``calibration.WEIGHT_BYTES`` etc.; BF16 moments with ``TrainingJob.moments_dtype``);
+  ZeRO stages 1/2/3 shard the optimizer states / + gradients / + weights over the data-parallel
+  group (Rajbhandari et al. 2020, arXiv:1910.02054, sec. 5). Megatron-LM's distributed
+  optimizer shards over dp x cp, so the group here is ``dp * cp`` (``dp * cp / ep`` for expert
+  weights). DualPipe ranks hold two stages' parameters (``pipeline.py``); their optimizer
+  states are sharded over both copies' data-parallel groups, so only weights and gradients
+  double.
+- Activations per layer and micro-batch: the parts of ``activations.py`` that the recompute
+  mask keeps, times the tokens on the rank over ``tp`` (sequence parallelism; Korthikanti et
+  al. 2022, arXiv:2205.05198, Table 2); full recomputation keeps only each layer's input
+  (``2*s*b*h/t``) plus one layer's working set while it is recomputed. Context parallelism
+  splits ``s`` by ``cp``. Micro-batches in flight: ``pipeline.inflight``. The rank holding
+  the LM head also keeps the FP32 logits ``4*s*b*V/t`` (Korthikanti sec. 4.3), once per MTP
+  module more.
 - Buffers: NCCL buffers, the tensor-parallel all-gather of the full sequence, pipeline send
   and receive tensors, and with ZeRO-3 the gathered weights of the current and the prefetched
   layer. Reserve: CUDA context plus allocator fragmentation (``calibration.py``).
@@ -29,40 +28,34 @@ from dataclasses import dataclass
 import numpy as np
 
 from solver.stepmodel import calibration as C
-from solver.stepmodel.arrays import FULL, NONE, FloatArray, IntArray, LayoutArrays
+from solver.stepmodel.arrays import FloatArray, IntArray, LayoutArrays
+from solver.stepmodel.compute import tokens_per_rank
+from solver.stepmodel.pipeline import RankWeights, Stage, inflight, rank_weights, stages
 from solver.stepmodel.shape import JobShape
 
 GIB = 2.0**30
 
 
-def ceil_div(a: int | IntArray, b: IntArray) -> IntArray:
-    return -(-a // b)
-
-
 @dataclass(frozen=True)
 class StageParams:
-    """Parameters held by one accelerator of the first and of the last pipeline stage."""
+    """Parameters one accelerator of a stage holds: replicated (sharded over dp*cp by ZeRO)
+    and routed-expert (sharded over dp*cp/ep)."""
 
-    layers_on_stage: IntArray
-    moe_on_stage: IntArray
-    first_replicated: FloatArray  # sharded over dp*cp by ZeRO
-    last_replicated: FloatArray
-    experts: FloatArray  # sharded over dp*cp/ep by ZeRO
+    replicated: FloatArray
+    experts: FloatArray
 
 
-def stage_params(js: JobShape, x: LayoutArrays) -> StageParams:
-    """The most loaded stage holds ``ceil(L/p)`` layers, MoE layers first (they are larger)."""
-    n = ceil_div(js.layers, x.pp)
-    moe = np.minimum(n, js.moe_layers)
-    dense = n - moe
-    body = (dense * js.dense_layer_params + moe * js.moe_nonexpert_params) / x.tp
-    embedding = js.embedding_params / x.tp
-    head = js.head_params / x.tp
-    single = x.pp == 1
-    first = body + embedding + np.where(single & ~np.bool_(js.tied), head, 0.0)
-    last = np.where(single, first, body + head)
+def stage_params(js: JobShape, x: LayoutArrays, s: Stage) -> StageParams:
+    mtp_replicated = js.mtp_params - (js.experts * js.expert_params if js.is_moe else 0)
+    body = (s.dense * js.dense_layer_params + s.moe * js.moe_nonexpert_params
+            + s.mtp * mtp_replicated)
+    # The first stage holds the embedding; the last the LM head (its own copy when the
+    # embeddings are tied and the stages differ; one matrix when a single stage holds both).
+    head = np.where(s.head & ~(s.embedding & np.bool_(js.tied)), js.head_params, 0)
+    replicated = (body + np.where(s.embedding, js.embedding_params, 0) + head) / x.tp
+    moe = s.moe + (s.mtp if js.is_moe else 0)
     experts = moe * js.experts * js.expert_params / (x.tp * x.ep)
-    return StageParams(n, moe, first, last, experts)
+    return StageParams(replicated.astype(float), experts.astype(float))
 
 
 def zero_divisors(x: LayoutArrays, stage: int) -> tuple[FloatArray, FloatArray]:
@@ -74,56 +67,41 @@ def zero_divisors(x: LayoutArrays, stage: int) -> tuple[FloatArray, FloatArray]:
 
 
 def model_state_bytes(params: FloatArray, experts: FloatArray, x: LayoutArrays,
-                      grad_bytes: int = C.GRAD_BYTES
+                      grad_bytes: int = C.GRAD_BYTES, optimizer_bytes: int = C.OPTIMIZER_BYTES
                       ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Weights, gradients (``grad_bytes`` each) and optimizer states in bytes after ZeRO
     sharding."""
     out = []
-    for stage, nbytes in ((3, C.WEIGHT_BYTES), (2, grad_bytes), (1, C.OPTIMIZER_BYTES)):
+    for stage, nbytes in ((3, C.WEIGHT_BYTES), (2, grad_bytes), (1, optimizer_bytes)):
         dense_div, expert_div = zero_divisors(x, stage)
         out.append(nbytes * (params / dense_div + experts / expert_div))
     return out[0], out[1], out[2]
 
 
-def layer_activation_bytes(js: JobShape, x: LayoutArrays, *, moe: bool,
-                           bf16: bool = False) -> FloatArray:
-    """Stored activations of one layer for one micro-batch with no recomputation.
-
-    ``bf16`` counts every tensor in BF16 even in an FP8 job: the bytes the layer's
-    memory-bound kernels read and write (``timing.py``).
-    """
-    tokens = js.seq_len // x.cp * x.mb
-    if bf16:
-        per_token = (js.moe_act_bf16 if moe else js.dense_act_bf16) * js.hidden
-    else:
-        mlp = js.moe_mlp_act if moe else js.dense_mlp_act
-        per_token = (js.attn_act + mlp + js.norm_act) * js.hidden
-    keeps_scores = (not js.flash_attention) & (x.recompute == NONE)
-    scores = np.where(keeps_scores, js.score_act_per_token / x.cp, 0.0)
-    return tokens * (per_token + scores) / x.tp
+def stage_activation_bytes(js: JobShape, x: LayoutArrays, s: Stage) -> FloatArray:
+    """What a stage stores for one micro-batch under the layout's recomputation."""
+    tokens = tokens_per_rank(js, x)
+    dense = js.dense_act.stored(x.recompute, x.cp)
+    moe = js.moe_act.stored(x.recompute, x.cp)
+    mtp = moe if js.is_moe else dense
+    per_token = s.dense * dense + s.moe * moe + s.mtp * mtp
+    layers = s.dense + s.moe + s.mtp
+    checkpoint = np.where(x.full, C.ACT_BYTES * js.hidden * layers, 0.0)
+    return tokens * (per_token + checkpoint) / x.tp
 
 
-def stored_per_layer(js: JobShape, x: LayoutArrays, full_layer: FloatArray) -> FloatArray:
-    """What one layer keeps per micro-batch under the layout's recomputation mode."""
-    tokens = js.seq_len // x.cp * x.mb
-    checkpoint = C.ACT_BYTES * tokens * js.hidden / x.tp
-    return np.where(x.recompute == FULL, checkpoint, full_layer)
-
-
-def inflight_first(x: LayoutArrays, nmb: IntArray) -> IntArray:
-    """Layer-chunks of micro-batches alive on pipeline rank 0 (in chunks of L/(p*v) layers)."""
-    warmup = np.where(x.vp > 1, 2 * (x.pp - 1) + (x.vp - 1) * x.pp + 1, x.pp)
-    return np.minimum(nmb * x.vp, warmup)
-
-
-def inflight_last(x: LayoutArrays, nmb: IntArray) -> IntArray:
-    warmup = np.where(x.vp > 1, (x.vp - 1) * x.pp + 1, 1)
-    return np.minimum(nmb * x.vp, warmup)
+def working_set(js: JobShape, x: LayoutArrays, s: Stage) -> FloatArray:
+    """While full recomputation rebuilds a layer, it holds everything the layer stores."""
+    tokens = tokens_per_rank(js, x)
+    none = np.zeros_like(x.recompute)
+    dense = np.where(s.dense > 0, js.dense_act.stored(none, x.cp), 0.0)
+    moe = np.where((s.moe + s.mtp) > 0, js.moe_act.stored(none, x.cp), 0.0)
+    return np.where(x.full, tokens * np.maximum(dense, moe) / x.tp, 0.0)
 
 
 @dataclass(frozen=True)
 class MemoryArrays:
-    """Bytes per accelerator of the most loaded stage, by component."""
+    """Bytes per accelerator of the most loaded rank, by component."""
 
     weights: FloatArray
     gradients: FloatArray
@@ -142,54 +120,74 @@ class MemoryArrays:
                 ("weights", "gradients", "optimizer", "activations", "buffers", "reserve")}
 
 
-def memory(js: JobShape, x: LayoutArrays, nmb: IntArray | None = None) -> MemoryArrays:
-    """Per-accelerator memory of the more loaded of the first and the last stage."""
-    nmb = x.nmb if nmb is None else nmb
-    sp = stage_params(js, x)
-    dense_layers = sp.layers_on_stage - sp.moe_on_stage
-    full_dense = layer_activation_bytes(js, x, moe=False)
-    full_moe = layer_activation_bytes(js, x, moe=True)
-    # While a layer is recomputed it holds everything it would store without recomputation.
-    work_dense = layer_activation_bytes(js, x.with_recompute_none(), moe=False)
-    work_moe = layer_activation_bytes(js, x.with_recompute_none(), moe=True)
-    per_stage_mb = (dense_layers * stored_per_layer(js, x, full_dense)
-                    + sp.moe_on_stage * stored_per_layer(js, x, full_moe))
-    per_chunk = per_stage_mb / x.vp
-    working = np.where(x.recompute == FULL, np.maximum(work_dense, np.where(
-        sp.moe_on_stage > 0, work_moe, 0.0)), 0.0)
-    tokens = js.seq_len // x.cp * x.mb
-    logits = 4.0 * tokens * js.vocab / x.tp
-    act_first = per_chunk * inflight_first(x, nmb) + working
-    act_last = per_chunk * inflight_last(x, nmb) + working + logits
-    act_last = np.where(x.pp == 1, act_first + logits, act_last)
+@dataclass(frozen=True)
+class StageMemory:
+    """What one stage needs per accelerator: its parameters, its activations per micro-batch,
+    its recomputation working set."""
 
-    w1, g1, o1 = model_state_bytes(sp.first_replicated, sp.experts, x, js.grad_bytes)
-    w2, g2, o2 = model_state_bytes(sp.last_replicated, sp.experts, x, js.grad_bytes)
+    stage: Stage
+    params: StageParams
+    activations: FloatArray
+    working: FloatArray
+
+
+def _rank_memory(js: JobShape, x: LayoutArrays, w: RankWeights, stage_mem: list[StageMemory],
+                 in_flight: FloatArray) -> MemoryArrays:
+    params = [s.params for s in stage_mem]
+    parts = [s.stage for s in stage_mem]
+    replicated = sum(k * p.replicated for k, p in zip(w.params, params, strict=True))
+    experts = sum(k * p.experts for k, p in zip(w.params, params, strict=True))
+    assert isinstance(replicated, np.ndarray) and isinstance(experts, np.ndarray)
+    weights, grads, optim = model_state_bytes(replicated, experts, x, js.grad_bytes,
+                                              js.optimizer_bytes)
+    # A second stage (DualPipe) doubles weights and gradients, not the sharded optimizer.
+    copies = np.maximum(1.0, sum(w.params))
+    optim = optim / np.where(x.zero >= 1, copies, 1.0)
     if js.fp8:
         # Transformer Engine keeps an FP8 copy of each weight and of its transpose between
         # micro-batches (1 + 1 bytes per parameter); with ZeRO-3 weights are gathered per
         # layer and no copy persists.
-        cached = np.where(x.zero >= 3, 0.0, C.FP8_WEIGHT_CACHE_BYTES)
-        w1 = w1 + cached * (sp.first_replicated + sp.experts)
-        w2 = w2 + cached * (sp.last_replicated + sp.experts)
-    layer_weights = np.where(sp.moe_on_stage > 0,
-                             js.moe_nonexpert_params + js.experts * js.expert_params / x.ep,
-                             js.dense_layer_params) / x.tp
+        weights = weights + np.where(x.zero >= 3, 0.0, C.FP8_WEIGHT_CACHE_BYTES) * (
+            replicated + experts)
+    act = sum(k * s.activations for k, s in zip(w.time, stage_mem, strict=True))
+    work = np.maximum.reduce([np.where(k > 0, s.working, 0.0)
+                              for k, s in zip(w.time, stage_mem, strict=True)])
+    tokens = tokens_per_rank(js, x)
+    holds_head = sum(np.where(k > 0, s.head, False) for k, s in
+                     zip(w.params, parts, strict=True)) > 0
+    logits = np.where(holds_head, 4.0 * tokens * js.vocab / x.tp * (1 + js.mtp_layers), 0.0)
+    activations = in_flight * act + work + logits
+    layer_weights = np.where(
+        js.is_moe, js.moe_nonexpert_params + js.experts * js.expert_params / x.ep,
+        js.dense_layer_params) / x.tp
     zero3_gather = np.where(x.zero >= 3, 2 * C.WEIGHT_BYTES * layer_weights, 0.0)
     tp_gather = np.where(x.tp > 1, C.ACT_BYTES * tokens * js.hidden, 0.0)
     p2p = np.where(x.pp > 1, 2 * C.ACT_BYTES * tokens * js.hidden / x.tp, 0.0)
     buffers = C.NCCL_BUFFERS_GIB * GIB + zero3_gather + tp_gather + p2p
-
-    first = w1 + g1 + o1 + act_first
-    last = w2 + g2 + o2 + act_last
-    use_last = last > first
-
-    def pick(first_stage: FloatArray, last_stage: FloatArray) -> FloatArray:
-        return np.where(use_last, last_stage, first_stage)
-
-    weights, grads, optim = pick(w1, w2), pick(g1, g2), pick(o1, o2)
-    acts = pick(act_first, act_last)
-    allocated = weights + grads + optim + acts + buffers
+    allocated = weights + grads + optim + activations + buffers
     reserve = C.CONTEXT_GIB * GIB + C.FRAGMENTATION * allocated
-    return MemoryArrays(weights, grads, optim, acts, buffers, reserve)
+    return MemoryArrays(weights, grads, optim, activations, buffers, reserve)
 
+
+def memory(js: JobShape, x: LayoutArrays, nmb: IntArray | None = None) -> MemoryArrays:
+    """Per-accelerator memory of the most loaded of the first, a middle and the last rank."""
+    nmb = x.nmb if nmb is None else nmb
+    st = stages(js, x)
+    stage_mem = [StageMemory(s, stage_params(js, x, s), stage_activation_bytes(js, x, s),
+                             working_set(js, x, s)) for s in (st.first, st.middle, st.last)]
+    flight = inflight(x, nmb)
+    ranks = [_rank_memory(js, x, w, stage_mem, f)
+             for w, f in zip(rank_weights(x), flight, strict=True)]
+    exists = [np.ones(len(x), bool), x.pp >= 3, np.ones(len(x), bool)]
+    totals = [np.where(e, r.total, -np.inf) for r, e in zip(ranks, exists, strict=True)]
+    pick = np.argmax(np.stack(totals), axis=0)
+
+    def choose(name: str) -> FloatArray:
+        return np.choose(pick, [getattr(r, name) for r in ranks])
+
+    return MemoryArrays(*(choose(n) for n in ("weights", "gradients", "optimizer",
+                                              "activations", "buffers", "reserve")))
+
+
+__all__ = ["GIB", "MemoryArrays", "memory", "model_state_bytes", "stage_activation_bytes",
+           "stage_params", "zero_divisors"]

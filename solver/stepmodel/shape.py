@@ -1,7 +1,8 @@
 """Per-job constants of the step model: the model's sizes, computed once per question.
 
-Everything here is a scalar; the vectorised formulas in ``memory.py`` and ``timing.py``
-combine these with the per-layout arrays.
+Everything here is a scalar (or a small per-module table); the vectorised formulas of the
+mechanism modules (``compute``, ``tensor``, ``context``, ``expert``, ``pipeline``, ``data``,
+``memory``) combine these with the per-layout arrays.
 """
 
 from __future__ import annotations
@@ -9,8 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from solver.params import count_params
-from solver.specs import ModelSpec, TrainingJob
+from solver.specs import TrainingJob
 from solver.stepmodel import calibration as C
+from solver.stepmodel.activations import (
+    LayerActivations,
+    RecomputeCost,
+    layer_activations,
+    recompute_costs,
+)
 from solver.stepmodel.flops import (
     attention_matmul_weights,
     layer_flops,
@@ -21,10 +28,12 @@ from solver.stepmodel.flops import (
 
 @dataclass(frozen=True)
 class JobShape:
-    """Scalars the step model reads (parameters, FLOPs per token, activation coefficients)."""
+    """Scalars the step model reads (parameters, FLOPs per token, activation parts)."""
 
     layers: int
+    dense_layers: int  # leading dense layers (all layers of a dense model)
     moe_layers: int
+    mtp_layers: int
     hidden: int
     heads: int
     kv_heads: int
@@ -32,13 +41,18 @@ class JobShape:
     top_k: int
     vocab: int
     seq_len: int
-    capacity_factor: float
+    routed: float  # routed copies of a token the busiest expert rank computes: top_k x load
+    expert_groups: int
+    expert_group_topk: int
     flash_attention: bool
     tp_comm_overlap: bool
     grad_reduce_overlap: bool
     ep_comm_overlap: bool
+    deepep: bool  # TrainingJob.moe_dispatcher == "deepep"
+    dispatch_bytes: float  # bytes per element of the dispatch (FP8 with its scales, or BF16)
     zero3_impl: str  # "fsdp" or "deepspeed" (TrainingJob.zero3_impl)
     grad_bytes: int  # bytes of one gradient element: 4 (FP32) or 2 (TrainingJob.grad_dtype)
+    optimizer_bytes: int  # FP32 master weights and Adam moments per parameter
     fp8: bool  # linear layers in FP8 (Transformer Engine); attention and LM head in BF16
     # Parameters.
     dense_layer_params: int
@@ -46,6 +60,7 @@ class JobShape:
     expert_params: int
     embedding_params: int
     head_params: int  # LM head weights held by the last stage (a copy when tied and pp > 1)
+    mtp_params: int  # one MTP module without the shared embedding and head
     tied: bool
     # Forward FLOPs per token.
     dense_layer_flops: float
@@ -53,59 +68,22 @@ class JobShape:
     routed_expert_flops: float  # one routed expert
     score_flops: float  # attention scores per token at full sequence length
     head_flops: float
-    # Activation bytes per token per layer, in units of hidden (Korthikanti et al. 2022 Table 2).
-    attn_act: float
-    dense_mlp_act: float
-    moe_mlp_act: float
-    norm_act: float
-    dense_act_bf16: float  # attn + dense MLP + norms as BF16 (the traffic of the layer's kernels)
+    mtp_projection_flops: float
+    # Stored activations per layer (``activations.py``) and what recomputation costs.
+    dense_act: LayerActivations
+    moe_act: LayerActivations
+    dense_act_bf16: float  # bytes per token of a dense layer in BF16: its elementwise traffic
     moe_act_bf16: float
-    score_act_per_token: float  # 5 * heads * s bytes per token without flash attention
+    dense_recompute: dict[int, RecomputeCost]
+    moe_recompute: dict[int, RecomputeCost]
     kv_width: int  # K and V widths per token, for context-parallel exchange
     # Totals for MFU.
     model_flops_per_token: float
-    hw_flops_per_token: tuple[float, float, float]  # by recompute mode none/selective/full
     tokens: float
 
-
-def _act_coefficients(m: ModelSpec, fp8: bool = False) -> tuple[float, float, float, float]:
-    """Bytes per token per layer over ``hidden``, generalising Korthikanti et al. 2022 sec. 4.1.
-
-    Attention ``11`` = QKV input 2 + Q 2 + K 2 + V 2 + projection input 2 + dropout mask 1,
-    scaled here by the widths of Q and K/V relative to hidden (GQA stores narrower K, V).
-    MLP ``19`` = input 2 + activation input 2f/h + activation output 2f/h + dropout mask 1
-    (a gated MLP stores gate and up outputs and their product: 6f/h). Norms 4 (two inputs).
-    For a plain GPT the sum is Korthikanti's 34.
-
-    FP8 training (Transformer Engine, Micikevicius et al. 2022, arXiv:2209.05433) saves the
-    inputs of the linear layers in FP8 for their weight gradients: 1 byte instead of 2 for the
-    QKV input, the projection input, the MLP input and the down-projection input (``f/h``);
-    Q, K, V (for BF16 attention), the activation's input and the masks stay as they are. A GPT
-    layer then stores 34 - (1 + 1) - (1 + 4) = 27 bytes per token over ``h``.
-    """
-    h = m.hidden
-    if m.uses_mla:
-        q_w = m.heads * (m.head_dim + m.qk_rope_head_dim) / h
-        k_w = q_w
-        v_w = m.heads * m.v_head_dim / h
-    else:
-        q_w = m.heads * m.head_dim / h
-        k_w = v_w = m.kv_heads * m.head_dim / h
-    linear_in = 1.0 if fp8 else 2.0  # bytes of a saved linear-layer input
-    attn = linear_in + 2 * q_w + 2 * k_w + 2 * v_w + linear_in * q_w + 1
-    per_ffn = 4.0 if m.gated_mlp else 2.0  # stored in BF16 besides the down-projection input
-
-    def mlp(ffn: int) -> float:
-        return linear_in + 1 + (per_ffn + linear_in) * ffn / h
-
-    dense_mlp = mlp(m.ffn_hidden)
-    if m.is_moe:
-        expert = mlp(m.moe_ffn_hidden)
-        router = 4.0 * m.experts / h  # FP32 router logits
-        moe_mlp = (m.top_k * m.capacity_factor + m.shared_experts) * expert + router
-    else:
-        moe_mlp = dense_mlp
-    return attn, dense_mlp, moe_mlp, 4.0
+    @property
+    def is_moe(self) -> bool:
+        return self.experts > 1
 
 
 def job_shape(job: TrainingJob) -> JobShape:
@@ -113,19 +91,28 @@ def job_shape(job: TrainingJob) -> JobShape:
     s = job.seq_len
     counts = count_params(m)
     flops = layer_flops(m, s)
-    totals = step_flops(m, s)
     fp8 = job.precision == "fp8"
-    attn_act, dense_act, moe_act, norm_act = _act_coefficients(m, fp8)
-    attn16, dense16, moe16, norm16 = _act_coefficients(m, False)
+    load = (m.capacity_factor if m.capacity_factor > 0 else job.moe_imbalance) if m.is_moe \
+        else 1.0
+    routed = m.top_k * load if m.is_moe else 0.0
     attn_w = attention_matmul_weights(m)
     expert_w = mlp_matmul_weights(m, m.moe_ffn_hidden) if m.is_moe else 0
     if m.uses_mla:
         kv_width = m.heads * (m.head_dim + m.qk_rope_head_dim + m.v_head_dim)
     else:
         kv_width = 2 * m.kv_heads * m.head_dim
+    flash = job.flash_attention
+
+    def acts(moe: bool, fp8_: bool) -> LayerActivations:
+        return layer_activations(m, s, moe=moe, fp8=fp8_, flash=flash, routed=routed)
+
+    mtp_layer = counts.layer_moe_nonexpert + m.experts * counts.expert_mlp if m.is_moe \
+        else counts.layer_dense
     return JobShape(
         layers=m.layers,
+        dense_layers=m.layers - m.moe_layers,
         moe_layers=m.moe_layers,
+        mtp_layers=m.mtp_layers,
         hidden=m.hidden,
         heads=m.heads,
         kv_heads=m.kv_heads,
@@ -133,35 +120,41 @@ def job_shape(job: TrainingJob) -> JobShape:
         top_k=m.top_k,
         vocab=m.vocab,
         seq_len=s,
-        capacity_factor=m.capacity_factor,
-        flash_attention=job.flash_attention,
+        routed=routed,
+        expert_groups=m.expert_groups,
+        expert_group_topk=m.expert_group_topk,
+        flash_attention=flash,
         tp_comm_overlap=job.tp_comm_overlap,
         grad_reduce_overlap=job.grad_reduce_overlap,
         ep_comm_overlap=job.ep_comm_overlap,
+        deepep=job.moe_dispatcher == "deepep",
+        # FP8 E4M3 with one FP32 scale per 128 elements (DeepSeek-V3 sec. 3.3.2): 1 + 4/128.
+        dispatch_bytes=1.0 + 4.0 / 128 if job.fp8_dispatch else float(C.ACT_BYTES),
         zero3_impl=job.zero3_impl,
         grad_bytes=C.GRAD_BYTES if job.grad_dtype == "fp32" else C.WEIGHT_BYTES,
+        optimizer_bytes=C.OPTIMIZER_BYTES if job.moments_dtype == "fp32"
+        else C.OPTIMIZER_BYTES - 4,
         fp8=fp8,
         dense_layer_params=counts.layer_dense,
         moe_nonexpert_params=counts.layer_moe_nonexpert,
         expert_params=counts.expert_mlp,
         embedding_params=counts.embedding,
         head_params=m.vocab * m.hidden,
+        mtp_params=2 * m.hidden * m.hidden + mtp_layer,
         tied=m.tied_embeddings,
         dense_layer_flops=flops.dense_matmul,
         moe_nonexpert_flops=2.0 * (attn_w + m.hidden * m.experts + m.shared_experts * expert_w),
         routed_expert_flops=2.0 * expert_w,
         score_flops=flops.attention_scores,
         head_flops=flops.lm_head,
-        attn_act=attn_act,
-        dense_mlp_act=dense_act,
-        moe_mlp_act=moe_act,
-        norm_act=norm_act,
-        dense_act_bf16=attn16 + dense16 + norm16,
-        moe_act_bf16=attn16 + moe16 + norm16,
-        score_act_per_token=5.0 * m.heads * s,
+        mtp_projection_flops=2.0 * 2 * m.hidden * m.hidden,
+        dense_act=acts(False, fp8),
+        moe_act=acts(m.is_moe, fp8),
+        dense_act_bf16=acts(False, False).total,
+        moe_act_bf16=acts(m.is_moe, False).total,
+        dense_recompute=recompute_costs(m, s, moe=False, fp8=fp8, routed=routed),
+        moe_recompute=recompute_costs(m, s, moe=m.is_moe, fp8=fp8, routed=routed),
         kv_width=kv_width,
-        model_flops_per_token=totals.model_per_token,
-        hw_flops_per_token=(totals.hardware_per_token_none, totals.hardware_per_token_selective,
-                            totals.hardware_per_token_full),
+        model_flops_per_token=step_flops(m, s).model_per_token,
         tokens=job.tokens,
     )

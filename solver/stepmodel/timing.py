@@ -1,28 +1,15 @@
-"""Time of one optimizer step, by component, for N layouts at once.
+"""Time of one optimizer step, by component, for N layouts at once: the parts of the mechanism
+modules added up.
 
-Per micro-batch and pipeline stage (the slowest of the first and last stage):
-- Matmuls at ``peak * matmul_efficiency * matmul_scale`` (roofline: never faster than reading
-  the weights from HBM), plus a fixed overhead per layer and pass (``calibration.py``).
-  Forward 1 pass, backward 2; full recomputation repeats the forward, selective the attention
-  scores (Korthikanti et al. 2022, sec. 5). With flash attention the causal mask halves the
-  score work that is actually done (Dao 2023, FlashAttention-2, sec. 3.1) and the fused
-  kernel runs at ``bf16 peak * matmul_efficiency * attention_scale``.
-- Memory-bound kernels: the layer's stored activations times ``elementwise_traffic`` bytes at
-  HBM bandwidth, forward once and backward twice.
-- Tensor (+ sequence) parallelism: 2 all-gathers and 2 reduce-scatters of ``s*b*h`` BF16 per
-  layer and pass (Korthikanti sec. 4.2.2), not overlapped.
-- Context parallelism: ring attention passes K and V ``cp-1`` times per layer (Liu et al.
-  2023, arXiv:2310.01889), twice as much in backward, hidden behind the score computation.
-- Expert parallelism: a dispatch and a combine all-to-all per MoE layer and pass (Lepikhin et
-  al. 2020, GShard), ``tokens * top_k * capacity * h`` BF16 each; with
-  ``TrainingJob.ep_comm_overlap`` hidden under computation as far as it lasts.
-- Pipeline: point-to-point activations ``s*b*h/t`` per stage boundary, chunk and direction;
-  the bubble adds ``(p-1)/v`` micro-batch times (Narayanan et al. 2021, sec. 2.2).
-Per step: gradient reduction over dp*cp (all-reduce; reduce-scatter + all-gather with the
-distributed optimizer; per micro-batch with ZeRO-2/3, plus ZeRO-3's weight all-gathers in
-forward and backward), partly hidden behind the passes (how much of ZeRO-3's traffic hides
-depends on the implementation, ``TrainingJob.zero3_impl``); and the Adam update, memory-
-bound on each accelerator's shard.
+Per micro-batch and rank: kernels (``compute.py``), tensor-parallel collectives
+(``tensor.py``), the context-parallel ring (``context.py``), the expert all-to-alls
+(``expert.py``) and the pipeline's point-to-point sends. Overlap: each second of GEMMs hides at
+most one second of traffic: the backward's overlappable tensor-parallel collectives first
+(under the backward GEMMs), then, with ``tp_comm_overlap``, every tensor-parallel collective,
+then, with ``ep_comm_overlap`` or the DualPipe schedule, the all-to-alls and (DualPipe) the
+pipeline sends under another micro-batch's computation (DeepSeek-V3 arXiv:2412.19437 sec.
+3.2.1). The pipeline moves at its slowest rank; the bubble and the rank layout per schedule are
+in ``pipeline.py``, data parallelism and the optimizer in ``data.py``.
 """
 
 from __future__ import annotations
@@ -31,18 +18,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from solver.layout_options import DUALPIPE
 from solver.stepmodel import calibration as C
-from solver.stepmodel.arrays import FULL, NONE, SELECTIVE, FloatArray, HardwareTable, LayoutArrays
+from solver.stepmodel.arrays import FloatArray, HardwareTable, LayoutArrays
 from solver.stepmodel.calibration import Calibration
-from solver.stepmodel.collectives import (
-    all_reduce,
-    all_to_all,
-    gather_or_scatter,
-    link,
-    point_to_point,
+from solver.stepmodel.collectives import link, point_to_point
+from solver.stepmodel.compute import (
+    Kernels,
+    Rates,
+    head_kernels,
+    layer_kernels,
+    mtp_kernels,
+    rates,
+    tokens_per_rank,
 )
-from solver.stepmodel.memory import layer_activation_bytes, stage_params
+from solver.stepmodel.context import context_comm
+from solver.stepmodel.data import data_parallel
+from solver.stepmodel.expert import expert_comm
+from solver.stepmodel.memory import stage_params
+from solver.stepmodel.pipeline import Stage, bubble, rank_weights, stages
 from solver.stepmodel.shape import JobShape
+from solver.stepmodel.tensor import LayerComm, tensor_comm
 
 
 @dataclass(frozen=True)
@@ -70,178 +66,178 @@ class TimeArrays:
         return {name: float(getattr(self, name)[i]) for name in names}
 
 
-def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration) -> TimeArrays:
-    a = x.accel
-    tokens = js.seq_len // x.cp * x.mb  # per accelerator and micro-batch
-    # Linear layers run at the job's precision (FP8 GEMMs with Transformer Engine); the
-    # attention scores (flash attention) and the LM head stay in BF16, as Megatron-LM / NeMo
-    # FP8 recipes keep them (Micikevicius et al. 2022, arXiv:2209.05433, sec. 4).
-    # Software efficiency over MAMF: the accelerator family's fitted value, else the default.
-    scale = np.where(np.isnan(hw.matmul_scale[a]), cal.matmul_scale, hw.matmul_scale[a])
-    rate = hw.peak_flops[a] * hw.linear_efficiency[a] * scale
-    rate_bf16 = hw.bf16_peak_flops[a] * hw.matmul_efficiency[a] * scale
-    # Fused (flash) attention kernels reach less of the peak than GEMMs, and how much less
-    # depends on the architecture: FlashAttention-2 reaches 50-73% of the A100's peak (Dao
-    # 2023, arXiv:2307.08691, sec. 4.1) but about 35% of the H100's (Shah et al. 2024,
-    # FlashAttention-3, arXiv:2407.08608, sec. 1). Unfused, the scores are batched GEMMs.
-    attention = np.where(np.isnan(hw.attention_scale[a]), cal.attention_scale,
-                         hw.attention_scale[a])
-    rate_scores = (hw.bf16_peak_flops[a] * hw.matmul_efficiency[a] * attention
-                   if js.flash_attention else rate_bf16)
-    hbm = hw.memory_bw[a]
-    full = x.recompute == FULL
-    passes = np.where(full, 4.0, 3.0)
-    score_passes = np.where(full | (x.recompute == SELECTIVE), 4.0, 3.0)
-    causal = 0.5 if js.flash_attention else 1.0
+@dataclass(frozen=True)
+class LayerParts:
+    """Per-layer kernels and communication of a dense and of an MoE layer, per micro-batch."""
 
-    def matmul_time(flops_per_token: float | FloatArray, weights: float | FloatArray,
-                    at: FloatArray = rate) -> FloatArray:
-        """One forward pass: compute or weight reads, whichever is slower (roofline)."""
-        return np.maximum(tokens * flops_per_token / x.tp / at,
-                          C.WEIGHT_BYTES * weights / x.tp / hbm)
+    dense: Kernels
+    moe: Kernels
+    mtp: Kernels
+    head: Kernels
+    tp: LayerComm
+    cp: LayerComm
+    ep: LayerComm
 
-    scores = tokens * js.score_flops * causal / x.tp / rate_scores  # one forward pass
-    dense_fwd = matmul_time(js.dense_layer_flops, np.float64(js.dense_layer_params))
-    routed_tokens = js.top_k * js.capacity_factor
-    expert_weights = js.experts * js.expert_params / x.ep
-    moe_fwd = (matmul_time(js.moe_nonexpert_flops, np.float64(js.moe_nonexpert_params))
-               + matmul_time(routed_tokens * js.routed_expert_flops, expert_weights))
-    overhead = cal.layer_overhead_s * passes
 
-    dense_mem = layer_activation_bytes(js, x.with_recompute_none(), moe=False, bf16=True)
-    moe_mem = layer_activation_bytes(js, x.with_recompute_none(), moe=True, bf16=True)
-    mem_passes = np.where(full, 4.0, 3.0)
-    dense_elem = dense_mem * cal.elementwise_traffic * mem_passes / hbm
-    moe_elem = moe_mem * cal.elementwise_traffic * mem_passes / hbm
+@dataclass(frozen=True)
+class StageTime:
+    """One stage (or one rank, weighted) per micro-batch."""
 
-    # Tensor parallelism: 4 collectives of the gathered s*b*h per layer and pass.
-    tp_bw, tp_lat = link(hw, a, x.tp, cal)
-    act = C.ACT_BYTES * tokens * js.hidden
-    tp_layer = 4 * passes * gather_or_scatter(act, x.tp, tp_bw, tp_lat)
+    kernels: Kernels
+    membound: FloatArray
+    tp: LayerComm
+    cp: LayerComm
+    ep: LayerComm
 
-    # Context parallelism: K and V of the local chunk circulate cp-1 times.
-    cp_bw, cp_lat = link(hw, a, x.tp * x.cp, cal)
-    kv = C.ACT_BYTES * tokens * js.kv_width / x.tp
-    ring = np.where(x.cp > 1, (x.cp - 1) * point_to_point(kv, cp_bw, cp_lat), 0.0)
-    cp_layer = np.maximum(0.0, ring - scores) + np.maximum(0.0, 2 * ring - 2 * scores)
-    cp_layer = cp_layer + np.where(full, np.maximum(0.0, ring - scores), 0.0)
+    def weighted(self, k: FloatArray) -> StageTime:
+        return StageTime(self.kernels.scaled(k), self.membound * k, self.tp.scaled(k),
+                         self.cp.scaled(k), self.ep.scaled(k))
 
-    # Expert parallelism: dispatch + combine per pass (forward, backward x2, recompute).
-    ep_bw, ep_lat = link(hw, a, x.tp * x.cp * x.ep, cal)
-    a2a_bytes = C.ACT_BYTES * tokens * routed_tokens * js.hidden / x.tp
-    ep_layer = 2 * passes * all_to_all(a2a_bytes, x.ep, ep_bw, ep_lat)
+    def __add__(self, other: StageTime) -> StageTime:
+        return StageTime(self.kernels + other.kernels, self.membound + other.membound,
+                         self.tp + other.tp, self.cp + other.cp, self.ep + other.ep)
 
-    sp = stage_params(js, x)
-    n_moe = sp.moe_on_stage
-    n_dense = sp.layers_on_stage - n_moe
-    compute_mb = (n_dense * (passes * dense_fwd + overhead) + n_moe * (passes * moe_fwd + overhead)
-                  + (n_dense + n_moe) * score_passes * scores)
-    head_fwd = matmul_time(js.head_flops, np.float64(js.head_params), rate_bf16)
-    logits_mem = 3 * 4.0 * tokens * js.vocab / x.tp * 2 / hbm  # FP32 logits, fwd + bwd
-    compute_mb_last = compute_mb + 3 * head_fwd
-    membound_mb = n_dense * dense_elem + n_moe * moe_elem
-    membound_mb_last = membound_mb + logits_mem
-    tp_mb = (n_dense + n_moe) * tp_layer
-    cp_mb = (n_dense + n_moe) * cp_layer
-    ep_mb = n_moe * ep_layer
-    # Communication overlapped with computation; each second of kernels hides at most one
-    # second of traffic, tensor-parallel collectives first.
-    capacity = compute_mb
+
+def _layer_parts(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration,
+                 r: Rates) -> LayerParts:
+    zero = np.zeros(len(x))
+    moe = layer_kernels(js, x, r, cal, moe=True) if js.is_moe else \
+        Kernels(zero, zero, zero, zero, zero)
+    ep = expert_comm(js, x, hw, cal) if js.is_moe else LayerComm(zero, zero, zero, zero)
+    return LayerParts(
+        dense=layer_kernels(js, x, r, cal, moe=False), moe=moe,
+        mtp=mtp_kernels(js, x, r, cal) if js.mtp_layers else Kernels(zero, zero, zero, zero,
+                                                                      zero),
+        head=head_kernels(js, x, r), tp=tensor_comm(js, x, hw, cal),
+        cp=context_comm(js, x, hw, cal, r), ep=ep)
+
+
+def _membound(js: JobShape, x: LayoutArrays, r: Rates, cal: Calibration, s: Stage
+              ) -> FloatArray:
+    """The memory-bound share of a stage's kernels (reported apart from the GEMMs)."""
+    tokens = tokens_per_rank(js, x)
+    passes = np.where(x.full, 4.0, 3.0)
+    per_layer_dense = tokens * js.dense_act_bf16 / x.tp * cal.elementwise_traffic / r.hbm
+    per_layer_moe = tokens * js.moe_act_bf16 / x.tp * cal.elementwise_traffic / r.hbm
+    mtp_layer = per_layer_moe if js.is_moe else per_layer_dense
+    logits = np.where(s.head, 3 * 2 * 4.0 * tokens * js.vocab / x.tp / r.hbm, 0.0)
+    return passes * (s.dense * per_layer_dense + s.moe * per_layer_moe + s.mtp * mtp_layer) \
+        + logits * (1 + s.mtp)
+
+
+def _stage_time(js: JobShape, x: LayoutArrays, r: Rates, cal: Calibration, lp: LayerParts,
+                s: Stage) -> StageTime:
+    layers = (s.dense + s.moe + s.mtp).astype(float)
+    kernels = (lp.dense.scaled(s.dense.astype(float)) + lp.moe.scaled(s.moe.astype(float))
+               + lp.mtp.scaled(s.mtp.astype(float)) + lp.head.scaled(s.head.astype(float)))
+    moe_layers = (s.moe + np.where(js.is_moe, s.mtp, 0)).astype(float)
+    return StageTime(kernels, _membound(js, x, r, cal, s), lp.tp.scaled(layers),
+                     lp.cp.scaled(layers), lp.ep.scaled(moe_layers))
+
+
+@dataclass(frozen=True)
+class RankTime:
+    """One rank per micro-batch after overlap: forward, input-gradient and weight-gradient
+    seconds (exposed communication included), and the parts for the report."""
+
+    forward: FloatArray
+    input_grad: FloatArray
+    weight_grad: FloatArray
+    compute: FloatArray
+    membound: FloatArray
+    tp: FloatArray
+    cp: FloatArray
+    ep: FloatArray
+    pp: FloatArray
+
+    @property
+    def total(self) -> FloatArray:
+        return self.forward + self.input_grad + self.weight_grad
+
+
+#: Share of the streaming multiprocessors the all-to-all kernels occupy while they run beside
+#: the computation: DeepSeek-V3 gives DeepEP's dispatch and combine 20 of the H800's 132 SMs
+#: for the whole overlapped forward-backward pair (arXiv:2412.19437 sec. 3.2.2 and 3.5.1), so
+#: the kernels of a rank that overlaps its all-to-alls run on the other 112.
+OVERLAP_SM_SHARE = 20 / 132
+
+
+def _overlap(js: JobShape, x: LayoutArrays, t: StageTime, pp_send: FloatArray) -> RankTime:
+    dual = x.schedule == DUALPIPE
+    overlapped = (js.ep_comm_overlap | dual) & (t.ep.total > 0)
+    slow = np.where(overlapped, 1.0 / (1.0 - OVERLAP_SM_SHARE), 1.0)
+    k = t.kernels.scaled(slow)
+    t = StageTime(k, t.membound * slow, t.tp, t.cp, t.ep)
+    gemm_capacity = k.gemm_backward
+    hidden = np.minimum(t.tp.hideable, gemm_capacity)
+    tp_exposed = t.tp.forward + t.tp.backward + t.tp.recompute + (t.tp.hideable - hidden)
+    capacity = k.total - t.membound - hidden
     if js.tp_comm_overlap:
-        # Collectives split into chunks that run under the GEMMs they feed (Transformer
-        # Engine userbuffers; Wang et al. 2023, "Overlap communication with dependent
-        # computation via decomposition", ASPLOS, arXiv:2105.05720).
-        hidden = np.minimum(tp_mb, capacity)
-        tp_mb, capacity = tp_mb - hidden, capacity - hidden
+        more = np.minimum(tp_exposed, capacity)
+        tp_exposed, capacity = tp_exposed - more, capacity - more
+    ep = t.ep.total
     if js.ep_comm_overlap:
-        # One micro-batch's dispatch and combine run under another's computation
-        # (DeepSeek-V3's DualPipe, arXiv:2412.19437 sec. 3.2.1).
-        ep_mb = np.maximum(0.0, ep_mb - capacity)
+        ep_hidden = np.minimum(ep, capacity)
+    else:
+        ep_hidden = np.where(dual, np.minimum(ep, capacity), 0.0)
+    ep_exposed = ep - ep_hidden
+    capacity = capacity - ep_hidden
+    pp_exposed = np.where(dual, np.maximum(0.0, pp_send - capacity), pp_send)
+    cp = t.cp.total
+    comm = tp_exposed + cp + ep_exposed + pp_exposed
+    # Exposed communication is spread over the passes in proportion to their kernels.
+    share = comm / np.maximum(k.total, 1e-30)
+    return RankTime(
+        forward=k.forward * (1 + share),
+        input_grad=(k.input_grad + k.recompute) * (1 + share),
+        weight_grad=k.weight_grad * (1 + share),
+        compute=k.total - t.membound, membound=t.membound, tp=tp_exposed, cp=cp,
+        ep=ep_exposed, pp=pp_exposed)
 
-    pp_bw, pp_lat = link(hw, a, x.tp * x.cp * x.dp * x.pp, cal)
-    boundary = C.ACT_BYTES * tokens * js.hidden / x.tp
-    pp_mb = np.where(x.pp > 1, 2 * x.vp * point_to_point(boundary, pp_bw, pp_lat), 0.0)
 
-    # The last stage also runs the LM head; the pipeline moves at the slower stage.
-    last_slower = compute_mb_last + membound_mb_last >= compute_mb + membound_mb
-    compute_mb = np.where(last_slower, compute_mb_last, compute_mb)
-    membound_mb = np.where(last_slower, membound_mb_last, membound_mb)
-    one_mb = compute_mb + membound_mb + tp_mb + cp_mb + ep_mb + pp_mb
+def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration) -> TimeArrays:
+    r = rates(js, x, hw, cal)
+    lp = _layer_parts(js, x, hw, cal, r)
+    st = stages(js, x)
+    parts = [st.first, st.middle, st.last]
+    stage_times = [_stage_time(js, x, r, cal, lp, s) for s in parts]
+    pp_bw, pp_lat = link(hw, x.accel, x.tp * x.cp * x.dp * x.pp, cal)
+    boundary = C.ACT_BYTES * tokens_per_rank(js, x) * js.hidden / x.tp
+    pp_send = np.where(x.pp > 1, 2 * x.vp * point_to_point(boundary, pp_bw, pp_lat), 0.0)
+    exists = [np.ones(len(x), bool), x.pp >= 3, np.ones(len(x), bool)]
+    ranks: list[RankTime] = []
+    dp_parts = []
+    params = [stage_params(js, x, s) for s in parts]
+    for w, alive in zip(rank_weights(x), exists, strict=True):
+        combined = stage_times[0].weighted(w.time[0]) + stage_times[1].weighted(w.time[1]) \
+            + stage_times[2].weighted(w.time[2])
+        rt = _overlap(js, x, combined, pp_send)
+        dense = sum(k * p.replicated for k, p in zip(w.params, params, strict=True))
+        experts = sum(k * p.experts for k, p in zip(w.params, params, strict=True))
+        kernels = combined.kernels
+        forward = kernels.forward
+        backward = kernels.input_grad + kernels.weight_grad + kernels.recompute
+        dpt = data_parallel(js, x, hw, cal, np.asarray(dense), np.asarray(experts), forward,
+                            backward)
+        total = np.where(alive, rt.total, -np.inf)
+        ranks.append(RankTime(rt.forward, rt.input_grad, rt.weight_grad, rt.compute,
+                              rt.membound, rt.tp, rt.cp, rt.ep, rt.pp))
+        dp_parts.append((np.where(alive, x.nmb * dpt.per_microbatch + dpt.end_of_step, -np.inf),
+                         dpt.optimizer, total))
+    slowest = np.argmax(np.stack([t for _, _, t in dp_parts]), axis=0)
 
-    # Data parallelism over dp*cp (expert weights over dp*cp/ep).
-    group = x.dp * x.cp
-    expert_group = group // x.ep
-    dp_bw, dp_lat = link(hw, a, x.tp * group, cal)
-    dense_params = np.maximum(sp.first_replicated, sp.last_replicated)
-    grads = js.grad_bytes * dense_params
-    expert_grads = js.grad_bytes * sp.experts
-    weights = C.WEIGHT_BYTES * dense_params
-    expert_w = C.WEIGHT_BYTES * sp.experts
-
-    # Per micro-batch: ZeRO-2 reduce-scatters the gradients during the backward; ZeRO-3 also
-    # gathers the weights before the forward and again before the backward (Rajbhandari et
-    # al. 2020, arXiv:1910.02054, sec. 5 and 7; PyTorch FSDP, Zhao et al. 2023,
-    # arXiv:2304.11277, sec. 3). ZeRO-3 prefetches the next layer's weights while the current
-    # one computes, so each pass's traffic runs under that pass's kernels: only what exceeds
-    # ``dp_overlap`` of their time is exposed. Once per step: ZeRO-0 all-reduces the
-    # gradients, ZeRO-1 reduce-scatters them, under what the last micro-batch's backward has
-    # left after its own traffic; ZeRO-1/2 all-gather the updated weights after the optimizer,
-    # under the next step's first forward (Megatron-LM ``--overlap-param-gather``). Both
-    # overlaps need the software to bucket the traffic (``grad_reduce_overlap``). No kernel
-    # time hides two transfers.
-    scatter = (gather_or_scatter(grads, group, dp_bw, dp_lat)
-               + gather_or_scatter(expert_grads, expert_group, dp_bw, dp_lat))
-    gather = (gather_or_scatter(weights, group, dp_bw, dp_lat)
-              + gather_or_scatter(expert_w, expert_group, dp_bw, dp_lat))
-    grads_end = np.select(
-        [x.zero == 0, x.zero == 1],
-        [all_reduce(grads, group, dp_bw, dp_lat)
-         + all_reduce(expert_grads, expert_group, dp_bw, dp_lat), scatter], 0.0)
-    weights_end = np.where((x.zero == 1) | (x.zero == 2), gather, 0.0)
-    kernels_mb = compute_mb + membound_mb
-    forward_mb = kernels_mb / passes
-    backward_mb = kernels_mb - forward_mb
-    overlap = cal.dp_overlap if js.grad_reduce_overlap else 0.0
-    zero2_mb = np.maximum(0.0, scatter - overlap * backward_mb)
-    # FSDP gathers one flat buffer per layer, prefetched: only what exceeds the kernels is
-    # exposed. DeepSpeed's ZeRO-3, as the published 2021 runs measured it, gathers parameter
-    # by parameter: its collectives reach ``zero3_bandwidth_deepspeed`` of a ring's bus
-    # bandwidth, and at least ``zero3_exposed_deepspeed`` of each pass's traffic stays
-    # exposed however long the pass.
-    deepspeed = js.zero3_impl == "deepspeed"
-    slowdown = 1.0 / cal.zero3_bandwidth_deepspeed if deepspeed else 1.0
-    floor = cal.zero3_exposed_deepspeed if deepspeed else 0.0
-    gather3, scatter3 = gather * slowdown, scatter * slowdown
-    zero3_mb = (np.maximum(floor * gather3, gather3 - cal.dp_overlap * forward_mb)
-                + np.maximum(floor * (gather3 + scatter3),
-                             gather3 + scatter3 - cal.dp_overlap * backward_mb))
-    exposed_per_mb = np.select([x.zero == 2, x.zero == 3], [zero2_mb, zero3_mb], 0.0)
-    backward_left = np.maximum(0.0, overlap * backward_mb - np.where(x.zero == 2, scatter, 0.0))
-    exposed_end = (np.maximum(0.0, grads_end - backward_left)
-                   + np.maximum(0.0, weights_end - overlap * forward_mb))
+    def pick(name: str) -> FloatArray:
+        return np.choose(slowest, [getattr(rt, name) for rt in ranks])
 
     m = x.nmb
-    opt_div = np.where(x.zero >= 1, group.astype(float), 1.0)
-    expert_div = np.where(x.zero >= 1, expert_group.astype(float), 1.0)
-    step_bytes = C.OPTIMIZER_STEP_BYTES - C.GRAD_BYTES + js.grad_bytes  # reads the gradient
-    optimizer = step_bytes * (dense_params / opt_div + sp.experts / expert_div) / hbm
-    # Pipeline fill and drain: (p-1)/v micro-batch times (Narayanan et al. 2021, sec. 2.2).
-    # Interleaving needs at least p micro-batches per step (sec. 2.2.2: a multiple of p);
-    # with fewer the chunks run one after another and the bubble is the plain (p-1).
-    interleaves = (x.vp > 1) & (m >= x.pp)
-    bubble = (x.pp - 1) / np.where(interleaves, x.vp, 1) * one_mb
-
+    idle = bubble(x, m, pick("forward"), pick("input_grad"), pick("weight_grad"))
+    dp_index = np.argmax(np.stack([d + o for d, o, _ in dp_parts]), axis=0)
+    dp = np.choose(dp_index, [d for d, _, _ in dp_parts])
+    optimizer = np.choose(dp_index, [o for _, o, _ in dp_parts])
     return TimeArrays(
-        compute=m * compute_mb,
-        memory_bound=m * membound_mb,
-        tp_comm=m * tp_mb,
-        cp_comm=m * cp_mb,
-        ep_comm=m * ep_mb,
-        pp_comm=m * pp_mb,
-        bubble=bubble,
-        dp_comm=m * exposed_per_mb + exposed_end,
-        optimizer=optimizer,
-    )
+        compute=m * pick("compute"), memory_bound=m * pick("membound"), tp_comm=m * pick("tp"),
+        cp_comm=m * pick("cp"), ep_comm=m * pick("ep"), pp_comm=m * pick("pp"), bubble=idle,
+        dp_comm=dp, optimizer=optimizer)
 
 
-__all__ = ["NONE", "TimeArrays", "step_time"]
+__all__ = ["TimeArrays", "step_time"]

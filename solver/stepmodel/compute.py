@@ -1,0 +1,177 @@
+"""Kernel time of one layer for one micro-batch on one accelerator: forward (F), input-gradient
+backward (B), weight-gradient backward (W) and what recomputation repeats (R).
+
+- GEMMs at ``peak * matmul_efficiency * matmul_scale`` (roofline: never faster than reading
+  the weights from HBM). Linear layers run at the job's precision (FP8 GEMMs with Transformer
+  Engine); the attention scores and the LM head stay BF16, as Megatron-LM / NeMo FP8 recipes
+  keep them (Micikevicius et al. 2022, arXiv:2209.05433, sec. 4). The backward runs each GEMM
+  twice, once for the input gradient (B) and once for the weight gradient (W) (Qi et al. 2024,
+  arXiv:2401.10241, Table 1: F, B and W each ``24sbh^2`` per layer).
+- Routed experts run as grouped GEMMs at ``grouped_gemm_scale`` of a dense GEMM's rate
+  (fitted; DeepGEMM's grouped FP8 GEMMs reach 61-68% of the H800's peak at 4-8K tokens per
+  expert where its dense GEMMs reach up to 77%, deepseek-ai/DeepGEMM README @ 2e7e580), with
+  the weights of every local expert read once per pass.
+- Attention scores: with flash attention the causal mask halves the work done (Dao 2023,
+  FlashAttention-2, sec. 3.1) and the fused kernel runs at ``bf16 peak * matmul_efficiency *
+  attention_scale``; FlashAttention-2 reaches 50-73% of the A100's peak (arXiv:2307.08691,
+  sec. 4.1) but about 35% of the H100's (FlashAttention-3, arXiv:2407.08608, sec. 1).
+  Without it they are batched GEMMs. Forward once, backward twice (both in B).
+- A fixed overhead per layer and pass (``calibration.layer_overhead_s``).
+- Memory-bound kernels: the layer's activations (in BF16) times ``elementwise_traffic`` bytes
+  at HBM bandwidth, forward once and backward twice (in B).
+- Recomputation (R): full repeats F; modules repeat their own forward work
+  (``activations.recompute_costs``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from solver.layout_options import FULL_BIT
+from solver.stepmodel import calibration as C
+from solver.stepmodel.activations import RecomputeCost
+from solver.stepmodel.arrays import FloatArray, HardwareTable, LayoutArrays
+from solver.stepmodel.calibration import Calibration
+from solver.stepmodel.shape import JobShape
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Achieved FLOP/s of linear layers, BF16 GEMMs, grouped expert GEMMs and attention;
+    HBM bytes/s (arrays over layouts)."""
+
+    linear: FloatArray
+    bf16: FloatArray
+    experts: FloatArray
+    scores: FloatArray
+    hbm: FloatArray
+
+
+def rates(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration) -> Rates:
+    a = x.accel
+    scale = np.where(np.isnan(hw.matmul_scale[a]), cal.matmul_scale, hw.matmul_scale[a])
+    linear = hw.peak_flops[a] * hw.linear_efficiency[a] * scale
+    bf16 = hw.bf16_peak_flops[a] * hw.matmul_efficiency[a] * scale
+    attention = np.where(np.isnan(hw.attention_scale[a]), cal.attention_scale,
+                         hw.attention_scale[a])
+    scores = hw.bf16_peak_flops[a] * hw.matmul_efficiency[a] * attention \
+        if js.flash_attention else bf16
+    return Rates(linear, bf16, linear * cal.grouped_gemm_scale, scores, hw.memory_bw[a])
+
+
+@dataclass(frozen=True)
+class Kernels:
+    """Seconds of kernels per micro-batch: forward, input-gradient and weight-gradient
+    backward, recomputation; ``gemm`` is the GEMM part of B + W (what hides the backward's
+    tensor-parallel collectives)."""
+
+    forward: FloatArray
+    input_grad: FloatArray
+    weight_grad: FloatArray
+    recompute: FloatArray
+    gemm_backward: FloatArray
+
+    @property
+    def total(self) -> FloatArray:
+        return self.forward + self.input_grad + self.weight_grad + self.recompute
+
+    def scaled(self, k: FloatArray | float) -> Kernels:
+        return Kernels(self.forward * k, self.input_grad * k, self.weight_grad * k,
+                       self.recompute * k, self.gemm_backward * k)
+
+    def __add__(self, other: Kernels) -> Kernels:
+        return Kernels(self.forward + other.forward, self.input_grad + other.input_grad,
+                       self.weight_grad + other.weight_grad, self.recompute + other.recompute,
+                       self.gemm_backward + other.gemm_backward)
+
+
+def tokens_per_rank(js: JobShape, x: LayoutArrays) -> FloatArray:
+    """Tokens of one micro-batch on one accelerator before tensor-parallel sharding."""
+    return (js.seq_len // x.cp * x.mb).astype(float)
+
+
+def _matmul(tokens: FloatArray, flops: float | FloatArray, weights: float | FloatArray,
+            x: LayoutArrays, rate: FloatArray, hbm: FloatArray) -> FloatArray:
+    """One GEMM pass: compute or weight reads, whichever is slower (roofline)."""
+    return np.maximum(tokens * flops / x.tp / rate, C.WEIGHT_BYTES * weights / x.tp / hbm)
+
+
+def _recompute(costs: dict[int, RecomputeCost], mask: np.ndarray, tokens: FloatArray,
+               x: LayoutArrays, r: Rates, causal: float) -> FloatArray:
+    out = np.zeros(np.shape(mask))
+    for bit, cost in costs.items():
+        seconds = tokens / x.tp * (cost.matmul_flops / r.linear + cost.expert_flops / r.experts
+                                   + cost.score_flops * causal / r.scores
+                                   + cost.membound_bytes / r.hbm)
+        out = out + np.where((mask & bit) != 0, seconds, 0.0)
+    return out
+
+
+def layer_kernels(js: JobShape, x: LayoutArrays, r: Rates, cal: Calibration, *, moe: bool
+                  ) -> Kernels:
+    """Kernels of one dense (``moe`` False) or MoE layer for one micro-batch."""
+    tokens = tokens_per_rank(js, x)
+    causal = 0.5 if js.flash_attention else 1.0
+    scores = tokens * js.score_flops * causal / x.tp / r.scores
+    if moe:
+        expert_weights = js.experts * js.expert_params / x.ep
+        gemm = (_matmul(tokens, js.moe_nonexpert_flops, float(js.moe_nonexpert_params), x,
+                        r.linear, r.hbm)
+                + _matmul(tokens, js.routed * js.routed_expert_flops, expert_weights, x,
+                          r.experts, r.hbm))
+        bf16_bytes, costs = js.moe_act_bf16, js.moe_recompute
+    else:
+        gemm = _matmul(tokens, js.dense_layer_flops, float(js.dense_layer_params), x, r.linear,
+                       r.hbm)
+        bf16_bytes, costs = js.dense_act_bf16, js.dense_recompute
+    elementwise = tokens * bf16_bytes / x.tp * cal.elementwise_traffic / r.hbm
+    overhead = cal.layer_overhead_s
+    forward = gemm + scores + overhead + elementwise
+    full = (x.recompute & FULL_BIT) != 0
+    recompute = np.where(full, forward, _recompute(costs, x.recompute, tokens, x, r, causal))
+    return Kernels(forward=forward, input_grad=gemm + 2 * scores + overhead + 2 * elementwise,
+                   weight_grad=gemm + overhead, recompute=recompute, gemm_backward=2 * gemm)
+
+
+def head_kernels(js: JobShape, x: LayoutArrays, r: Rates) -> Kernels:
+    """The LM head (BF16 GEMM) and its FP32 logits, once per micro-batch on the last stage."""
+    tokens = tokens_per_rank(js, x)
+    gemm = _matmul(tokens, js.head_flops, float(js.head_params), x, r.bf16, r.hbm)
+    logits = 2 * 4.0 * tokens * js.vocab / x.tp / r.hbm  # write and read the FP32 logits
+    zero = np.zeros_like(gemm)
+    return Kernels(gemm + logits, gemm + logits, gemm + logits, zero, 2 * gemm)
+
+
+def mtp_kernels(js: JobShape, x: LayoutArrays, r: Rates, cal: Calibration) -> Kernels:
+    """One multi-token-prediction module: its projection, one layer and the shared head."""
+    tokens = tokens_per_rank(js, x)
+    projection = _matmul(tokens, js.mtp_projection_flops, 2.0 * js.hidden * js.hidden, x,
+                         r.linear, r.hbm)
+    layer = layer_kernels(js, x, r, cal, moe=js.is_moe)
+    zero = np.zeros_like(projection)
+    extra = Kernels(projection, projection, projection, zero, 2 * projection)
+    return layer + extra + head_kernels(js, x, r)
+
+
+__all__ = ["Kernels", "Rates", "hardware_flops_per_token", "head_kernels", "layer_kernels",
+           "mtp_kernels", "rates",
+           "tokens_per_rank"]
+
+
+def hardware_flops_per_token(js: JobShape, x: LayoutArrays) -> FloatArray:
+    """Model FLOPs plus what recomputation repeats (full: every layer's forward; modules:
+    their own work), per token; the causal discount is not applied (FLOP-count convention)."""
+    full_fwd = (js.dense_layers * (js.dense_layer_flops + js.score_flops)
+                + js.moe_layers * (js.moe_nonexpert_flops + js.top_k * js.routed_expert_flops
+                                   + js.score_flops))
+    extra = np.zeros(len(x))
+    for layers, costs in ((js.dense_layers, js.dense_recompute),
+                          (js.moe_layers, js.moe_recompute)):
+        for bit, cost in costs.items():
+            flops = cost.matmul_flops + cost.score_flops + cost.expert_flops * (
+                js.top_k / max(js.routed, 1e-30) if js.routed else 0.0)
+            extra = extra + np.where((x.recompute & bit) != 0, layers * flops, 0.0)
+    full = (x.recompute & FULL_BIT) != 0
+    return js.model_flops_per_token + np.where(full, full_fwd, extra)

@@ -1,0 +1,182 @@
+"""Pipeline parallelism: which layers each stage holds, which stages each rank holds, how many
+micro-batches a rank keeps in flight, and the bubble of each schedule.
+
+Stages (Megatron-LM ``transformer_block.py``, d98e8a6): the ``L`` layers, the ``mtp_layers``
+multi-token-prediction modules (on the last stage) and, with ``pipeline_split``, one slot for
+the embedding (first stage) and one for the loss (last stage) are divided evenly over ``p``
+stages (``(L + mtp + slots) % (p*v) == 0``, Megatron-LM's rule). Dense layers come first, so
+the first stages of a DeepSeek-style model hold them.
+
+Ranks: with 1F1B and zero-bubble schedules rank ``i`` holds stage ``i``; gpuplan evaluates the
+first rank, the second (the busiest middle rank in memory) holding the middle stage with the most
+MoE layers, and the last rank. DualPipe (DeepSeek-V3 arXiv:2412.19437 sec. 3.2.1) feeds
+micro-batches from both ends: rank ``i`` holds stages ``i`` and ``p-1-i`` ("two copies of the
+model parameters"), runs half its micro-batches through each, and the first rank holds the
+embedding and the LM head together.
+
+In flight on a rank, in micro-batches of one stage (what its activations hold):
+- 1F1B: ``min(m, p - i)`` on rank ``i`` (Narayanan et al. 2021, sec. 2.2.1); interleaved with
+  ``v`` chunks, rank ``i`` warms up ``2(p-1-i) + (v-1)p`` chunks (Megatron-LM ``schedules.py``)
+  and holds one more: ``/v`` stages' worth;
+- zero-bubble ZB-H1: at most ``p`` on every rank (Qi et al. 2024, arXiv:2401.10241, Table 2 and
+  sec. 3: worker ``i`` holds ``(p-i+1) M_B + (i-1) M_W``, at most ``p M_B``);
+- DualPipe: ``p + 1`` (DeepSeek-V3 Table 2).
+
+Bubble, with F, B, W a micro-batch's forward, input-gradient and weight-gradient time on the
+slowest rank: 1F1B ``(p-1)(F+B+W)``, divided by ``v`` when interleaved (Narayanan et al. 2021,
+sec. 2.2.2); ZB-H1 ``(p-1)(F+B-W)`` (Qi et al. Table 2); DualPipe ``(p/2-1)(F&B + B' - 3W)``
+with ``B' = B+W`` and ``F&B = F+B+W`` (the overlapped pair; DeepSeek-V3 Table 2), i.e.
+``(p/2-1)(F+2B-W)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from solver.layout_options import DUALPIPE, ZERO_BUBBLE
+from solver.stepmodel.arrays import FloatArray, IntArray, LayoutArrays
+from solver.stepmodel.shape import JobShape
+
+
+def ceil_div(a: int | IntArray, b: IntArray) -> IntArray:
+    return -(-a // b)
+
+
+def split_slots(x: LayoutArrays) -> tuple[IntArray, IntArray]:
+    """Slots the embedding (first stage) and the loss (last stage) take: 0 or 1 each."""
+    embedding = ((x.split == 1) | (x.split == 3)).astype(np.int64)
+    loss = ((x.split == 2) | (x.split == 3)).astype(np.int64)
+    return embedding, loss
+
+
+@dataclass(frozen=True)
+class Stage:
+    """What one pipeline stage holds (arrays over layouts)."""
+
+    dense: IntArray
+    moe: IntArray
+    mtp: IntArray
+    embedding: np.ndarray  # bool
+    head: np.ndarray  # bool
+
+
+@dataclass(frozen=True)
+class Stages:
+    first: Stage
+    middle: Stage  # the middle stage with the most MoE layers; zero layers when p < 3
+    last: Stage
+    per_stage: IntArray  # slots per stage
+
+
+def stages(js: JobShape, x: LayoutArrays) -> Stages:
+    """The layers of the first, the heaviest middle and the last stage."""
+    emb, loss = split_slots(x)
+    p = x.pp
+    per = ceil_div(js.layers + js.mtp_layers + emb + loss, p)
+    single = p == 1
+    n_first = np.where(single, js.layers, np.maximum(per - emb, 0))
+    n_last = np.where(single, js.layers, np.maximum(per - loss - js.mtp_layers, 0))
+    n_mid = np.where(p >= 3, per, 0)
+    dense = js.dense_layers
+    first_dense = np.minimum(n_first, dense)
+    # The last middle stage (index p-2) starts after the first stage and p-3 middle ones.
+    mid_start = n_first + np.maximum(p - 3, 0) * per
+    mid_dense = np.clip(dense - mid_start, 0, n_mid)
+    last_start = js.layers - n_last
+    last_dense = np.where(single, first_dense, np.clip(dense - last_start, 0, n_last))
+    true = np.ones(p.shape, bool)
+    zero = np.zeros(p.shape, np.int64)
+    mtp = np.full(p.shape, js.mtp_layers, np.int64)
+    first = Stage(first_dense, n_first - first_dense, np.where(single, mtp, zero), true, single)
+    middle = Stage(mid_dense, n_mid - mid_dense, zero, ~true, ~true)
+    last = Stage(last_dense, n_last - last_dense, mtp, single, true)
+    return Stages(first, middle, last, per)
+
+
+@dataclass(frozen=True)
+class RankWeights:
+    """How a rank's per-micro-batch work (``time``) and its parameters (``params``) are made
+    of the first, middle and last stage."""
+
+    time: tuple[FloatArray, FloatArray, FloatArray]
+    params: tuple[FloatArray, FloatArray, FloatArray]
+
+
+def rank_weights(x: LayoutArrays) -> tuple[RankWeights, RankWeights, RankWeights]:
+    """Weights of the first, a middle and the last rank (DualPipe pairs stages ``i`` and
+    ``p-1-i``)."""
+    one = np.ones(x.pp.shape)
+    zero = np.zeros(x.pp.shape)
+    dual = (x.schedule == DUALPIPE) & (x.pp > 1)
+    half = np.where(dual, 0.5, 0.0)
+    edge = RankWeights((np.where(dual, 0.5, 1.0), zero, half),
+                       (one, zero, np.where(dual, 1.0, 0.0)))
+    last = RankWeights((half, zero, np.where(dual, 0.5, 1.0)),
+                       (np.where(dual, 1.0, 0.0), zero, one))
+    middle = RankWeights((zero, one, zero), (zero, np.where(dual, 2.0, 1.0), zero))
+    return edge, middle, last
+
+
+def inflight(x: LayoutArrays, nmb: IntArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Micro-batches of one stage in flight on the first, the second and the last rank."""
+    p, v, m = x.pp, x.vp, nmb
+    interleaved = v > 1
+
+    def one_f_one_b(rank: IntArray) -> FloatArray:
+        chunks = np.minimum(m * v, 2 * (p - 1 - rank) + (v - 1) * p + 1)
+        return np.where(interleaved, chunks / v, np.minimum(m, p - rank)).astype(float)
+
+    zb = np.minimum(m, p).astype(float)
+    dual = np.minimum(m, p + 1).astype(float)
+    out = []
+    for rank in (np.zeros_like(p), np.minimum(1, p - 1), p - 1):
+        out.append(np.select([x.schedule == ZERO_BUBBLE, x.schedule == DUALPIPE],
+                             [zb, dual], one_f_one_b(rank)))
+    return out[0], out[1], out[2]
+
+
+def saturation(x: LayoutArrays) -> IntArray:
+    """Micro-batches per step beyond which no rank holds more in flight."""
+    warm = np.where(x.vp > 1, ceil_div(2 * (x.pp - 1) + (x.vp - 1) * x.pp + 1, x.vp), x.pp)
+    return np.select([x.schedule == ZERO_BUBBLE, x.schedule == DUALPIPE], [x.pp, x.pp + 1],
+                     warm)
+
+
+def bubble(x: LayoutArrays, nmb: IntArray, forward: FloatArray, input_grad: FloatArray,
+           weight_grad: FloatArray) -> FloatArray:
+    """Idle time per step of the slowest rank (its per-micro-batch F, B, W)."""
+    p = x.pp.astype(float)
+    whole = forward + input_grad + weight_grad
+    interleaves = (x.vp > 1) & (nmb >= x.pp)
+    one_f = (p - 1) / np.where(interleaves, x.vp, 1) * whole
+    zb = (p - 1) * np.maximum(0.0, forward + input_grad - weight_grad)
+    dual = np.maximum(0.0, p / 2 - 1) * np.maximum(0.0, forward + 2 * input_grad - weight_grad)
+    return np.select([x.schedule == ZERO_BUBBLE, x.schedule == DUALPIPE], [zb, dual], one_f)
+
+
+def schedule_rules(x: LayoutArrays, nmb: IntArray) -> np.ndarray:
+    """Micro-batch counts the schedules need (True = satisfied): interleaving a multiple of
+    ``p`` (Megatron-LM ``schedules.py``); zero-bubble at least ``p``; DualPipe an even count of
+    at least ``2p`` on an even ``p`` (deepseek-ai/DualPipe ``dualpipe.py``, DualPipe.step)."""
+    p, m = x.pp, nmb
+    one_f = (x.vp == 1) | ((m >= p) & (m % p == 0))
+    zb = (x.vp == 1) & (p > 1) & (m >= p)
+    dual = (x.vp == 1) & (p > 1) & (p % 2 == 0) & (m % 2 == 0) & (m >= 2 * p)
+    return np.select([x.schedule == ZERO_BUBBLE, x.schedule == DUALPIPE], [zb, dual], one_f)
+
+
+def microbatch_grain(x: LayoutArrays) -> tuple[IntArray, IntArray]:
+    """(step, least) of the micro-batch counts a schedule accepts: multiples of ``step``,
+    at least ``least`` (``schedule_rules``)."""
+    p = x.pp
+    step = np.select([x.schedule == DUALPIPE, x.vp > 1], [np.full_like(p, 2), p], 1)
+    least = np.select([x.schedule == DUALPIPE, x.schedule == ZERO_BUBBLE, x.vp > 1],
+                      [2 * p, p, p], 1)
+    return step, least
+
+
+__all__ = ["RankWeights", "Stage", "Stages", "bubble", "ceil_div", "inflight",
+           "microbatch_grain", "rank_weights", "saturation", "schedule_rules", "split_slots",
+           "stages"]
