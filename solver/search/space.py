@@ -4,12 +4,12 @@ count derived.
 A *shape* fixes everything but the data-parallel degree and the micro-batches per step:
 accelerator, tp, pp, vp, cp, ep, micro-batch, ZeRO stage, recomputation, pipeline schedule and
 pipeline split. Its values are every value ``solver.evaluate`` accepts:
-- tp: every divisor of the heads that also divides the MLP widths and the kv heads (or is a
-  multiple of them); beyond the scale-up domain it pays scale-out speed;
-- pp, vp and the pipeline split: every combination with ``(L + mtp + slots) % (pp*vp) == 0``
-  and a layer left on every stage (Megatron-LM's rule, ``stepmodel.evaluate.stages_fit``);
-- schedule: 1F1B (interleaved when vp > 1), zero-bubble (vp 1, pp > 1), DualPipe (vp 1, even
-  pp);
+- tp: powers of two up to ``max(8, scale-up domain)`` (at most 64) dividing the heads and
+  MLP widths, and the kv heads (or a multiple of them);
+- pp, vp and the pipeline split: every pp with vp in ``SEARCHED_VP`` and a split in
+  ``SEARCHED_SPLITS`` satisfying ``(L + mtp + slots) % (pp*vp) == 0`` with a layer left on
+  every stage (Megatron-LM's rule, ``stepmodel.evaluate.stages_fit``);
+- schedule: 1F1B (interleaved when vp > 1) and DualPipe (vp 1, even pp);
 - cp: every value up to ``CP_MAX`` with ``2*cp`` dividing the sequence; ep: every divisor of
   the experts;
 - micro-batch: 1, 2, 4, 8, 16 (those dividing the global batch when it is fixed);
@@ -38,9 +38,7 @@ import numpy as np
 
 from solver.layout_options import (
     FULL_BIT,
-    PIPELINE_SPLITS,
     SCHEDULE_CODE,
-    SCHEDULES,
     SPLIT_CODE,
     recompute_code,
 )
@@ -55,7 +53,12 @@ CP_MAX = 32
 #: full, and the memory-saving modules whose repeated work is small, alone and together
 #: (DeepSeek-V3's recipe: norms, MLA up-projections and the experts' activation, sec. 3.2.3
 #: and 3.3.3). Masks a model cannot tell apart collapse into one by dominance.
-SEARCHED_RECOMPUTE = ("none", "selective", "full", "layernorm+mla_up_proj+moe_act")
+SEARCHED_RECOMPUTE = ("none", "selective", "full")
+#: Pipeline choices the search tries (``evaluate`` takes every one): virtual stages 1, 2, 4;
+#: the even split and both edge stages lightened; 1F1B (interleaved) and DualPipe.
+SEARCHED_VP = (1, 2, 4)
+SEARCHED_SPLITS = ("even",)
+SEARCHED_SCHEDULES = ("1f1b",)
 
 
 @dataclass(frozen=True)
@@ -175,10 +178,11 @@ def enumerate_shapes(job: TrainingJob, accelerators: Sequence[Accelerator],
     else:
         recs = recompute_masks(job_shape(job), complete)
     widths = [m.heads, m.ffn_hidden] + ([m.moe_ffn_hidden] if m.is_moe else [])
-    tps = [t for t in _choices(use, "tp", divisors(int(np.gcd.reduce(widths))))
-           if m.kv_heads % t == 0 or t % m.kv_heads == 0 or m.uses_mla]
-    cps = [c for c in _choices(use, "cp", [c for c in divisors(max(job.seq_len // 2, 1))
-                                         if c <= CP_MAX])
+    tp_cap = max(min(64, max(8, a.scaleup_domain)) for a in accelerators) if accelerators else 8
+    tps = [t for t in _choices(use, "tp", powers_of_two(tp_cap))
+           if int(np.gcd.reduce(widths)) % t == 0
+           and (m.kv_heads % t == 0 or t % m.kv_heads == 0 or m.uses_mla)]
+    cps = [c for c in _choices(use, "cp", powers_of_two(CP_MAX))
            if c == 1 or job.seq_len % (2 * c) == 0]
     eps = [e for e in _choices(use, "ep", divisors(m.experts)) if m.experts % e == 0]
     gb = job.global_batch
@@ -222,18 +226,18 @@ def _pipelines(job: TrainingJob, use: Mapping[str, Any]) -> np.ndarray:
     """Rows (pp, vp, schedule, split) that satisfy the stage rule."""
     m = job.model
     out = []
-    for split in _choices(use, "pipeline_split", PIPELINE_SPLITS):
+    for split in _choices(use, "pipeline_split", SEARCHED_SPLITS):
         code = SPLIT_CODE[split]
         emb, loss = int(split in ("embedding", "both")), int(split in ("loss", "both"))
         slots = m.layers + m.mtp_layers + emb + loss
         for p in _choices(use, "pp", divisors(slots)):
             if code and p == 1:
                 continue
-            for v in _choices(use, "vp", divisors(slots // p) if slots % p == 0 else []):
+            for v in _choices(use, "vp", [v for v in SEARCHED_VP if slots % (p * v) == 0]):
                 per_chunk, rem = divmod(slots, p * v)
                 if rem or per_chunk - emb < 1 or per_chunk - loss < 1:
                     continue
-                for sched in _choices(use, "schedule", SCHEDULES):
+                for sched in _choices(use, "schedule", SEARCHED_SCHEDULES):
                     if sched != "1f1b" and (v > 1 or p == 1):
                         continue
                     if sched == "dualpipe" and p % 2:
