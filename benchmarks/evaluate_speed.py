@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 import solver
+from solver.layout_options import DUALPIPE, FULL_BIT, MODULE_BIT, ONE_F_ONE_B, ZERO_BUBBLE
 from solver.stepmodel.arrays import HardwareTable, LayoutArrays
 from solver.stepmodel.evaluate import evaluate_arrays
 from solver.stepmodel.shape import job_shape
@@ -26,7 +27,8 @@ def random_layouts(n: int, accelerators: int, rng: np.random.Generator) -> Layou
     return LayoutArrays.from_columns(
         accel=rng.integers(0, accelerators, n), tp=tp, pp=pp, dp=dp, cp=rng.choice([1, 2], n),
         ep=1, vp=1, mb=mb, nmb=np.maximum(1, 1536 // (dp * mb)), zero=rng.integers(0, 4, n),
-        recompute=rng.integers(0, 3, n))
+        recompute=rng.choice([0, FULL_BIT, MODULE_BIT["core_attn"], MODULE_BIT["layernorm"]], n),
+        schedule=rng.choice([ONE_F_ONE_B, ZERO_BUBBLE, DUALPIPE], n), split=rng.integers(0, 4, n))
 
 
 def main() -> None:

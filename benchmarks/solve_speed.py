@@ -24,7 +24,7 @@ import solver
 from solver.search.oracle import brute_force
 from solver.search.rows import DEFAULT_MAX_GPUS
 from solver.search.solve import select_accelerators
-from solver.search.space import enumerate_shapes
+from solver.search.space import enumerate_shapes, search_masks
 
 ORACLE_MAX_LAYOUTS = 20_000_000
 H100 = "h100-sxm5-80gb"
@@ -76,7 +76,8 @@ def oracle_layouts(q: Question, accelerators: list[solver.Accelerator]) -> int:
     """How many layouts ``brute_force`` evaluates for ``q``, counted without building them
     (the same loops as the oracle, per group of shapes with equal tp*pp*cp, mb, cp, ep)."""
     jb, limits = q.job, q.limits
-    shapes = enumerate_shapes(jb, accelerators, limits.fixed, complete=True)
+    shapes = enumerate_shapes(jb, accelerators, limits.fixed, complete=True,
+                              masks=search_masks(jb, limits.fixed, complete=True))
     cap = limits.gpus or limits.max_gpus or DEFAULT_MAX_GPUS
     replica = shapes.tp * shapes.pp * shapes.cp
     keys = np.stack([replica, shapes.mb, shapes.cp, shapes.ep], axis=1)

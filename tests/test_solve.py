@@ -29,8 +29,13 @@ from hypothesis import strategies as st
 
 import solver
 from solver.cli import run
+from solver.layout_options import all_recompute_masks, recompute_name
 from solver.search.oracle import brute_force
 from solver.search.solve import solve
+from solver.search.space import recompute_masks
+from solver.stepmodel.arrays import HardwareTable, LayoutArrays
+from solver.stepmodel.evaluate import evaluate_arrays
+from solver.stepmodel.shape import job_shape
 
 #: Accelerators of the property test: two NVIDIA parts, one without a price (mi300x) and one
 #: without a TDP (tpu-v5e), whose scale-up domain (256) allows tp up to 64.
@@ -110,8 +115,10 @@ def check_plan(plan: solver.Plan, job: solver.TrainingJob, limits: solver.Limits
 #: One fixed layout field at a time; zero_stage 0 and selective recomputation are the values
 #: the solver leaves out as dominated, so fixing them checks that they come back.
 FIXED_CHOICES: tuple[tuple[str, Any], ...] = (
-    ("dp", 2), ("tp", 2), ("pp", 2), ("vp", 2), ("cp", 2), ("micro_batch", 2),
-    ("zero_stage", 0), ("zero_stage", 3), ("recompute", "selective"), ("recompute", "full"))
+    ("dp", 2), ("tp", 2), ("pp", 2), ("vp", 2), ("vp", 3), ("cp", 2), ("micro_batch", 2),
+    ("zero_stage", 0), ("zero_stage", 3), ("recompute", "selective"), ("recompute", "full"),
+    ("recompute", "layernorm+mlp"), ("schedule", "zero-bubble"), ("schedule", "dualpipe"),
+    ("pipeline_split", "both"), ("pipeline_split", "embedding"))
 
 
 @st.composite
@@ -120,9 +127,10 @@ def questions(draw: st.DrawFn) -> Question:
     moe = draw(st.integers(0, 3)) == 0
     experts, top_k = (draw(st.sampled_from([4, 8])), draw(st.integers(1, 2))) if moe else (1, 1)
     model = solver.ModelSpec(
-        name="random", layers=draw(st.integers(2, 12)),
+        name="random", layers=draw(st.integers(2, 8)),
         hidden=draw(st.sampled_from([256, 512, 1024])), heads=draw(st.sampled_from([4, 8, 16])),
-        vocab=draw(st.integers(1000, 32000)), seq_len=seq, experts=experts, top_k=top_k)
+        vocab=draw(st.integers(1000, 32000)), seq_len=seq, experts=experts, top_k=top_k,
+        capacity_factor=draw(st.sampled_from([0.0, 1.0, 1.25])) if moe else 1.0)
     global_batch = draw(st.sampled_from([0, 0, 16, 32, 48, 64]))
     tokens = 10.0 ** draw(st.floats(8.0, 10.0))
     # The training software too: every fact of the job changes what the search must weigh.
@@ -131,7 +139,11 @@ def questions(draw: st.DrawFn) -> Question:
                 "grad_reduce_overlap": draw(st.booleans()),
                 "zero3_impl": draw(st.sampled_from(["fsdp", "deepspeed"])),
                 "grad_dtype": draw(st.sampled_from(["fp32", "bf16"])),
-                "ep_comm_overlap": draw(st.booleans())}
+                "ep_comm_overlap": draw(st.booleans()),
+                "moe_dispatcher": draw(st.sampled_from(["alltoall", "deepep"])),
+                "fp8_dispatch": draw(st.booleans()),
+                "moe_imbalance": draw(st.sampled_from([1.0, 1.3])),
+                "moments_dtype": draw(st.sampled_from(["fp32", "bf16"]))}
     job = solver.TrainingJob(model=model, tokens=tokens, global_batch=global_batch, seq_len=seq,
                              **software)  # type: ignore[arg-type]
 
@@ -150,7 +162,7 @@ def questions(draw: st.DrawFn) -> Question:
     limits = solver.Limits(
         accelerators=tuple(accelerators), gpus=count if exact else None,
         max_gpus=None if exact else count, deadline_days=deadline, budget_usd=budget,
-        fixed=fixed, tokens_per_step=(seq * 8.0, seq * 256.0))
+        fixed=fixed, tokens_per_step=(seq * 8.0, seq * 64.0))
     return Question(job, limits, objective, draw(st.sampled_from([1, 1, 2, 3])))
 
 
@@ -408,3 +420,35 @@ def test_library_job_and_limits_types_are_checked() -> None:
     job = solver.TrainingJob(model=solver.model("llama3-8b"), tokens=1e9)
     with pytest.raises(solver.SpecError, match="limits"):
         solve(job, {"max_gpus": 8})  # type: ignore[arg-type]
+
+
+# --- The recomputation masks the search leaves out are dominated --------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(q=questions(), dp=st.integers(1, 8), nmb=st.integers(1, 8), pp=st.sampled_from([1, 2]))
+def test_every_mask_left_out_is_no_better_than_one_kept(q: Question, dp: int, nmb: int,
+                                                         pp: int) -> None:
+    """``space.recompute_masks`` keeps a mask unless another is no worse part by part; then,
+    on any layout, some kept mask is as fast and needs as little memory as each left out
+    (every mask evaluated here, the kept ones and the others)."""
+    job = q.job
+    m = job.model
+    slots = m.layers
+    pp = pp if slots % pp == 0 else 1
+    kept = recompute_masks(job_shape(job))
+    every = all_recompute_masks()
+    acc = solver.accelerator(q.limits.accelerators[0])
+    hw = HardwareTable.build([acc], job.precision)
+    n = len(every)
+    x = LayoutArrays.from_columns(accel=0, tp=1, pp=pp, dp=dp, cp=1, ep=1, vp=1, mb=1,
+                                  nmb=nmb, zero=1, recompute=every, schedule=0, split=0)
+    r = evaluate_arrays(job, x, hw)
+    time_s = dict(zip(every, r.step_s.tolist(), strict=True))
+    mem = dict(zip(every, r.memory.total.tolist(), strict=True))
+    assert n == len(time_s)
+    for mask in every:
+        if mask in kept:
+            continue
+        assert any(time_s[k] <= time_s[mask] * (1 + 1e-12) and mem[k] <= mem[mask] * (1 + 1e-12)
+                   for k in kept), recompute_name(mask)

@@ -20,13 +20,16 @@ above it. Only strictly worse rows are skipped, so the optimum and its ties are 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from solver.layout_options import FULL_BIT, ONE_F_ONE_B
 from solver.search.space import Shapes
+from solver.stepmodel.arrays import LayoutArrays
 from solver.stepmodel.evaluate import evaluate_arrays
 from solver.stepmodel.memory import memory
 
@@ -106,7 +109,25 @@ def smallest_dp(a: np.ndarray, b: np.ndarray, limit_s: float, dp_max: np.ndarray
     with np.errstate(divide="ignore", invalid="ignore"):
         need = np.ceil(a / room * (1 - SLACK))
     need = np.where(room > 0, need, np.inf)
+    # No floor where the probe could not be placed (NaN): such shapes keep every dp.
+    need = np.where(np.isnan(a) | np.isnan(b), 1.0, need)
     return np.minimum(need, dp_max + 1).astype(np.int64)
+
+
+def smallest_memory(q: Question, x: LayoutArrays) -> np.ndarray:
+    """A lower bound of the memory of ``x`` under every recomputation mask the question
+    searches (``Question.masks``): memory never grows as a mask drops more parts, so the union
+    of the module masks bounds them all, and full recomputation bounds itself."""
+    masks = q.masks
+    modules = [int(m) for m in masks if not m & FULL_BIT]
+    bound = np.full(len(x), np.inf)
+    if modules:
+        union = int(np.bitwise_or.reduce(modules))
+        bound = memory(q.js, dataclasses.replace(x, recompute=np.full(len(x), union))).total
+    if any(m & FULL_BIT for m in masks):
+        full = memory(q.js, dataclasses.replace(x, recompute=np.full(len(x), FULL_BIT))).total
+        bound = np.minimum(bound, full)
+    return bound
 
 
 def take_shapes(shapes: Shapes, keep: np.ndarray) -> Shapes:
@@ -140,27 +161,41 @@ def tighten(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndarray,
                 break
             part = np.arange(start, min(len(shapes), start + PROBE_CHUNK))
             sub = take_shapes(shapes, part)
-            smallest = memory(q.js, _layouts(sub, np.arange(part.size), dp_max[part],
-                                             np.ones(part.size, np.int64))).total
+            smallest = smallest_memory(q, _layouts(sub, np.arange(part.size), dp_max[part],
+                                                   np.ones(part.size, np.int64)))
             fits_parts.append(part[smallest <= q.hw.memory_bytes[sub.accel]])
         fits = np.concatenate(fits_parts)
         shapes, dp_min, dp_max = take_shapes(shapes, fits), dp_min[fits], dp_max[fits]
         if len(shapes) == 0:
             return shapes, dp_min, dp_max, None, complete
-    everyone = np.arange(len(shapes))
-    probe = evaluate_arrays(job, _layouts(shapes, everyone, dp_max, np.ones_like(dp_max)),
-                            q.hw, q.calibration, q.js)
-    t = probe.time
-    per_mb = t.compute + t.memory_bound + t.tp_comm + t.cp_comm + t.ep_comm
+    per_mb_parts, cost_parts, energy_parts = [], [], []
+    for start in range(0, len(shapes), PROBE_CHUNK):
+        if per_mb_parts and stop_at is not None and time.perf_counter() > stop_at:
+            complete = False  # shapes not probed by then are left out
+            done = start
+            shapes, dp_min, dp_max = (take_shapes(shapes, np.arange(done)), dp_min[:done],
+                                      dp_max[:done])
+            break
+        part = np.arange(start, min(len(shapes), start + PROBE_CHUNK))
+        probe = evaluate_arrays(job, _layouts(shapes, part, dp_max[part],
+                                              np.ones(part.size, np.int64)),
+                                q.hw, q.calibration, q.js)
+        t = probe.time
+        per_mb_parts.append(t.compute + t.memory_bound + t.tp_comm + t.cp_comm + t.ep_comm)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            # rate + fixed/GPU-hours of the probe row >= rate, and the probe row's GPU-hours
+            # are at least the floor's, so rate_probe * floor <= rate * floor + fixed.
+            cost_parts.append(probe.cost_usd / probe.gpu_hours)
+            energy_parts.append(probe.energy_mwh / probe.gpu_hours)
+    per_mb = np.concatenate(per_mb_parts)
     a = job.tokens * per_mb / (job.seq_len * shapes.mb) * (1 - SLACK)
     sequences = job.global_batch or limits.tokens_per_step[1] / job.seq_len
-    b = a * (shapes.pp - 1) / shapes.vp * shapes.mb / sequences
+    # 1F1B's bubble is (p-1)/v micro-batch times; the zero-bubble and DualPipe bubbles can be
+    # as small as zero (pipeline.bubble), so their floor counts none.
+    one_f = shapes.schedule == ONE_F_ONE_B
+    b = np.where(one_f, a * (shapes.pp - 1) / shapes.vp * shapes.mb / sequences, 0.0)
     replica = shapes.tp * shapes.pp * shapes.cp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        # rate + fixed/GPU-hours of the probe row >= rate, and the probe row's GPU-hours are
-        # at least the floor's, so rate_probe * floor <= rate * floor + fixed (a true floor).
-        cost_rate = probe.cost_usd / probe.gpu_hours
-        energy_rate = probe.energy_mwh / probe.gpu_hours
+    cost_rate, energy_rate = np.concatenate(cost_parts), np.concatenate(energy_parts)
     # A probe that cannot be placed (its dp leaves the scale-up domain of an accelerator with no
     # scale-out figure) says nothing about the rate: 0 keeps the floor a true lower bound.
     cost_rate = np.where(np.isfinite(cost_rate), cost_rate, 0.0)

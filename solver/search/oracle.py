@@ -1,19 +1,21 @@
 """Brute force over the same space, for tests and benchmarks: the optimiser's referee.
 
-Unlike the solver it keeps the dominated ZeRO-0 and selective-recompute shapes, every
-integer dp (no grid) and every micro-batch count in the token range (not only the largest that
-fits), evaluates them all with the step model and takes the best feasible one.
+Unlike the solver it keeps the dominated ZeRO-0 shapes, every tp dividing the model's widths
+and every cp dividing the sequence, every recomputation mask as a layout of its own (the
+solver chooses among them per row), every integer dp (no grid) and every micro-batch count in
+the token range (not only the largest that fits), evaluates them all with the step model and
+takes the best feasible one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from solver.search.rows import DEFAULT_MAX_GPUS, fixed_violation
-from solver.search.space import enumerate_shapes
+from solver.search.space import Shapes, enumerate_shapes, search_masks
 from solver.specs import Accelerator, Limits, TrainingJob
 from solver.stepmodel.arrays import HardwareTable, LayoutArrays
 from solver.stepmodel.evaluate import StepResult, evaluate_arrays
@@ -33,49 +35,71 @@ def objective_value(r: StepResult, objective: str) -> np.ndarray:
     return np.where(np.isfinite(values), values, np.inf)
 
 
-def brute_force(job: TrainingJob, accelerators: Sequence[Accelerator], limits: Limits,
-                objective: str, *, chunk: int = 500_000) -> OracleAnswer:
-    hw = HardwareTable.build(accelerators, job.precision)
-    shapes = enumerate_shapes(job, accelerators, limits.fixed, complete=True)
-    cap = limits.gpus or limits.max_gpus or DEFAULT_MAX_GPUS
-    seq = job.seq_len
+def _items(shapes: Shapes, job: TrainingJob, limits: Limits, cap: int
+           ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(shape, dp, nmb) of every layout, in blocks of shapes: every dp up to the GPU cap,
+    and every micro-batch count (the global batch's, or each one in the token range)."""
     low, high = limits.tokens_per_step
-    items: list[tuple[int, int, int]] = []  # (shape, dp, nmb)
-    for s in range(len(shapes)):
-        replica = int(shapes.tp[s] * shapes.pp[s] * shapes.cp[s])
-        mb = int(shapes.mb[s])
-        for dp in range(1, cap // replica + 1):
-            if (dp * int(shapes.cp[s])) % int(shapes.ep[s]):
-                continue
-            if limits.gpus is not None and replica * dp != limits.gpus:
-                continue
-            if job.global_batch:
-                if job.global_batch % (dp * mb) == 0:
-                    items.append((s, dp, job.global_batch // (dp * mb)))
-                continue
-            per = seq * dp * mb
-            for nmb in range(max(1, -(-int(low) // per)), int(high) // per + 1):
-                items.append((s, dp, nmb))
-    best = np.inf
-    for start in range(0, len(items), chunk):
-        part = np.array(items[start:start + chunk], dtype=np.int64).reshape(-1, 3)
-        idx = part[:, 0]
-        x = LayoutArrays(accel=shapes.accel[idx], tp=shapes.tp[idx], pp=shapes.pp[idx],
-                         dp=part[:, 1], cp=shapes.cp[idx], ep=shapes.ep[idx], vp=shapes.vp[idx],
-                         mb=shapes.mb[idx], nmb=part[:, 2], zero=shapes.zero[idx],
-                         recompute=shapes.recompute[idx], schedule=shapes.schedule[idx],
-                         split=shapes.split[idx])
-        r = evaluate_arrays(job, x, hw)
-        ok = (r.fits_memory & r.placeable & ~fixed_violation(x, limits.fixed)
-              & schedule_rules(x, x.nmb))
-        if limits.max_gpus is not None:
-            ok &= r.gpus <= limits.max_gpus
-        with np.errstate(invalid="ignore"):
-            if limits.deadline_days is not None:
-                ok &= r.training_days <= limits.deadline_days
-            if limits.budget_usd is not None:
-                ok &= r.cost_usd <= limits.budget_usd
-        values = objective_value(r, objective)
-        if np.any(ok):
-            best = min(best, float(values[ok].min()))
-    return OracleAnswer(bool(np.isfinite(best)), best, len(items))
+    block = 2_000
+    for start in range(0, len(shapes), block):
+        s = np.arange(start, min(len(shapes), start + block))
+        replica = shapes.tp[s] * shapes.pp[s] * shapes.cp[s]
+        counts = np.maximum(0, cap // replica)
+        idx = np.repeat(s, counts)
+        dp = np.arange(idx.size) - np.repeat(np.cumsum(counts) - counts, counts) + 1
+        keep = (dp * shapes.cp[idx]) % shapes.ep[idx] == 0
+        if limits.gpus is not None:
+            keep &= shapes.tp[idx] * shapes.pp[idx] * shapes.cp[idx] * dp == limits.gpus
+        mb = shapes.mb[idx]
+        if job.global_batch:
+            keep &= job.global_batch % (dp * mb) == 0
+            idx, dp, mb = idx[keep], dp[keep], mb[keep]
+            yield idx, dp, job.global_batch // (dp * mb)
+            continue
+        idx, dp, mb = idx[keep], dp[keep], mb[keep]
+        per = job.seq_len * dp * mb
+        first = np.maximum(1, -(-int(low) // per))
+        many = np.maximum(0, int(high) // per + 1 - first)
+        rows = np.repeat(np.arange(idx.size), many)
+        nmb = np.arange(rows.size) - np.repeat(np.cumsum(many) - many, many) + first[rows]
+        yield idx[rows], dp[rows], nmb
+
+
+def brute_force(job: TrainingJob, accelerators: Sequence[Accelerator], limits: Limits,
+                objective: str, *, chunk: int = 500_000, every_mask: bool = False
+                ) -> OracleAnswer:
+    """The best objective value over every layout (``docs/solver.md``, "The oracle").
+
+    Recomputation ranges over the masks the search keeps (``space.recompute_masks``; the
+    claim that the others are dominated is tested on its own), or with ``every_mask`` over
+    every mask (one of each set with identical effects)."""
+    hw = HardwareTable.build(accelerators, job.precision)
+    cap = limits.gpus or limits.max_gpus or DEFAULT_MAX_GPUS
+    shapes = enumerate_shapes(job, accelerators, limits.fixed, complete=True,
+                              masks=search_masks(job, limits.fixed, complete=every_mask),
+                              max_replica=cap)
+    best, layouts = np.inf, 0
+    for idx_all, dp_all, nmb_all in _items(shapes, job, limits, cap):
+        for start in range(0, idx_all.size, chunk):
+            idx = idx_all[start:start + chunk]
+            x = LayoutArrays(accel=shapes.accel[idx], tp=shapes.tp[idx], pp=shapes.pp[idx],
+                             dp=dp_all[start:start + chunk], cp=shapes.cp[idx],
+                             ep=shapes.ep[idx], vp=shapes.vp[idx], mb=shapes.mb[idx],
+                             nmb=nmb_all[start:start + chunk], zero=shapes.zero[idx],
+                             recompute=shapes.recompute[idx], schedule=shapes.schedule[idx],
+                             split=shapes.split[idx])
+            layouts += len(x)
+            r = evaluate_arrays(job, x, hw)
+            ok = (r.fits_memory & r.placeable & ~fixed_violation(x, limits.fixed)
+                  & schedule_rules(x, x.nmb))
+            if limits.max_gpus is not None:
+                ok &= r.gpus <= limits.max_gpus
+            with np.errstate(invalid="ignore"):
+                if limits.deadline_days is not None:
+                    ok &= r.training_days <= limits.deadline_days
+                if limits.budget_usd is not None:
+                    ok &= r.cost_usd <= limits.budget_usd
+            values = objective_value(r, objective)
+            if np.any(ok):
+                best = min(best, float(values[ok].min()))
+    return OracleAnswer(bool(np.isfinite(best)), best, layouts)

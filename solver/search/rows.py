@@ -20,7 +20,7 @@ import numpy as np
 
 from solver.layout_options import SCHEDULE_CODE, SPLIT_CODE, recompute_code
 from solver.search.bounds import SLACK, Floors, take_shapes, tighten
-from solver.search.space import Shapes, dp_values, enumerate_shapes
+from solver.search.space import Shapes, dp_values, enumerate_shapes, search_masks
 from solver.specs import Accelerator, Limits, TrainingJob
 from solver.stepmodel.arrays import HardwareTable, LayoutArrays
 from solver.stepmodel.calibration import DEFAULT_CALIBRATION, Calibration
@@ -136,6 +136,7 @@ class Question:
     hw: HardwareTable
     calibration: Calibration
     relaxed: bool
+    masks: tuple[int, ...] = (0,)  # recomputation masks each row chooses among
 
 
 def build_rows(job: TrainingJob, accelerators: Sequence[Accelerator], limits: Limits,
@@ -152,11 +153,14 @@ def build_rows(job: TrainingJob, accelerators: Sequence[Accelerator], limits: Li
     most promising shapes to the least; past ``stop_at`` (a ``time.perf_counter()`` value) no
     further chunk is started and the rows are marked incomplete.
     """
-    q = Question(job, job_shape(job), limits, hw, calibration, relaxed)
+    fixed = {} if relaxed else limits.fixed
+    masks = tuple(search_masks(job, fixed))
+    q = Question(job, job_shape(job), limits, hw, calibration, relaxed, masks)
     cap = None if relaxed else (limits.gpus or limits.max_gpus)
     exact = None if relaxed else limits.gpus
+    # Shapes carry the fastest mask (none, or the fixed one): the floors' time bound.
     shapes = enumerate_shapes(job, accelerators, limits.fixed, honour_fixed=not relaxed,
-                              max_replica=cap, replica_divides=exact)
+                              max_replica=cap, replica_divides=exact, masks=(min(masks),))
     if len(shapes) == 0:
         return _empty_rows(job, hw, q.js, calibration)
     dp_max = _dp_max(q, shapes)
@@ -311,29 +315,76 @@ def candidates(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndarr
 
 
 def rows_for(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray) -> Rows:
-    """Evaluate the rows (shape ``idx``, ``dp``), deriving the micro-batches per step."""
-    job, js, hw = q.job, q.js, q.hw
-    mb = shapes.mb[idx]
-    if job.global_batch:
-        nmb = job.global_batch // (dp * mb)
+    """Evaluate the rows (shape ``idx``, ``dp``) under each recomputation mask of the
+    question and keep, per row, the fastest mask that fits (the least memory where none
+    does). At a fixed layout, GPU count and accelerator every objective and every limit is
+    monotone in the training time, so no other mask can make the row better."""
+    idx, dp = _schedulable(q, shapes, idx, dp)
+    first = _rows_with_mask(q, shapes, idx, dp, q.masks[0])
+    n = len(first)
+    if len(q.masks) == 1 or n == 0:
+        return first
+    # The first mask (none) repeats no work: where it fits it is the fastest. Only the rows it
+    # leaves over memory try the others.
+    over = np.flatnonzero(~first.result.fits_memory)
+    if over.size == 0:
+        return first
+    per_mask = [first.take(over)] + [_rows_with_mask(q, shapes, idx[over], dp[over], mask)
+                                     for mask in q.masks[1:]]
+    k = over.size
+    joined = concat(per_mask)
+    r = joined.result
+    usable = (r.fits_memory & r.placeable).reshape(len(q.masks), k)
+    seconds = np.where(usable, r.training_s.reshape(len(q.masks), k), np.inf)
+    choice = np.argmin(seconds, axis=0)
+    least_memory = np.argmin(r.memory.total.reshape(len(q.masks), k), axis=0)
+    choice = np.where(usable.any(axis=0), choice, least_memory)
+    order = np.arange(n)
+    order[over] = n + choice * k + np.arange(k)  # rows of ``joined`` after ``first``'s
+    both = concat([first, joined])
+    picked = both.take(order)
+    return Rows(picked.result, picked.violates, evaluated=n + k * (len(q.masks) - 1))
+
+
+def _microbatch_range(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(low, high, step) of the micro-batch counts a row may take when the solver chooses the
+    global batch: within the token range, on the schedule's grain (``microbatch_grain``)."""
+    low_tokens, high_tokens = q.limits.tokens_per_step
+    per_micro = q.job.seq_len * dp * shapes.mb[idx]
+    lo = np.maximum(1, -(-int(low_tokens) // per_micro))
+    hi = int(high_tokens) // per_micro
+    step, least = microbatch_grain(_layouts(shapes, idx, dp, hi))
+    lo = -(-np.maximum(lo, least) // step) * step
+    return lo, hi // step * step, step
+
+
+def _schedulable(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The rows whose schedule can run: a fixed global batch's micro-batch count meets the
+    schedule's rule, or the token range holds a count on the schedule's grain."""
+    if q.job.global_batch:
+        nmb = q.job.global_batch // (dp * shapes.mb[idx])
+        ok = schedule_rules(_layouts(shapes, idx, dp, nmb), nmb)
     else:
-        low_tokens, high_tokens = q.limits.tokens_per_step
-        per_micro = job.seq_len * dp * mb
-        lo = np.maximum(1, -(-int(low_tokens) // per_micro))
-        hi = int(high_tokens) // per_micro
-        step, least = microbatch_grain(_layouts(shapes, idx, dp, hi))
-        lo = np.maximum(lo, least)
-        lo = -(-lo // step) * step
-        hi = hi // step * step
-        valid = hi >= lo
-        idx, dp, lo, hi, step = idx[valid], dp[valid], lo[valid], hi[valid], step[valid]
-        probe = _layouts(shapes, idx, dp, hi)
+        lo, hi, _ = _microbatch_range(q, shapes, idx, dp)
+        ok = hi >= lo
+    return idx[ok], dp[ok]
+
+
+def _rows_with_mask(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray, mask: int
+                    ) -> Rows:
+    """The rows (shape ``idx``, ``dp``; schedulable, ``_schedulable``) with recomputation
+    ``mask``, deriving the micro-batches per step."""
+    job, js, hw = q.job, q.js, q.hw
+    if job.global_batch:
+        nmb = job.global_batch // (dp * shapes.mb[idx])
+    else:
+        lo, hi, step = _microbatch_range(q, shapes, idx, dp)
+        probe = _layouts(shapes, idx, dp, hi, mask)
         best = largest_fitting_m(js, probe, hw.memory_bytes[probe.accel], lo, hi, step)
         nmb = np.where(best >= lo, best, lo)  # none fits: keep the smallest, flagged below
-    x = _layouts(shapes, idx, dp, nmb)
-    keep = np.flatnonzero(schedule_rules(x, x.nmb))
-    if keep.size < len(x):
-        x = x.take(keep)
+    x = _layouts(shapes, idx, dp, nmb, mask)
     result = evaluate_arrays(job, x, hw, q.calibration, js)
     return Rows(result, _violations(result, q.limits, relaxed=q.relaxed), evaluated=len(x))
 
@@ -397,11 +448,16 @@ def concat(parts: Sequence[Rows]) -> Rows:
     return Rows(replace(results[0], **changes), violates)
 
 
-def _layouts(shapes: Shapes, idx: np.ndarray, dp: np.ndarray, nmb: np.ndarray) -> LayoutArrays:
+def _layouts(shapes: Shapes, idx: np.ndarray, dp: np.ndarray, nmb: np.ndarray,
+             mask: int | None = None) -> LayoutArrays:
+    """Layouts of the rows (shape ``idx``, ``dp``, ``nmb``); ``mask`` overrides the shapes'
+    recomputation."""
+    recompute = shapes.recompute[idx] if mask is None else np.full(np.size(idx), mask,
+                                                                    np.int64)
     return LayoutArrays(accel=shapes.accel[idx], tp=shapes.tp[idx], pp=shapes.pp[idx],
                         dp=np.asarray(dp, np.int64), cp=shapes.cp[idx], ep=shapes.ep[idx],
                         vp=shapes.vp[idx], mb=shapes.mb[idx], nmb=np.asarray(nmb, np.int64),
-                        zero=shapes.zero[idx], recompute=shapes.recompute[idx],
+                        zero=shapes.zero[idx], recompute=recompute,
                         schedule=shapes.schedule[idx], split=shapes.split[idx])
 
 

@@ -201,6 +201,12 @@ def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "t
                         explanation=("no plan found within the time limit",),
                         solve_time_s=time.perf_counter() - started, candidates=evaluated,
                         rows=len(kept), notes=tuple(notes))
+    if rows is not None and not rows.complete:
+        # The time limit stopped the evaluation before any layout was left: nothing is proven.
+        return Plan(status="unknown", objective=objective, estimate=None,
+                    explanation=("no plan found within the time limit",),
+                    solve_time_s=time.perf_counter() - started, candidates=evaluated, rows=0,
+                    notes=tuple(notes))
     say("no plan satisfies every limit; finding which limits conflict")
     reasons = explain.infeasible(job, accs, limits, hw, calibration=calibration,
                                  time_limit_s=max(MIN_CP_SAT_S, time_limit_s

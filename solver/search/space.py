@@ -1,31 +1,34 @@
 """The search space: per-replica shapes (numpy), then rows = shape x dp with the micro-batch
 count derived.
 
-A *shape* fixes everything but the data-parallel degree and the micro-batches per step:
-accelerator, tp, pp, vp, cp, ep, micro-batch, ZeRO stage, recomputation, pipeline schedule and
+A *shape* fixes everything but the data-parallel degree, the micro-batches per step and the
+recomputation: accelerator, tp, pp, vp, cp, ep, micro-batch, ZeRO stage, pipeline schedule and
 pipeline split. Its values are every value ``solver.evaluate`` accepts:
-- tp: powers of two up to ``max(8, scale-up domain)`` (at most 64) dividing the heads and
-  MLP widths, and the kv heads (or a multiple of them);
-- pp, vp and the pipeline split: every pp with vp in ``SEARCHED_VP`` and a split in
-  ``SEARCHED_SPLITS`` satisfying ``(L + mtp + slots) % (pp*vp) == 0`` with a layer left on
-  every stage (Megatron-LM's rule, ``stepmodel.evaluate.stages_fit``);
-- schedule: 1F1B (interleaved when vp > 1) and DualPipe (vp 1, even pp);
-- cp: every value up to ``CP_MAX`` with ``2*cp`` dividing the sequence; ep: every divisor of
-  the experts;
-- micro-batch: 1, 2, 4, 8, 16 (those dividing the global batch when it is fixed);
-- ZeRO 0-3 and the recomputation masks of ``SEARCHED_RECOMPUTE``.
-Not yet every value ``solver.evaluate`` accepts: larger cp and micro-batches, other module sets
-and data-parallel degrees off the grid below are evaluated but not searched (docs/solver.md).
+- tp: powers of two up to ``max(8, scale-up domain)`` (at most 64) dividing the heads and MLP
+  widths and the kv heads (or a multiple of them); the oracle (``complete``) every divisor;
+- pp, vp and the pipeline split: every combination with ``(L + mtp + slots) % (pp*vp) == 0``
+  and a layer left on every chunk (Megatron-LM's rule, ``stepmodel.evaluate.stages_fit``);
+- schedule: 1F1B (interleaved when vp > 1), zero-bubble (vp 1, pp > 1), DualPipe (vp 1, even
+  pp);
+- cp: powers of two up to ``CP_MAX`` with ``2*cp`` dividing the sequence (the oracle every
+  such value); ep: every divisor of the experts;
+- micro-batch: every divisor of the global batch when it is fixed; 1, 2, 4, 8, 16 when the
+  solver chooses the batch (a subset: see docs/solver.md);
+- ZeRO 0-3.
+Recomputation is chosen per row (``rows.rows_for``): among the masks of ``search_masks``, the
+fastest that fits, which is exact because at a fixed layout and GPU count every objective and
+limit is monotone in the training time. The masks are every canonical set of Megatron-LM
+modules, none and full, less those another mask dominates part by part (``_effects``: stored
+bytes and repeated work no smaller, so time never falls and memory never shrinks; with flash
+attention ``core_attn`` stores nothing, so it is such a mask).
 Values are left out only where another value is never worse in the step model (exact
 dominance): ZeRO-0 when the gradient reduction is not overlapped (``grad_reduce_overlap``
-False: then ZeRO-1 moves the same bytes, exposed alike, and holds less), and recomputation
-masks whose stored bytes and repeated work are, part by part, no smaller than another mask's
-(``recompute_masks``: time never falls and memory never shrinks as either grows; with flash
-attention ``core_attn`` stores nothing extra, so it is such a mask). A fixed value brings them
-back.
-The data-parallel degree takes every integer up to 64 and, above, the integers with at most
+False: then ZeRO-1 moves the same bytes, exposed alike, and holds less). A fixed value brings
+them back.
+The data-parallel degree takes every value when the GPU count or the global batch pins it;
+otherwise every integer up to 64 and, above, the integers with at most
 ``DP_SIGNIFICANT_BITS`` significant bits (64, 72, 80, 88, 96, 104, 112, 120, 128, 144, ...;
-spacing at most 12.5%), unless the GPU count or the global batch pins it (then every value).
+spacing at most 12.5%).
 """
 
 from __future__ import annotations
@@ -38,8 +41,11 @@ import numpy as np
 
 from solver.layout_options import (
     FULL_BIT,
+    PIPELINE_SPLITS,
     SCHEDULE_CODE,
+    SCHEDULES,
     SPLIT_CODE,
+    all_recompute_masks,
     recompute_code,
 )
 from solver.specs import Accelerator, TrainingJob
@@ -47,18 +53,9 @@ from solver.stepmodel.shape import JobShape, job_shape
 
 DP_SIGNIFICANT_BITS = 4
 MICRO_BATCHES = (1, 2, 4, 8, 16)
+#: Context-parallel degrees the search tries: powers of two up to this (the oracle, with
+#: ``complete``, every degree ``evaluate`` accepts).
 CP_MAX = 32
-#: Recomputation the search tries (``evaluate`` takes every set of Megatron-LM modules; the
-#: search does not yet range over all of them): none, Megatron-LM's selective (the scores),
-#: full, and the memory-saving modules whose repeated work is small, alone and together
-#: (DeepSeek-V3's recipe: norms, MLA up-projections and the experts' activation, sec. 3.2.3
-#: and 3.3.3). Masks a model cannot tell apart collapse into one by dominance.
-SEARCHED_RECOMPUTE = ("none", "selective", "full")
-#: Pipeline choices the search tries (``evaluate`` takes every one): virtual stages 1, 2, 4;
-#: the even split and both edge stages lightened; 1F1B (interleaved) and DualPipe.
-SEARCHED_VP = (1, 2, 4)
-SEARCHED_SPLITS = ("even",)
-SEARCHED_SCHEDULES = ("1f1b",)
 
 
 @dataclass(frozen=True)
@@ -122,7 +119,7 @@ def _effects(js: JobShape, mask: int) -> tuple[float, ...]:
     from solver.layout_options import MODULE_BIT
 
     out.append(float(bool(mask & MODULE_BIT["core_attn"])))  # the ring again under cp
-    out.append(float(bool(mask & MODULE_BIT["moe"])))  # the all-to-alls again
+    out.append(float(bool(mask & MODULE_BIT["moe"]) and js.is_moe))  # the all-to-alls again
     return tuple(out)
 
 
@@ -135,12 +132,31 @@ def _scores(js: JobShape, mask: int, *, moe: bool) -> float:
     return sum(p.bytes_per_token for p in parts if p.name == "scores")
 
 
-def recompute_masks(js: JobShape, complete: bool = False) -> list[int]:
+def search_masks(job: TrainingJob, fixed: Mapping[str, Any], *, complete: bool = False
+                 ) -> list[int]:
+    """The recomputation masks a question ranges over: the fixed one; with ``complete`` every
+    canonical mask (one of each set with identical effects, ``distinct_masks``); else those
+    ``recompute_masks`` keeps."""
+    if "recompute" in fixed:
+        return [recompute_code(fixed["recompute"])]
+    js = job_shape(job)
+    return distinct_masks(js) if complete else recompute_masks(js)
+
+
+def distinct_masks(js: JobShape) -> list[int]:
+    """Every canonical mask, one per set of masks the model cannot tell apart: identical
+    stored bytes and repeated work give identical estimates (a dense model ignores the MoE
+    and MLA modules), so evaluating one of them evaluates them all."""
+    seen: dict[tuple[float, ...], int] = {}
+    for mask in all_recompute_masks():
+        seen.setdefault(_effects(js, mask), mask)
+    return sorted(seen.values())
+
+
+def recompute_masks(js: JobShape) -> list[int]:
     """Recomputation masks worth searching: every canonical mask, less those another mask
     dominates part by part (``_effects``) and those identical to a smaller mask."""
-    masks = sorted({recompute_code(name) for name in SEARCHED_RECOMPUTE})
-    if complete:
-        return masks
+    masks = all_recompute_masks()
     effects = {mask: _effects(js, mask) for mask in masks}
     kept = []
     for mask in masks:
@@ -162,8 +178,11 @@ def recompute_masks(js: JobShape, complete: bool = False) -> list[int]:
 def enumerate_shapes(job: TrainingJob, accelerators: Sequence[Accelerator],
                      fixed: Mapping[str, Any], *, honour_fixed: bool = True,
                      complete: bool = False, max_replica: int | None = None,
-                     replica_divides: int | None = None) -> Shapes:
-    """Every shape satisfying the model's divisibility rules.
+                     replica_divides: int | None = None, masks: Sequence[int] = (0,)
+                     ) -> Shapes:
+    """Every shape satisfying the model's divisibility rules, its ``recompute`` column taking
+    each of ``masks`` (the search passes one placeholder and chooses per row; the oracle
+    passes every mask).
 
     With ``honour_fixed`` False the fixed fields are ignored (to explain conflicts); with
     ``complete`` the dominated values are kept too (the brute-force oracle checks the claim).
@@ -173,20 +192,19 @@ def enumerate_shapes(job: TrainingJob, accelerators: Sequence[Accelerator],
     m = job.model
     use = fixed if honour_fixed else {}
     zero_default = (0, 1, 2, 3) if complete or job.grad_reduce_overlap else (1, 2, 3)
-    if "recompute" in use:
-        recs = [recompute_code(use["recompute"])]
-    else:
-        recs = recompute_masks(job_shape(job), complete)
+    recs = list(masks)
     widths = [m.heads, m.ffn_hidden] + ([m.moe_ffn_hidden] if m.is_moe else [])
-    tp_cap = max(min(64, max(8, a.scaleup_domain)) for a in accelerators) if accelerators else 8
-    tps = [t for t in _choices(use, "tp", powers_of_two(tp_cap))
+    tp_cap = max((min(64, max(8, a.scaleup_domain)) for a in accelerators), default=8)
+    tps = [t for t in _choices(use, "tp", divisors(int(np.gcd.reduce(widths)))
+                               if complete else powers_of_two(tp_cap))
            if int(np.gcd.reduce(widths)) % t == 0
            and (m.kv_heads % t == 0 or t % m.kv_heads == 0 or m.uses_mla)]
-    cps = [c for c in _choices(use, "cp", powers_of_two(CP_MAX))
+    cps = [c for c in _choices(use, "cp", divisors(max(job.seq_len // 2, 1))
+                               if complete else powers_of_two(CP_MAX))
            if c == 1 or job.seq_len % (2 * c) == 0]
     eps = [e for e in _choices(use, "ep", divisors(m.experts)) if m.experts % e == 0]
     gb = job.global_batch
-    mbs = _choices(use, "micro_batch", [b for b in MICRO_BATCHES if not gb or gb % b == 0])
+    mbs = _choices(use, "micro_batch", divisors(gb) if gb else MICRO_BATCHES)
     zeros = _choices(use, "zero_stage", zero_default)
     pipes = _pipelines(job, use)
     parts: list[np.ndarray] = []
@@ -226,18 +244,18 @@ def _pipelines(job: TrainingJob, use: Mapping[str, Any]) -> np.ndarray:
     """Rows (pp, vp, schedule, split) that satisfy the stage rule."""
     m = job.model
     out = []
-    for split in _choices(use, "pipeline_split", SEARCHED_SPLITS):
+    for split in _choices(use, "pipeline_split", PIPELINE_SPLITS):
         code = SPLIT_CODE[split]
         emb, loss = int(split in ("embedding", "both")), int(split in ("loss", "both"))
         slots = m.layers + m.mtp_layers + emb + loss
         for p in _choices(use, "pp", divisors(slots)):
             if code and p == 1:
                 continue
-            for v in _choices(use, "vp", [v for v in SEARCHED_VP if slots % (p * v) == 0]):
+            for v in _choices(use, "vp", divisors(slots // p) if slots % p == 0 else []):
                 per_chunk, rem = divmod(slots, p * v)
                 if rem or per_chunk - emb < 1 or per_chunk - loss < 1:
                     continue
-                for sched in _choices(use, "schedule", SEARCHED_SCHEDULES):
+                for sched in _choices(use, "schedule", SCHEDULES):
                     if sched != "1f1b" and (v > 1 or p == 1):
                         continue
                     if sched == "dualpipe" and p % 2:

@@ -128,7 +128,11 @@ class LayerActivations:
     def stored(self, mask: np.ndarray, cp: np.ndarray) -> np.ndarray:
         """Bytes per token kept under each recompute mask (full keeps only the layer input,
         counted by the caller). Context parallelism shortens the scores' rows to ``s/cp``."""
-        masks, index = np.unique(np.asarray(mask), return_inverse=True)
+        mask = np.asarray(mask)
+        if mask.size and mask.min() == mask.max():  # one mask for every layout: no sort
+            masks, index = mask.reshape(-1)[:1], np.zeros(mask.shape, np.int64)
+        else:
+            masks, index = np.unique(mask, return_inverse=True)
         plain = np.zeros(masks.size)
         scores = np.zeros(masks.size)
         for part in self.parts:

@@ -78,11 +78,14 @@ def model_state_bytes(params: FloatArray, experts: FloatArray, x: LayoutArrays,
     return out[0], out[1], out[2]
 
 
-def stage_activation_bytes(js: JobShape, x: LayoutArrays, s: Stage) -> FloatArray:
-    """What a stage stores for one micro-batch under the layout's recomputation."""
+def stage_activation_bytes(js: JobShape, x: LayoutArrays, s: Stage,
+                           per_token: tuple[FloatArray, FloatArray] | None = None
+                           ) -> FloatArray:
+    """What a stage stores for one micro-batch under the layout's recomputation
+    (``per_token``: what a dense and an MoE layer store per token, when already known)."""
     tokens = tokens_per_rank(js, x)
-    dense = js.dense_act.stored(x.recompute, x.cp)
-    moe = js.moe_act.stored(x.recompute, x.cp)
+    dense, moe = per_token if per_token is not None else (
+        js.dense_act.stored(x.recompute, x.cp), js.moe_act.stored(x.recompute, x.cp))
     mtp = moe if js.is_moe else dense
     per_token = s.dense * dense + s.moe * moe + s.mtp * mtp
     layers = s.dense + s.moe + s.mtp
@@ -93,7 +96,7 @@ def stage_activation_bytes(js: JobShape, x: LayoutArrays, s: Stage) -> FloatArra
 def working_set(js: JobShape, x: LayoutArrays, s: Stage) -> FloatArray:
     """While full recomputation rebuilds a layer, it holds everything the layer stores."""
     tokens = tokens_per_rank(js, x)
-    none = np.zeros_like(x.recompute)
+    none = np.zeros(1, np.int64)
     dense = np.where(s.dense > 0, js.dense_act.stored(none, x.cp), 0.0)
     moe = np.where((s.moe + s.mtp) > 0, js.moe_act.stored(none, x.cp), 0.0)
     return np.where(x.full, tokens * np.maximum(dense, moe) / x.tp, 0.0)
@@ -173,7 +176,9 @@ def memory(js: JobShape, x: LayoutArrays, nmb: IntArray | None = None) -> Memory
     """Per-accelerator memory of the most loaded of the first, a middle and the last rank."""
     nmb = x.nmb if nmb is None else nmb
     st = stages(js, x)
-    stage_mem = [StageMemory(s, stage_params(js, x, s), stage_activation_bytes(js, x, s),
+    per_token = (js.dense_act.stored(x.recompute, x.cp), js.moe_act.stored(x.recompute, x.cp))
+    stage_mem = [StageMemory(s, stage_params(js, x, s), stage_activation_bytes(js, x, s,
+                                                                             per_token),
                              working_set(js, x, s)) for s in (st.first, st.middle, st.last)]
     flight = inflight(x, nmb)
     ranks = [_rank_memory(js, x, w, stage_mem, f)

@@ -89,13 +89,20 @@ class StageTime:
     cp: LayerComm
     ep: LayerComm
 
-    def weighted(self, k: FloatArray) -> StageTime:
-        return StageTime(self.kernels.scaled(k), self.membound * k, self.tp.scaled(k),
-                         self.cp.scaled(k), self.ep.scaled(k))
+    def paired(self, other: StageTime, where: np.ndarray) -> StageTime:
+        """Where ``where`` holds, the mean of this stage and ``other`` (a DualPipe rank runs
+        half its micro-batches through each of its two stages); elsewhere this stage."""
+        def mix(a: FloatArray, b: FloatArray) -> FloatArray:
+            return np.where(where, 0.5 * (a + b), a)
 
-    def __add__(self, other: StageTime) -> StageTime:
-        return StageTime(self.kernels + other.kernels, self.membound + other.membound,
-                         self.tp + other.tp, self.cp + other.cp, self.ep + other.ep)
+        k, o = self.kernels, other.kernels
+        kernels = Kernels(mix(k.forward, o.forward), mix(k.input_grad, o.input_grad),
+                          mix(k.weight_grad, o.weight_grad), mix(k.recompute, o.recompute),
+                          mix(k.gemm_backward, o.gemm_backward))
+        comms = [LayerComm(mix(a.forward, b.forward), mix(a.backward, b.backward),
+                           mix(a.hideable, b.hideable), mix(a.recompute, b.recompute))
+                 for a, b in ((self.tp, other.tp), (self.cp, other.cp), (self.ep, other.ep))]
+        return StageTime(kernels, mix(self.membound, other.membound), *comms)
 
 
 def _layer_parts(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration,
@@ -208,9 +215,10 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
     ranks: list[RankTime] = []
     dp_parts = []
     params = [stage_params(js, x, s) for s in parts]
-    for w, alive in zip(rank_weights(x), exists, strict=True):
-        combined = stage_times[0].weighted(w.time[0]) + stage_times[1].weighted(w.time[1]) \
-            + stage_times[2].weighted(w.time[2])
+    dual = (x.schedule == DUALPIPE) & (x.pp > 1)
+    edge = stage_times[0].paired(stage_times[2], dual)
+    rank_times = [edge, stage_times[1], stage_times[2].paired(stage_times[0], dual)]
+    for w, alive, combined in zip(rank_weights(x), exists, rank_times, strict=True):
         rt = _overlap(js, x, combined, pp_send)
         dense = sum(k * p.replicated for k, p in zip(w.params, params, strict=True))
         experts = sum(k * p.experts for k, p in zip(w.params, params, strict=True))
