@@ -252,22 +252,26 @@ def test_expert_all_to_all_overlapped_with_computation(test_gpu: solver.Accelera
     # GEMM and score time per MoE layer (rate 100e12 * 0.8 = 8e13 FLOP/s, HBM 1e12 B/s):
     #   non-expert matmuls (attention 16,384 + router 512 weights): 128 * 2 * 16,896 / 8e13
     #     = 5.40672e-8 s (weights 17,024 * 2 B / 1e12 = 3.4048e-8: compute-bound)
-    #   routed experts: 128 * 2 * 2 * 24,576 / 8e13 = 1.572864e-7 s (the 2 local experts'
-    #     weights 2 * 24,576 * 2 B / 1e12 = 9.8304e-8 s: compute-bound)
+    #   routed experts: 128 * 2 * 2 * 24,576 / 8e13 = 1.572864e-7 s at the full rate; each of
+    #     the 2 local experts gets 128 tokens * 2 routed * 4 ranks / 8 experts = 128 tokens, so
+    #     the grouped GEMM runs at 128 / (128 + 130) of it (compute.EXPERT_TOKENS_HALF):
+    #     1.572864e-7 * 258 / 128 = 3.170304e-7 s (the 2 local experts' weights
+    #     2 * 24,576 * 2 B / 1e12 = 9.8304e-8 s: compute-bound)
     #   scores: 128 * 32,768 * 0.5 (causal) / 8e13 = 2.62144e-8 s
-    #   F = 2.37568e-7, B = 2.113536e-7 + 2 * 2.62144e-8 = 2.637824e-7, W = 2.113536e-7
-    #   -> 7.12704e-7 s a layer, 1.425408e-6 s for two
+    #   F = 5.40672e-8 + 3.170304e-7 + 2.62144e-8 = 3.97312e-7,
+    #   B = 3.710976e-7 + 2 * 2.62144e-8 = 4.235264e-7, W = 3.710976e-7
+    #   -> 1.191936e-6 s a layer, 2.383872e-6 s for two
     # LM head GEMM (BF16): 128 * 2 * 64 * 1000 / 8e13 = 2.048e-7 s (weights 1.28e-7 s), in F,
     #   B and W: 6.144e-7 s (its FP32 logits traffic is memory-bound and hides nothing)
-    # Capacity: (1.425408e-6 + 6.144e-7) * 132 / 112 (the kernels on 112 of 132 SMs)
-    #   = 2.039808e-6 * 132 / 112 = 2.4040594...e-6 s
-    # Exposed: 1.96608e-5 - 2.039808e-6 * 132 / 112.
+    # Capacity: (2.383872e-6 + 6.144e-7) * 132 / 112 (the kernels on 112 of 132 SMs)
+    #   = 2.998272e-6 * 132 / 112
+    # Exposed: 1.96608e-5 - 2.998272e-6 * 132 / 112.
     slow = dataclasses.replace(test_gpu, scaleup_bw_gb_s=10.0)
     job = solver.TrainingJob(model=tiny_moe(), tokens=1e9, global_batch=4, ep_comm_overlap=True)
     est = solver.evaluate(job, solver.Layout(accelerator="test-gpu", tp=1, pp=1, dp=4, ep=4),
                           accelerator=slow, calibration=PLAIN)
     assert est.time_breakdown_s["ep_comm"] == pytest.approx(
-        1.96608e-5 - 2.039808e-6 * 132 / 112, rel=1e-12)
+        1.96608e-5 - 2.998272e-6 * 132 / 112, rel=1e-12)
     # Without the overlap all of it is exposed.
     plain_job = dataclasses.replace(job, ep_comm_overlap=False)
     est = solver.evaluate(plain_job, solver.Layout(accelerator="test-gpu", tp=1, pp=1, dp=4,

@@ -23,18 +23,15 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from solver.layout_options import FULL_BIT, ONE_F_ONE_B
 from solver.search.space import Shapes
+from solver.search.table import Question, layouts_of
 from solver.stepmodel.arrays import LayoutArrays
 from solver.stepmodel.evaluate import evaluate_arrays
 from solver.stepmodel.memory import memory
-
-if TYPE_CHECKING:
-    from solver.search.rows import Question
 
 SLACK = 1e-9  # relative: float noise must never turn a tie into a cut
 #: Above this many shapes, a memory-only probe runs first (it pays off on large questions).
@@ -142,8 +139,6 @@ def tighten(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndarray,
     The last value is False when ``stop_at`` (a ``time.perf_counter()`` value) cut the memory
     probe short: shapes not probed by then are left out (largest replicas are probed first).
     """
-    from solver.search.rows import _layouts
-
     job, limits = q.job, q.limits
     alive = np.flatnonzero(dp_max >= 1)
     shapes, dp_min, dp_max = take_shapes(shapes, alive), dp_min[alive], dp_max[alive]
@@ -161,14 +156,16 @@ def tighten(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndarray,
                 break
             part = np.arange(start, min(len(shapes), start + PROBE_CHUNK))
             sub = take_shapes(shapes, part)
-            smallest = smallest_memory(q, _layouts(sub, np.arange(part.size), dp_max[part],
+            smallest = smallest_memory(q, layouts_of(sub, np.arange(part.size), dp_max[part],
                                                    np.ones(part.size, np.int64)))
             fits_parts.append(part[smallest <= q.hw.memory_bytes[sub.accel]])
         fits = np.concatenate(fits_parts)
         shapes, dp_min, dp_max = take_shapes(shapes, fits), dp_min[fits], dp_max[fits]
         if len(shapes) == 0:
             return shapes, dp_min, dp_max, None, complete
-    per_mb_parts, cost_parts, energy_parts = [], [], []
+    per_mb_parts: list[np.ndarray] = []
+    cost_parts: list[np.ndarray] = []
+    energy_parts: list[np.ndarray] = []
     for start in range(0, len(shapes), PROBE_CHUNK):
         if per_mb_parts and stop_at is not None and time.perf_counter() > stop_at:
             complete = False  # shapes not probed by then are left out
@@ -177,7 +174,7 @@ def tighten(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndarray,
                                       dp_max[:done])
             break
         part = np.arange(start, min(len(shapes), start + PROBE_CHUNK))
-        probe = evaluate_arrays(job, _layouts(shapes, part, dp_max[part],
+        probe = evaluate_arrays(job, layouts_of(shapes, part, dp_max[part],
                                               np.ones(part.size, np.int64)),
                                 q.hw, q.calibration, q.js)
         t = probe.time

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from ortools.sat.python import cp_model
 
-from solver.search.rows import FAMILIES, FIELD_COLUMNS, Rows, field_code
+from solver.search.table import FAMILIES, FIELD_COLUMNS, Rows, field_code
 from solver.specs import Limits
 
 

@@ -15,7 +15,8 @@ import numpy as np
 
 from solver.estimate import Estimate
 from solver.search import cpsat
-from solver.search.rows import FAMILIES, Rows, build_rows, pareto_keep
+from solver.search.rows import build_rows, pareto_keep
+from solver.search.table import FAMILIES, Rows
 from solver.specs import Accelerator, Limits, TrainingJob
 from solver.stepmodel.arrays import HardwareTable
 from solver.stepmodel.calibration import Calibration

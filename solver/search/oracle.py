@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from solver.search.rows import DEFAULT_MAX_GPUS, fixed_violation
+from solver.search.rows import DEFAULT_MAX_GPUS
 from solver.search.space import Shapes, enumerate_shapes, search_masks
+from solver.search.table import fixed_violation
 from solver.specs import Accelerator, Limits, TrainingJob
 from solver.stepmodel.arrays import HardwareTable, LayoutArrays
 from solver.stepmodel.evaluate import StepResult, evaluate_arrays

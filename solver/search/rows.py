@@ -13,86 +13,28 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from solver.layout_options import SCHEDULE_CODE, SPLIT_CODE, recompute_code
 from solver.search.bounds import SLACK, Floors, take_shapes, tighten
+from solver.search.row_values import rows_for
 from solver.search.space import Shapes, dp_values, enumerate_shapes, search_masks
+from solver.search.table import (
+    FAMILIES,
+    Question,
+    Rows,
+    concat,
+    feasible,
+    objective_values,
+)
 from solver.specs import Accelerator, Limits, TrainingJob
 from solver.stepmodel.arrays import HardwareTable, LayoutArrays
 from solver.stepmodel.calibration import DEFAULT_CALIBRATION, Calibration
-from solver.stepmodel.evaluate import StepResult, evaluate_arrays
-from solver.stepmodel.memory import memory
-from solver.stepmodel.pipeline import microbatch_grain, saturation, schedule_rules
+from solver.stepmodel.evaluate import evaluate_arrays
 from solver.stepmodel.shape import JobShape, job_shape
 
 #: GPU count searched when no limit gives one (and when explaining a GPU-count conflict).
 DEFAULT_MAX_GPUS = 100_000
-
-#: Limit families, in the order explanations list them.
-FAMILIES = ("memory", "interconnect", "fixed", "gpus", "deadline", "budget")
-
-FIELD_COLUMNS = {"tp": "tp", "pp": "pp", "dp": "dp", "cp": "cp", "ep": "ep", "vp": "vp",
-                 "micro_batch": "mb", "zero_stage": "zero", "recompute": "recompute",
-                 "schedule": "schedule", "pipeline_split": "split"}
-
-
-def field_code(key: str, value: Any) -> int:
-    """The integer a layout field's value takes in ``LayoutArrays``."""
-    if key == "recompute":
-        return recompute_code(value)
-    if key == "schedule":
-        return SCHEDULE_CODE[value]
-    if key == "pipeline_split":
-        return SPLIT_CODE[value]
-    return int(value)
-
-
-@dataclass(frozen=True)
-class Rows:
-    """Evaluated layouts with one boolean column per violated limit family."""
-
-    result: StepResult
-    violates: dict[str, np.ndarray]
-    evaluated: int = 0  # layouts the step model evaluated to build these rows
-    complete: bool = True  # False when a time budget stopped the evaluation early
-
-    @property
-    def x(self) -> LayoutArrays:
-        return self.result.x
-
-    def __len__(self) -> int:
-        return len(self.result.x)
-
-    def take(self, index: np.ndarray) -> Rows:
-        return Rows(_take_result(self.result, index),
-                    {k: v[index] for k, v in self.violates.items()}, self.evaluated,
-                    self.complete)
-
-
-def _take_result(r: StepResult, index: np.ndarray) -> StepResult:
-    from dataclasses import fields, replace
-
-    from solver.stepmodel.memory import MemoryArrays
-    from solver.stepmodel.timing import TimeArrays
-
-    def sub(obj: Any) -> Any:
-        return replace(obj, **{f.name: getattr(obj, f.name)[index] for f in fields(obj)})
-
-    changes: dict[str, Any] = {}
-    for f in fields(r):
-        value = getattr(r, f.name)
-        if isinstance(value, LayoutArrays):
-            changes[f.name] = value.take(index)
-        elif isinstance(value, (MemoryArrays, TimeArrays)):
-            changes[f.name] = sub(value)
-        elif isinstance(value, np.ndarray):
-            changes[f.name] = value[index]
-    return replace(r, **changes)
-
 
 def _divisors(n: int) -> np.ndarray:
     small = np.arange(1, int(n**0.5) + 1)
@@ -123,20 +65,6 @@ def _expand(shapes: Shapes, dp_lists: Mapping[int, np.ndarray], key: np.ndarray,
 
 #: Rows evaluated per vectorised call (bounds the memory of one call to a few hundred MB).
 CHUNK_ROWS = 200_000
-
-
-
-@dataclass(frozen=True)
-class Question:
-    """What row building needs besides the shapes, computed once."""
-
-    job: TrainingJob
-    js: JobShape
-    limits: Limits
-    hw: HardwareTable
-    calibration: Calibration
-    relaxed: bool
-    masks: tuple[int, ...] = (0,)  # recomputation masks each row chooses among
 
 
 def build_rows(job: TrainingJob, accelerators: Sequence[Accelerator], limits: Limits,
@@ -255,21 +183,6 @@ def _best_first(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndar
         high = max(high, low)
 
 
-def feasible(rows: Rows) -> np.ndarray:
-    ok = np.ones(len(rows), bool)
-    for bad in rows.violates.values():
-        ok &= ~bad
-    return ok
-
-
-def objective_values(rows: Rows, objective: str) -> np.ndarray:
-    """The objective of each row (inf where it cannot be computed)."""
-    r = rows.result
-    values = {"time": r.training_s, "cost": r.cost_usd, "gpus": r.gpus.astype(float),
-              "energy": r.energy_mwh}[objective]
-    return np.where(np.isfinite(values), values, np.inf)
-
-
 def _dp_max(q: Question, shapes: Shapes) -> np.ndarray:
     limits = q.limits
     if limits.gpus is not None and not q.relaxed:
@@ -314,187 +227,11 @@ def candidates(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndarr
     return idx[order], dp[order]
 
 
-def rows_for(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray) -> Rows:
-    """Evaluate the rows (shape ``idx``, ``dp``) under each recomputation mask of the
-    question and keep, per row, the fastest mask that fits (the least memory where none
-    does). At a fixed layout, GPU count and accelerator every objective and every limit is
-    monotone in the training time, so no other mask can make the row better."""
-    idx, dp = _schedulable(q, shapes, idx, dp)
-    first = _rows_with_mask(q, shapes, idx, dp, q.masks[0])
-    n = len(first)
-    if len(q.masks) == 1 or n == 0:
-        return first
-    # The first mask (none) repeats no work: where it fits it is the fastest. Only the rows it
-    # leaves over memory try the others.
-    over = np.flatnonzero(~first.result.fits_memory)
-    if over.size == 0:
-        return first
-    per_mask = [first.take(over)] + [_rows_with_mask(q, shapes, idx[over], dp[over], mask)
-                                     for mask in q.masks[1:]]
-    k = over.size
-    joined = concat(per_mask)
-    r = joined.result
-    usable = (r.fits_memory & r.placeable).reshape(len(q.masks), k)
-    seconds = np.where(usable, r.training_s.reshape(len(q.masks), k), np.inf)
-    choice = np.argmin(seconds, axis=0)
-    least_memory = np.argmin(r.memory.total.reshape(len(q.masks), k), axis=0)
-    choice = np.where(usable.any(axis=0), choice, least_memory)
-    order = np.arange(n)
-    order[over] = n + choice * k + np.arange(k)  # rows of ``joined`` after ``first``'s
-    both = concat([first, joined])
-    picked = both.take(order)
-    return Rows(picked.result, picked.violates, evaluated=n + k * (len(q.masks) - 1))
-
-
-def _microbatch_range(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(low, high, step) of the micro-batch counts a row may take when the solver chooses the
-    global batch: within the token range, on the schedule's grain (``microbatch_grain``)."""
-    low_tokens, high_tokens = q.limits.tokens_per_step
-    per_micro = q.job.seq_len * dp * shapes.mb[idx]
-    lo = np.maximum(1, -(-int(low_tokens) // per_micro))
-    hi = int(high_tokens) // per_micro
-    step, least = microbatch_grain(_layouts(shapes, idx, dp, hi))
-    lo = -(-np.maximum(lo, least) // step) * step
-    return lo, hi // step * step, step
-
-
-def _schedulable(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """The rows whose schedule can run: a fixed global batch's micro-batch count meets the
-    schedule's rule, or the token range holds a count on the schedule's grain."""
-    if q.job.global_batch:
-        nmb = q.job.global_batch // (dp * shapes.mb[idx])
-        ok = schedule_rules(_layouts(shapes, idx, dp, nmb), nmb)
-    else:
-        lo, hi, _ = _microbatch_range(q, shapes, idx, dp)
-        ok = hi >= lo
-    return idx[ok], dp[ok]
-
-
-def _rows_with_mask(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray, mask: int
-                    ) -> Rows:
-    """The rows (shape ``idx``, ``dp``; schedulable, ``_schedulable``) with recomputation
-    ``mask``, deriving the micro-batches per step."""
-    job, js, hw = q.job, q.js, q.hw
-    if job.global_batch:
-        nmb = job.global_batch // (dp * shapes.mb[idx])
-    else:
-        lo, hi, step = _microbatch_range(q, shapes, idx, dp)
-        probe = _layouts(shapes, idx, dp, hi, mask)
-        best = largest_fitting_m(js, probe, hw.memory_bytes[probe.accel], lo, hi, step)
-        nmb = np.where(best >= lo, best, lo)  # none fits: keep the smallest, flagged below
-    x = _layouts(shapes, idx, dp, nmb, mask)
-    result = evaluate_arrays(job, x, hw, q.calibration, js)
-    return Rows(result, _violations(result, q.limits, relaxed=q.relaxed), evaluated=len(x))
-
-
-def largest_fitting_m(js: JobShape, x: LayoutArrays, capacity: np.ndarray, low: np.ndarray,
-                      high: np.ndarray, step: np.ndarray | None = None) -> np.ndarray:
-    """Largest ``m`` in ``[low, high]`` (multiples of ``step``, as ``low`` and ``high`` are)
-    whose memory fits ``capacity`` (``low - 1`` if none).
-
-    Memory never decreases with ``m`` and stops growing once the pipeline's warm-up depth is
-    in flight, so a vectorised bisection over at most that depth finds it; each round
-    evaluates only the rows still undecided.
-    """
-    step = np.ones_like(low) if step is None else step
-    answer = np.where(memory(js, x, high).total <= capacity, high, low - 1)
-    todo = np.flatnonzero(answer < low)
-    if todo.size == 0:
-        return answer
-    sub = x.take(todo)
-    lo, cap, grain = low[todo], capacity[todo], step[todo]
-    depth = -(-saturation(sub) // grain) * grain
-    hi = np.minimum(high[todo], np.maximum(depth, lo))  # constant memory from here on
-    fits_lo = memory(js, sub, lo).total <= cap
-    keep = np.flatnonzero(fits_lo)
-    todo, sub, a, b, cap = todo[keep], sub.take(keep), lo[keep], hi[keep], cap[keep]
-    grain = grain[keep]
-    # invariant: a fits, b does not (b holds as much in flight as ``high``)
-    while True:
-        open_ = np.flatnonzero(b - a > grain)
-        if open_.size == 0:
-            break
-        g = grain[open_]
-        mid = (a[open_] // g + b[open_] // g) // 2 * g
-        ok = memory(js, sub.take(open_), mid).total <= cap[open_]
-        a[open_] = np.where(ok, mid, a[open_])
-        b[open_] = np.where(ok, b[open_], mid)
-    answer[todo] = a
-    return answer
-
-
-def concat(parts: Sequence[Rows]) -> Rows:
-    """One ``Rows`` from several chunks of the same question."""
-    from dataclasses import fields, replace
-
-    from solver.stepmodel.memory import MemoryArrays
-    from solver.stepmodel.timing import TimeArrays
-
-    def join(objs: Sequence[Any]) -> Any:
-        return replace(objs[0], **{f.name: np.concatenate([getattr(o, f.name) for o in objs])
-                                   for f in fields(objs[0])})
-
-    results = [p.result for p in parts]
-    changes: dict[str, Any] = {}
-    for f in fields(results[0]):
-        values = [getattr(r, f.name) for r in results]
-        if isinstance(values[0], (LayoutArrays, MemoryArrays, TimeArrays)):
-            changes[f.name] = join(values)
-        elif isinstance(values[0], np.ndarray):
-            changes[f.name] = np.concatenate(values)
-    violates = {k: np.concatenate([p.violates[k] for p in parts]) for k in parts[0].violates}
-    return Rows(replace(results[0], **changes), violates)
-
-
-def _layouts(shapes: Shapes, idx: np.ndarray, dp: np.ndarray, nmb: np.ndarray,
-             mask: int | None = None) -> LayoutArrays:
-    """Layouts of the rows (shape ``idx``, ``dp``, ``nmb``); ``mask`` overrides the shapes'
-    recomputation."""
-    recompute = shapes.recompute[idx] if mask is None else np.full(np.size(idx), mask,
-                                                                    np.int64)
-    return LayoutArrays(accel=shapes.accel[idx], tp=shapes.tp[idx], pp=shapes.pp[idx],
-                        dp=np.asarray(dp, np.int64), cp=shapes.cp[idx], ep=shapes.ep[idx],
-                        vp=shapes.vp[idx], mb=shapes.mb[idx], nmb=np.asarray(nmb, np.int64),
-                        zero=shapes.zero[idx], recompute=recompute,
-                        schedule=shapes.schedule[idx], split=shapes.split[idx])
-
-
 def _empty_rows(job: TrainingJob, hw: HardwareTable, js: JobShape, cal: Calibration) -> Rows:
     empty = np.zeros(0, np.int64)
     x = LayoutArrays(*(empty for _ in range(13)))
     result = evaluate_arrays(job, x, hw, cal, js)
     return Rows(result, {f: np.zeros(0, bool) for f in FAMILIES})
-
-
-def fixed_violation(x: LayoutArrays, fixed: Mapping[str, Any]) -> np.ndarray:
-    bad = np.zeros(len(x), bool)
-    for key, value in fixed.items():
-        bad |= getattr(x, FIELD_COLUMNS[key]) != field_code(key, value)
-    return bad
-
-
-def _violations(r: StepResult, limits: Limits, *, relaxed: bool) -> dict[str, np.ndarray]:
-    n = len(r.x)
-    gpus_bad = np.zeros(n, bool)
-    if limits.gpus is not None:
-        gpus_bad |= r.gpus != limits.gpus
-    if limits.max_gpus is not None:
-        gpus_bad |= r.gpus > limits.max_gpus
-    with np.errstate(invalid="ignore"):
-        deadline_bad = (r.training_days > limits.deadline_days if limits.deadline_days
-                        is not None else np.zeros(n, bool))
-        budget_bad = (~(r.cost_usd <= limits.budget_usd) if limits.budget_usd is not None
-                      else np.zeros(n, bool))
-    return {
-        "memory": ~r.fits_memory,
-        "interconnect": ~r.placeable,
-        "fixed": fixed_violation(r.x, limits.fixed) if relaxed else np.zeros(n, bool),
-        "gpus": gpus_bad,
-        "deadline": np.asarray(deadline_bad & r.placeable),
-        "budget": np.asarray(budget_bad & r.placeable),
-    }
 
 
 def signature(rows: Rows) -> np.ndarray:

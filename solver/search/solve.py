@@ -23,15 +23,8 @@ from solver.errors import SpecError
 from solver.estimate import Estimate, estimate_at
 from solver.plan import OBJECTIVES, Plan
 from solver.search import cpsat, explain
-from solver.search.rows import (
-    FAMILIES,
-    Rows,
-    build_rows,
-    canonical_key,
-    feasible,
-    objective_values,
-    pareto_keep,
-)
+from solver.search.rows import build_rows, canonical_key, pareto_keep
+from solver.search.table import FAMILIES, Rows, feasible, objective_values
 from solver.specs import Accelerator, Limits, TrainingJob
 from solver.stepmodel.arrays import HardwareTable
 from solver.stepmodel.calibration import DEFAULT_CALIBRATION, Calibration

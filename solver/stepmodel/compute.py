@@ -8,9 +8,13 @@ backward (B), weight-gradient backward (W) and what recomputation repeats (R).
   twice, once for the input gradient (B) and once for the weight gradient (W) (Qi et al. 2024,
   arXiv:2401.10241, Table 1: F, B and W each ``24sbh^2`` per layer).
 - Routed experts run as grouped GEMMs at ``grouped_gemm_scale`` of a dense GEMM's rate
-  (fitted; DeepGEMM's grouped FP8 GEMMs reach 61-68% of the H800's peak at 4-8K tokens per
-  expert where its dense GEMMs reach up to 77%, deepseek-ai/DeepGEMM README @ 2e7e580), with
-  the weights of every local expert read once per pass.
+  (DeepGEMM's grouped FP8 GEMMs reach 61-68% of the H800's peak at 4-8K tokens per expert
+  where its dense GEMMs reach up to 77%, deepseek-ai/DeepGEMM README @ 2e7e580), times
+  ``M / (M + EXPERT_TOKENS_HALF)`` for ``M`` tokens per local expert and micro-batch: small
+  experts fill the GEMM tiles poorly (DeepGEMM: 256 tokens per expert reach 0.69 and 0.67 of
+  the rate at 4,096-8,192 for its two shapes, 932/1346 and 815/1214 TFLOP/s, which this
+  saturating curve gives with a half-rate point of about 130 tokens); the weights of every
+  local expert are read once per pass.
 - Attention scores: with flash attention the causal mask halves the work done (Dao 2023,
   FlashAttention-2, sec. 3.1) and the fused kernel runs at ``bf16 peak * matmul_efficiency *
   attention_scale``; FlashAttention-2 reaches 50-73% of the A100's peak (arXiv:2307.08691,
@@ -49,6 +53,17 @@ class Rates:
     hbm: FloatArray
 
 
+#: Tokens per expert and micro-batch at which a grouped GEMM runs at half its rate (from
+#: DeepGEMM's grouped FP8 GEMMs on the H800 at 256 and 4,096-8,192 tokens per expert).
+EXPERT_TOKENS_HALF = 130.0
+
+
+def tokens_per_expert(js: JobShape, x: LayoutArrays) -> FloatArray:
+    """Tokens one local expert computes per micro-batch: the rank's tokens, each routed to
+    ``routed`` experts, gathered from the ``ep`` ranks over the ``experts``."""
+    return tokens_per_rank(js, x) * js.routed * x.ep / max(js.experts, 1)
+
+
 def rates(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration) -> Rates:
     a = x.accel
     scale = np.where(np.isnan(hw.matmul_scale[a]), cal.matmul_scale, hw.matmul_scale[a])
@@ -58,7 +73,11 @@ def rates(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration) ->
                          hw.attention_scale[a])
     scores = hw.bf16_peak_flops[a] * hw.matmul_efficiency[a] * attention \
         if js.flash_attention else bf16
-    return Rates(linear, bf16, linear * cal.grouped_gemm_scale, scores, hw.memory_bw[a])
+    experts = linear * cal.grouped_gemm_scale
+    if js.is_moe:
+        m = tokens_per_expert(js, x)
+        experts = experts * m / (m + EXPERT_TOKENS_HALF)
+    return Rates(linear, bf16, experts, scores, hw.memory_bw[a])
 
 
 @dataclass(frozen=True)
