@@ -76,9 +76,9 @@ def oracle_layouts(q: Question, accelerators: list[solver.Accelerator]) -> int:
     """How many layouts ``brute_force`` evaluates for ``q``, counted without building them
     (the same loops as the oracle, per group of shapes with equal tp*pp*cp, mb, cp, ep)."""
     jb, limits = q.job, q.limits
-    shapes = enumerate_shapes(jb, accelerators, limits.fixed, complete=True,
-                              masks=search_masks(jb, limits.fixed, complete=True))
     cap = limits.gpus or limits.max_gpus or DEFAULT_MAX_GPUS
+    shapes = enumerate_shapes(jb, accelerators, limits.fixed, complete=True,
+                              masks=search_masks(jb, limits.fixed), max_replica=cap)
     replica = shapes.tp * shapes.pp * shapes.cp
     keys = np.stack([replica, shapes.mb, shapes.cp, shapes.ep], axis=1)
     groups, counts = np.unique(keys, axis=0, return_counts=True)

@@ -117,6 +117,8 @@ def megatron_parser() -> argparse.ArgumentParser:
             parser.add_argument(flag, action="store_true")
         elif kind.startswith("choices="):
             parser.add_argument(flag, choices=kind.removeprefix("choices=").split("|"))
+        elif kind.startswith("list="):
+            parser.add_argument(flag, nargs="*", choices=kind.removeprefix("list=").split("|"))
         else:
             parser.add_argument(flag, type={"int": int, "float": float, "str": str}[kind])
     return parser
@@ -440,3 +442,30 @@ def test_solve_export_of_an_infeasible_question(capsys: pytest.CaptureFixture[st
     assert "MEGATRON_ARGS" not in captured.out
     assert run([*argv, "--export", "megatron", "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["export"] is None
+
+
+def test_megatron_export_of_deepseek_v3_as_trained() -> None:
+    """DeepSeek-V3's recipe (arXiv:2412.19437 sec. 3) exported: the recompute modules, group-
+    limited routing (8 groups, 4 per token), DeepEP's flex dispatcher, BF16 Adam moments
+    through the precision-aware optimizer, the MTP module in an explicit pipeline layout (all
+    flags verified in arguments.py at the followed commit, tests/data/megatron_flags.txt)."""
+    job = solver.TrainingJob(model=solver.model("deepseek-v3"), tokens=14.8e12,
+                             global_batch=15360, seq_len=4096, precision="fp8",
+                             moe_dispatcher="deepep", fp8_dispatch=True, moments_dtype="bf16")
+    est = solver.evaluate(job, solver.Layout(
+        accelerator="h800", tp=1, pp=16, dp=128, ep=64, zero_stage=1,
+        recompute="layernorm+mla_up_proj+moe_act", schedule="dualpipe",
+        pipeline_split="both"))
+    args = megatron_parser().parse_args(megatron_argv(export(est, "megatron", job=job)))
+    assert args.recompute_granularity == "selective"
+    assert args.recompute_modules == ["layernorm", "mla_up_proj", "moe_act"]
+    assert (args.moe_router_num_groups, args.moe_router_group_topk) == (8, 4)
+    assert args.moe_token_dispatcher_type == "flex" and args.moe_enable_deepep
+    assert args.use_precision_aware_optimizer
+    assert args.exp_avg_dtype == args.exp_avg_sq_dtype == "bf16"
+    assert args.mtp_num_layers == 1
+    # 61 layers + 1 MTP + embedding + loss = 64 slots, 4 per stage: 3 layers on the first
+    # stage, 4 on each middle one, 2 layers and the MTP module on the last.
+    stages = parse_layout_string(args.pipeline_model_parallel_layout)
+    assert stages[0] == ["E", "t", "t", "t"] and stages[-1] == ["t", "t", "m", "L"]
+    assert all(stage == ["t"] * 4 for stage in stages[1:-1]) and len(stages) == 16

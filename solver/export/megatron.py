@@ -33,7 +33,9 @@ MEGATRON_FLAGS = (
     "--moe-ffn-hidden-size", "--moe-shared-expert-intermediate-size", "--moe-layer-freq",
     "--moe-token-dispatcher-type", "--moe-grouped-gemm", "--moe-expert-capacity-factor",
     "--mtp-num-layers", "--bf16", "--fp8-format", "--tokenizer-type", "--tokenizer-model",
-    "--make-vocab-size-divisible-by",
+    "--make-vocab-size-divisible-by", "--recompute-modules", "--moe-router-num-groups",
+    "--moe-router-group-topk", "--moe-enable-deepep", "--use-precision-aware-optimizer",
+    "--exp-avg-dtype", "--exp-avg-sq-dtype",
 )
 
 
@@ -105,8 +107,18 @@ def megatron(est: Estimate, job: TrainingJob) -> str:
         arg("--recompute-num-layers", 1)
     elif x.recompute == "selective":
         arg("--recompute-granularity", "selective")
+    elif x.recompute != "none":
+        arg("--recompute-granularity", "selective")
+        arg("--recompute-modules", *x.recompute.split("+"))
     else:
         note("none: every activation is kept")
+    if x.schedule != "1f1b":
+        note(f"schedule: Megatron-LM has no {x.schedule} schedule (its nearest: interleaved "
+             "1F1B with --overlap-moe-expert-parallel-comm); the plan's bubble assumes one")
+    if job.moments_dtype == "bf16":
+        arg("--use-precision-aware-optimizer")
+        arg("--exp-avg-dtype", "bf16")
+        arg("--exp-avg-sq-dtype", "bf16")
 
     note("model shape")
     _megatron_model(m, job, arg, note, x.ep)
@@ -185,14 +197,24 @@ def _megatron_model(m: ModelSpec, job: TrainingJob, arg: Any, note: Any, ep: int
             arg("--moe-layer-freq", _moe_pattern(m))
         arg("--moe-grouped-gemm")
         if ep > 1:
-            arg("--moe-token-dispatcher-type", "alltoall")
+            if job.moe_dispatcher == "deepep":
+                arg("--moe-token-dispatcher-type", "flex")
+                arg("--moe-enable-deepep")
+                if job.fp8_dispatch:
+                    note("dispatch in FP8: DeepEP's FP8 dispatch has no flag at the followed "
+                         "commit")
+            else:
+                arg("--moe-token-dispatcher-type", "alltoall")
             if job.ep_comm_overlap:
                 arg("--overlap-moe-expert-parallel-comm")
-        if m.capacity_factor != 1.0:
+        if m.expert_groups and m.expert_group_topk:
+            arg("--moe-router-num-groups", m.expert_groups)
+            arg("--moe-router-group-topk", m.expert_group_topk)
+        if m.capacity_factor > 0:
             arg("--moe-expert-capacity-factor", m.capacity_factor)
         else:
-            note("routing: the plan assumes balanced experts (capacity factor 1); "
-                 "Megatron-LM routes dropless by default")
+            note(f"routing: dropless (Megatron-LM's default), the busiest expert rank at "
+                 f"{job.moe_imbalance:g}x the mean load")
     arg("--seq-length", job.seq_len)
     arg("--max-position-embeddings", max(job.seq_len, m.seq_len))
     arg("--position-embedding-type", "rope" if m.position_embedding == "rope"
