@@ -34,9 +34,12 @@ def deepspeed(est: Estimate, job: TrainingJob) -> str:
     if job.grad_dtype == "bf16":
         notes.append("BF16 gradients as planned: set DeepSpeed's communication_data_type to "
                      "\"bf16\" if your version has it (not checked here)")
-    if x.recompute == "selective":
-        notes.append("selective recomputation has no DeepSpeed config key: the model code "
-                     "must checkpoint the attention core itself")
+    if x.recompute not in ("none", "full"):
+        notes.append(f"recomputation {x.recompute} has no DeepSpeed config key: the model code "
+                     "must checkpoint those modules itself")
+    if x.pp > 1 and (x.schedule != "1f1b" or x.pipeline_split != "even"):
+        notes.append(f"pipeline: the plan's {x.schedule} schedule and {x.pipeline_split} split "
+                     "have no DeepSpeed config key (its pipeline engine runs 1F1B)")
     config: dict[str, Any] = {
         "_comment": notes,
         "train_batch_size": est.global_batch,

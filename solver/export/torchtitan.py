@@ -69,6 +69,9 @@ def torchtitan(est: Estimate, job: TrainingJob) -> str:
     parallel["pipeline_parallel_degree"] = x.pp
     if x.pp > 1:
         parallel["pipeline_parallel_schedule"] = "Interleaved1F1B" if x.vp > 1 else "1F1B"
+        if x.schedule != "1f1b":
+            notes.append(f"schedule: the plan's {x.schedule} is written as 1F1B; its bubble "
+                         "and memory are the plan's, not 1F1B's")
         parallel["pipeline_parallel_microbatch_size"] = x.micro_batch
         chunks = stage_layers(m.layers, x.pp, x.vp,
                               int(x.pipeline_split in ("embedding", "both")),
@@ -87,11 +90,16 @@ def torchtitan(est: Estimate, job: TrainingJob) -> str:
         if not x.cp <= x.ep <= x.dp * x.cp:
             notes.append(f"EP{x.ep} with CP{x.cp}: outside torchtitan's dp2ep range")
 
-    ac: dict[str, Any] = {"mode": x.recompute}
+    mode = x.recompute if x.recompute in ("none", "selective", "full") else "selective"
+    ac: dict[str, Any] = {"mode": mode}
     if x.recompute == "selective":
         ac["selective_ac_option"] = "op"
         notes.append("selective recomputation: torchtitan's per-op policy (\"op\") is the "
                      "nearest to the plan's (attention scores only)")
+    elif mode == "selective":
+        ac["selective_ac_option"] = "op"
+        notes.append(f"recomputation {x.recompute}: torchtitan has no per-module choice; its "
+                     "per-op policy (\"op\") is the nearest")
 
     sections: list[tuple[str, dict[str, Any]]] = [
         ("job", {"description": f"gpuplan: {m.name}, {tokens_text(job.tokens)} tokens, "
