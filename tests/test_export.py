@@ -362,7 +362,7 @@ def test_deepspeed_batch_sizes_are_consistent(
     if x.vp > 1:
         assert f"VP{x.vp}" in comments
     if x.recompute == "selective":
-        assert "selective recomputation has no DeepSpeed config key" in comments
+        assert "recomputation selective has no DeepSpeed config key" in comments
 
 
 # ---------------------------------------------------------------------------- shared parts
