@@ -77,7 +77,8 @@ def oracle_layouts(q: Question, accelerators: list[solver.Accelerator]) -> int:
     (the same loops as the oracle, per group of shapes with equal tp*pp*cp, mb, cp, ep)."""
     jb, limits = q.job, q.limits
     cap = limits.gpus or limits.max_gpus or DEFAULT_MAX_GPUS
-    shapes = enumerate_shapes(jb, accelerators, limits.fixed, complete=True,
+    # The complete space has the same shapes on every accelerator: count one, times the number.
+    shapes = enumerate_shapes(jb, accelerators[:1], limits.fixed, complete=True,
                               masks=search_masks(jb, limits.fixed), max_replica=cap)
     replica = shapes.tp * shapes.pp * shapes.cp
     keys = np.stack([replica, shapes.mb, shapes.cp, shapes.ep], axis=1)
@@ -97,7 +98,7 @@ def oracle_layouts(q: Question, accelerators: list[solver.Accelerator]) -> int:
             per = jb.seq_len * dp * mb
             first = np.maximum(1, -(-low // per))
             per_shape = int(np.maximum(0, high // per + 1 - first).sum())
-        total += n * per_shape
+        total += n * per_shape * len(accelerators)
     return total
 
 

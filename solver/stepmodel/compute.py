@@ -35,6 +35,7 @@ import numpy as np
 
 from solver.layout_options import FULL_BIT
 from solver.stepmodel import calibration as C
+from solver.stepmodel import fieldwise
 from solver.stepmodel.activations import RecomputeCost
 from solver.stepmodel.arrays import FloatArray, HardwareTable, LayoutArrays
 from solver.stepmodel.calibration import Calibration
@@ -97,13 +98,10 @@ class Kernels:
         return self.forward + self.input_grad + self.weight_grad + self.recompute
 
     def scaled(self, k: FloatArray | float) -> Kernels:
-        return Kernels(self.forward * k, self.input_grad * k, self.weight_grad * k,
-                       self.recompute * k, self.gemm_backward * k)
+        return fieldwise.scaled(self, k)
 
     def __add__(self, other: Kernels) -> Kernels:
-        return Kernels(self.forward + other.forward, self.input_grad + other.input_grad,
-                       self.weight_grad + other.weight_grad, self.recompute + other.recompute,
-                       self.gemm_backward + other.gemm_backward)
+        return fieldwise.added(self, other)
 
 
 def tokens_per_rank(js: JobShape, x: LayoutArrays) -> FloatArray:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from solver.stepmodel import calibration as C
+from solver.stepmodel import fieldwise
 from solver.stepmodel.arrays import FloatArray, HardwareTable, LayoutArrays
 from solver.stepmodel.calibration import Calibration
 from solver.stepmodel.collectives import gather_or_scatter, link
@@ -45,12 +46,10 @@ class LayerComm:
         return self.forward + self.backward + self.hideable + self.recompute
 
     def scaled(self, k: FloatArray | float) -> LayerComm:
-        return LayerComm(self.forward * k, self.backward * k, self.hideable * k,
-                         self.recompute * k)
+        return fieldwise.scaled(self, k)
 
     def __add__(self, other: LayerComm) -> LayerComm:
-        return LayerComm(self.forward + other.forward, self.backward + other.backward,
-                         self.hideable + other.hideable, self.recompute + other.recompute)
+        return fieldwise.added(self, other)
 
 
 def tensor_comm(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration

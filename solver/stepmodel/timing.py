@@ -20,6 +20,7 @@ import numpy as np
 
 from solver.layout_options import DUALPIPE
 from solver.stepmodel import calibration as C
+from solver.stepmodel import fieldwise
 from solver.stepmodel.arrays import FloatArray, HardwareTable, LayoutArrays
 from solver.stepmodel.calibration import Calibration
 from solver.stepmodel.collectives import link, point_to_point
@@ -92,17 +93,11 @@ class StageTime:
     def paired(self, other: StageTime, where: np.ndarray) -> StageTime:
         """Where ``where`` holds, the mean of this stage and ``other`` (a DualPipe rank runs
         half its micro-batches through each of its two stages); elsewhere this stage."""
-        def mix(a: FloatArray, b: FloatArray) -> FloatArray:
-            return np.where(where, 0.5 * (a + b), a)
-
-        k, o = self.kernels, other.kernels
-        kernels = Kernels(mix(k.forward, o.forward), mix(k.input_grad, o.input_grad),
-                          mix(k.weight_grad, o.weight_grad), mix(k.recompute, o.recompute),
-                          mix(k.gemm_backward, o.gemm_backward))
-        comms = [LayerComm(mix(a.forward, b.forward), mix(a.backward, b.backward),
-                           mix(a.hideable, b.hideable), mix(a.recompute, b.recompute))
-                 for a, b in ((self.tp, other.tp), (self.cp, other.cp), (self.ep, other.ep))]
-        return StageTime(kernels, mix(self.membound, other.membound), *comms)
+        return StageTime(fieldwise.paired(self.kernels, other.kernels, where),
+                         np.where(where, 0.5 * (self.membound + other.membound), self.membound),
+                         fieldwise.paired(self.tp, other.tp, where),
+                         fieldwise.paired(self.cp, other.cp, where),
+                         fieldwise.paired(self.ep, other.ep, where))
 
 
 def _layer_parts(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration,
