@@ -7,7 +7,8 @@ Carbon = energy x grid intensity (location-based: renewable purchases are not su
 The parameters are shared by every cost model (``--cost-param KEY=VALUE``, ``cost_params=``):
 
 - ``pue`` 1.10: Google fleet, Q2 2021 (CNBC 2022-04-13); hyperscaler fleets report 1.08-1.17,
-  a generic colocation or enterprise site 1.5-1.6 (../shared/reference/hardware.md, sec. 5).
+  a generic colocation or enterprise site 1.5-1.6 (Uptime Institute surveys 2021-2024:
+  industry average 1.56-1.58).
 - ``utilisation`` 1.0: average power over TDP. NVIDIA's DGX SuperPOD data-center design guide
   (DGX H100) plans for average power equal to peak: "DGX H100 systems operate at or near peak
   utilization continuously when running AI workloads" (as cited by Epoch AI,
