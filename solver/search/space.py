@@ -41,6 +41,7 @@ import numpy as np
 
 from solver.layout_options import (
     FULL_BIT,
+    MODULE_BIT,
     PIPELINE_SPLITS,
     SCHEDULE_CODE,
     SCHEDULES,
@@ -116,8 +117,6 @@ def _effects(js: JobShape, mask: int) -> tuple[float, ...]:
     for costs in (js.dense_recompute, js.moe_recompute):
         for kind in ("matmul_flops", "expert_flops", "score_flops", "membound_bytes"):
             out.append(sum(getattr(c, kind) for bit, c in costs.items() if mask & bit))
-    from solver.layout_options import MODULE_BIT
-
     out.append(float(bool(mask & MODULE_BIT["core_attn"])))  # the ring again under cp
     out.append(float(bool(mask & MODULE_BIT["moe"]) and js.is_moe))  # the all-to-alls again
     return tuple(out)
@@ -125,8 +124,6 @@ def _effects(js: JobShape, mask: int) -> tuple[float, ...]:
 
 def _scores(js: JobShape, mask: int, *, moe: bool) -> float:
     parts = (js.moe_act if moe else js.dense_act).parts
-    from solver.layout_options import MODULE_BIT
-
     if mask & (FULL_BIT | MODULE_BIT["core_attn"]):
         return 0.0
     return sum(p.bytes_per_token for p in parts if p.name == "scores")
