@@ -202,7 +202,7 @@ def layouts(draw: st.DrawFn) -> tuple[TrainingJob, Layout]:
         slots = model.layers + emb + loss
         options += [(split, p, v) for p in range(1, slots + 1) for v in (1, 2, 3)
                     if slots % (p * v) == 0 and slots // (p * v) - max(emb, loss) >= 1
-                    and (p > 1 or split == "even")]
+                    and (p > 1 or (split == "even" and v == 1))]
     split, pp, vp = draw(st.sampled_from(options))
     schedules = ["1f1b"] + (["zero-bubble"] if vp == 1 and pp > 1 else []) + (
         ["dualpipe"] if vp == 1 and pp % 2 == 0 else [])

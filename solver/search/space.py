@@ -250,7 +250,7 @@ def _pipelines(job: TrainingJob, use: Mapping[str, Any]) -> np.ndarray:
                 continue
             for v in _choices(use, "vp", divisors(slots // p) if slots % p == 0 else []):
                 per_chunk, rem = divmod(slots, p * v)
-                if rem or per_chunk - emb < 1 or per_chunk - loss < 1:
+                if rem or per_chunk - emb < 1 or per_chunk - loss < 1 or (v > 1 and p == 1):
                     continue
                 for sched in _choices(use, "schedule", SCHEDULES):
                     if sched != "1f1b" and (v > 1 or p == 1):

@@ -67,14 +67,17 @@ def layer_slots(job: TrainingJob, x: LayoutArrays) -> np.ndarray:
 
 def stages_fit(job: TrainingJob, x: LayoutArrays) -> np.ndarray:
     """Megatron-LM's split rule: ``(L + mtp + slots) % (pp*vp) == 0`` with every stage and
-    every chunk keeping at least one transformer layer (or, on the last stage, MTP module)."""
+    every chunk keeping at least one transformer layer (or, on the last stage, MTP module),
+    and virtual stages only with pipeline stages (``vp > 1`` needs ``pp > 1``)."""
     embedding, loss = split_slots(x)
     slots = layer_slots(job, x)
     chunks = x.pp * x.vp
     per_chunk = slots // chunks
     first = per_chunk - embedding
     last = per_chunk - loss
-    return (slots % chunks == 0) & (first >= 1) & (last >= 1)
+    # Interleaving needs pipeline stages: Megatron-LM refuses virtual stages on one rank
+    # (arguments.py validate_args at d98e8a6: VPP needs pp > 1 with its default p2p overlap).
+    return (slots % chunks == 0) & (first >= 1) & (last >= 1) & ((x.vp == 1) | (x.pp > 1))
 
 
 def divisibility(job: TrainingJob, x: LayoutArrays, global_batch: np.ndarray) -> Divisibility:
