@@ -56,15 +56,15 @@ def test_bubble_formulas_of_each_schedule(layouts: LayoutFactory) -> None:
     x = layouts(pp=[4, 4, 4, 4, 8], vp=[1, 2, 1, 1, 1],
                 schedule=[ONE_F_ONE_B, ONE_F_ONE_B, ZERO_BUBBLE, DUALPIPE, DUALPIPE], nmb=16)
     f, b, w = np.full(5, 3.0), np.full(5, 4.0), np.full(5, 2.0)
-    assert bubble(x, x.nmb, f, b, w).tolist() == pytest.approx([27.0, 13.5, 15.0, 9.0, 27.0],
-                                                               rel=1e-12)
+    assert bubble(x, f, b, w).tolist() == pytest.approx([27.0, 13.5, 15.0, 9.0, 27.0],
+                                                       rel=1e-12)
     # A weight-gradient pass longer than F + B leaves ZB-H1 no bubble (it cannot go negative):
     # F = 1, B = 1, W = 3: (p-1) * max(0, -1) = 0; DualPipe F+2B-W = 0 too.
     one, three = np.ones(5), np.full(5, 3.0)
-    assert bubble(x, x.nmb, one, one, three)[2:4].tolist() == [0.0, 0.0]
+    assert bubble(x, one, one, three)[2:4].tolist() == [0.0, 0.0]
     # One stage: no bubble under any schedule.
     single = layouts(pp=1, schedule=[ONE_F_ONE_B, ZERO_BUBBLE, DUALPIPE], nmb=4)
-    assert bubble(single, single.nmb, f[:3], b[:3], w[:3]).tolist() == [0.0, 0.0, 0.0]
+    assert bubble(single, f[:3], b[:3], w[:3]).tolist() == [0.0, 0.0, 0.0]
 
 
 def test_schedules_order_their_bubbles_end_to_end(test_gpu: solver.Accelerator) -> None:

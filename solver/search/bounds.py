@@ -111,7 +111,7 @@ def smallest_dp(a: np.ndarray, b: np.ndarray, limit_s: float, dp_max: np.ndarray
     return np.minimum(need, dp_max + 1).astype(np.int64)
 
 
-def smallest_memory(q: Question, x: LayoutArrays) -> np.ndarray:
+def memory_floor(q: Question, x: LayoutArrays) -> np.ndarray:
     """A lower bound of the memory of ``x`` under every recomputation mask the question
     searches (``Question.masks``): memory never grows as a mask drops more parts, so the union
     of the module masks bounds them all, and full recomputation bounds itself."""
@@ -156,7 +156,7 @@ def tighten(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndarray,
                 break
             part = np.arange(start, min(len(shapes), start + PROBE_CHUNK))
             sub = take_shapes(shapes, part)
-            smallest = smallest_memory(q, layouts_of(sub, np.arange(part.size), dp_max[part],
+            smallest = memory_floor(q, layouts_of(sub, np.arange(part.size), dp_max[part],
                                                    np.ones(part.size, np.int64)))
             fits_parts.append(part[smallest <= q.hw.memory_bytes[sub.accel]])
         fits = np.concatenate(fits_parts)

@@ -7,7 +7,6 @@ objective and limit is monotone in the training time.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
@@ -42,50 +41,42 @@ def rows_for(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray) -> Ro
     union = int(np.bitwise_or.reduce([m for m in q.masks if not m & FULL_BIT]))
     lean = [m for m in others if m & FULL_BIT or m == union]
     rest = [m for m in others if m not in lean]
-    trials = [first.take(over)] + [_rows_with_mask(q, shapes, idx[over], dp[over], m)
-                                   for m in lean]
+    everywhere = np.arange(over.size)
+    trials = [(first.take(over), everywhere)] + [
+        (_rows_with_mask(q, shapes, idx[over], dp[over], m), everywhere) for m in lean]
     if rest:
         fits_lean = np.zeros(over.size, bool)
-        for part in trials[1:]:
+        for part, _ in trials[1:]:
             fits_lean |= part.result.fits_memory
         hope = np.flatnonzero(fits_lean)
-        extra = [_rows_with_mask(q, shapes, idx[over[hope]], dp[over[hope]], m) for m in rest]
-        trials += [_widen(part, hope, trials[0]) for part in extra]
-    picked_over = _fastest_fitting(trials)
+        trials += [(_rows_with_mask(q, shapes, idx[over[hope]], dp[over[hope]], m), hope)
+                   for m in rest]
+    picked_over = _fastest_fitting(trials, over.size)
     order = np.arange(n)
     order[over] = n + np.arange(over.size)
     picked = concat([first, picked_over]).take(order)
     return Rows(picked.result, picked.violates,
-                evaluated=n + sum(len(t) for t in trials[1:]))
+                evaluated=n + sum(len(part) for part, _ in trials[1:]))
 
 
-def _widen(part: Rows, where: np.ndarray, like: Rows) -> Rows:
-    """``part`` (rows at positions ``where``) spread over ``like``'s rows; the others are
-    copies of ``like``'s marked as not fitting, so that they are never chosen."""
-    rows = like.take(np.arange(len(like)))
-    full = concat([rows, part])
-    index = np.arange(len(like))
-    index[where] = len(like) + np.arange(where.size)
-    out = full.take(index)
-    missing = np.ones(len(like), bool)
-    missing[where] = False
-    memory = dataclasses.replace(out.result.memory, reserve=np.where(
-        missing, np.inf, out.result.memory.reserve))
-    return Rows(dataclasses.replace(out.result, memory=memory), out.violates)
-
-
-def _fastest_fitting(trials: Sequence[Rows]) -> Rows:
-    """Per row, the fastest of the trials that fits and can be placed, else the one with the
-    least memory (every trial holds the same rows in the same order)."""
-    k = len(trials[0])
-    joined = concat(list(trials))
-    r = joined.result
-    usable = (r.fits_memory & r.placeable).reshape(len(trials), k)
-    seconds = np.where(usable, r.training_s.reshape(len(trials), k), np.inf)
-    choice = np.argmin(seconds, axis=0)
-    least_memory = np.argmin(r.memory.total.reshape(len(trials), k), axis=0)
-    choice = np.where(usable.any(axis=0), choice, least_memory)
-    return joined.take(choice * k + np.arange(k))
+def _fastest_fitting(trials: Sequence[tuple[Rows, np.ndarray]], k: int) -> Rows:
+    """Per row (of ``k``), the fastest trial that fits and can be placed, else the one with
+    the least memory; a trial ``(rows, at)`` holds rows for the positions ``at`` only."""
+    seconds = np.full((len(trials), k), np.inf)
+    needed = np.full((len(trials), k), np.inf)
+    where = np.full((len(trials), k), -1)
+    offset = 0
+    for t, (part, at) in enumerate(trials):
+        r = part.result
+        usable = r.fits_memory & r.placeable
+        seconds[t, at] = np.where(usable, r.training_s, np.inf)
+        needed[t, at] = r.memory.total
+        where[t, at] = offset + np.arange(at.size)
+        offset += at.size
+    choice = np.where(np.isfinite(seconds).any(axis=0), np.argmin(seconds, axis=0),
+                      np.argmin(needed, axis=0))
+    joined = concat([part for part, _ in trials])
+    return joined.take(where[choice, np.arange(k)])
 
 
 def _microbatch_range(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray

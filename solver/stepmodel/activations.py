@@ -19,9 +19,8 @@ plus ``5*a*s`` for the attention scores:
   its first GEMM's outputs and its second GEMM's input; the shared experts' likewise.
 
 FP8 training (Transformer Engine; DeepSeek-V3 arXiv:2412.19437 sec. 3.3) keeps the inputs of
-the linear layers in FP8 (1 byte); DeepSeek-V3 also caches the SwiGLU inputs of its experts in
-FP8 (``TrainingJob.fp8_act_cache`` is not a field: its recipe is the ``moe_act`` module in an
-FP8 job, where the SwiGLU input is cached in FP8 and its output recomputed, sec. 3.3.3).
+the linear layers in FP8 (1 byte). DeepSeek-V3 also caches its experts' SwiGLU inputs in FP8
+and recomputes the SwiGLU output (sec. 3.3.3): that is the ``moe_act`` module in an FP8 job.
 
 What recomputing a module costs is its forward work again during the backward: GEMM FLOPs
 (``mla_up_proj``, ``mlp``, ``moe``, ``shared_experts``), attention-score FLOPs (``core_attn``)

@@ -172,9 +172,6 @@ def mtp_kernels(js: JobShape, x: LayoutArrays, r: Rates, cal: Calibration) -> Ke
     return layer + extra + head_kernels(js, x, r)
 
 
-__all__ = ["Kernels", "Rates", "hardware_flops_per_token", "head_kernels", "layer_kernels",
-           "mtp_kernels", "rates",
-           "tokens_per_rank"]
 
 
 def hardware_flops_per_token(js: JobShape, x: LayoutArrays) -> FloatArray:
@@ -192,3 +189,8 @@ def hardware_flops_per_token(js: JobShape, x: LayoutArrays) -> FloatArray:
             extra = extra + np.where((x.recompute & bit) != 0, layers * flops, 0.0)
     full = (x.recompute & FULL_BIT) != 0
     return js.model_flops_per_token + np.where(full, full_fwd, extra)
+
+
+__all__ = ["Kernels", "Rates", "hardware_flops_per_token", "head_kernels", "layer_kernels",
+           "mtp_kernels", "rates",
+           "tokens_per_rank"]

@@ -144,13 +144,12 @@ def saturation(x: LayoutArrays) -> IntArray:
                      warm)
 
 
-def bubble(x: LayoutArrays, nmb: IntArray, forward: FloatArray, input_grad: FloatArray,
+def bubble(x: LayoutArrays, forward: FloatArray, input_grad: FloatArray,
            weight_grad: FloatArray) -> FloatArray:
     """Idle time per step of the slowest rank (its per-micro-batch F, B, W)."""
     p = x.pp.astype(float)
     whole = forward + input_grad + weight_grad
-    interleaves = (x.vp > 1) & (nmb >= x.pp)
-    one_f = (p - 1) / np.where(interleaves, x.vp, 1) * whole
+    one_f = (p - 1) / x.vp * whole  # interleaving runs only with a multiple of p (rules)
     zb = (p - 1) * np.maximum(0.0, forward + input_grad - weight_grad)
     dual = np.maximum(0.0, p / 2 - 1) * np.maximum(0.0, forward + 2 * input_grad - weight_grad)
     return np.select([x.schedule == ZERO_BUBBLE, x.schedule == DUALPIPE], [zb, dual], one_f)

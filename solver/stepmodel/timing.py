@@ -233,7 +233,7 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
         return np.choose(slowest, [getattr(rt, name) for rt in ranks])
 
     m = x.nmb
-    idle = bubble(x, m, pick("forward"), pick("input_grad"), pick("weight_grad"))
+    idle = bubble(x, pick("forward"), pick("input_grad"), pick("weight_grad"))
     dp_index = np.argmax(np.stack([d + o for d, o, _ in dp_parts]), axis=0)
     dp = np.choose(dp_index, [d for d, _, _ in dp_parts])
     optimizer = np.choose(dp_index, [o for _, o, _ in dp_parts])
