@@ -93,6 +93,14 @@ def memory_violation(used_gib: float, capacity_gib: float, name: str) -> str:
     return (f"memory: needs {used_gib:.1f} GiB per accelerator, {name} has {capacity_gib:.0f} GiB")
 
 
+def host_memory_violation(offloaded_gib: float, capacity_gib: float, name: str) -> str:
+    if capacity_gib != capacity_gib:  # NaN: not published
+        return (f"host memory: activation offload moves {offloaded_gib:.1f} GiB per "
+                f"accelerator to the host, and {name} has no published host memory")
+    return (f"host memory: activation offload moves {offloaded_gib:.1f} GiB per accelerator "
+            f"to the host, {name} has {capacity_gib:.0f} GiB of host memory per accelerator")
+
+
 def estimate_at(result: StepResult, i: int, names: tuple[str, ...]) -> Estimate:
     """The ``Estimate`` of row ``i`` of a vectorised result (one code path for all callers)."""
     x = result.x
@@ -109,6 +117,10 @@ def estimate_at(result: StepResult, i: int, names: tuple[str, ...]) -> Estimate:
     violations = []
     if used > capacity:
         violations.append(memory_violation(used, capacity, layout.accelerator))
+    host = float(result.memory.host[i]) / GIB
+    host_capacity = float(result.host_capacity_bytes[i]) / GIB
+    if host > 0 and not host <= host_capacity:
+        violations.append(host_memory_violation(host, host_capacity, layout.accelerator))
     if not bool(result.placeable[i]):
         violations.append(
             "interconnect: a parallel group leaves the scale-up domain of "

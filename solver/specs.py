@@ -210,7 +210,17 @@ class TrainingJob:
     ``moe_imbalance``, the most loaded expert rank's tokens over the mean under dropless
     routing (1.0: perfectly balanced, as forced-balance benchmarks run). ``moments_dtype``:
     Adam's first and second moments in FP32 or BF16 (DeepSeek-V3 sec. 3.3.3 keeps them in
-    BF16; master weights stay FP32).
+    BF16; master weights stay FP32). ``dropout``: the hidden and attention dropout rate
+    (Megatron-LM's default 0.1, which Korthikanti et al. 2022 count; 0 in the recipes of
+    Llama 3, Mixtral, DeepSeek-V3, NeMo, torchtitan and MaxText): above 0 each sublayer's
+    output keeps a 1-byte mask for the backward. ``fp8_params``: with FP8 precision, the
+    weights are held and gathered in FP8 only, with no BF16 copy (Megatron-LM
+    ``--fp8-param-gather``, set by the FP8 recipes of Megatron-Bridge and NeMo 2; the FP32
+    master copy stays in the optimizer). ``activation_offload``: the activations a layer
+    keeps for its backward are copied to host memory during the forward and back during the
+    backward, overlapped with the kernels (Megatron-LM ``--cpu-offloading``, Transformer
+    Engine's ``get_cpu_offload_context``; MaxText's ``offload`` remat policies to TPU host
+    memory); the accelerator needs ``host_bw_gb_s`` and ``host_memory_gib``.
     """
 
     model: ModelSpec
@@ -228,6 +238,9 @@ class TrainingJob:
     fp8_dispatch: bool = False
     moe_imbalance: float = 1.0
     moments_dtype: str = "fp32"
+    dropout: float = 0.0
+    fp8_params: bool = False
+    activation_offload: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.model, ModelSpec):
@@ -245,10 +258,15 @@ class TrainingJob:
         as_choice("moments_dtype", self.moments_dtype, MOMENTS_DTYPES)
         as_choice("moe_dispatcher", self.moe_dispatcher, MOE_DISPATCHERS)
         for name in ("flash_attention", "tp_comm_overlap", "grad_reduce_overlap",
-                     "ep_comm_overlap", "fp8_dispatch"):
+                     "ep_comm_overlap", "fp8_dispatch", "fp8_params",
+                     "activation_offload"):
             as_bool(name, getattr(self, name))
+        if self.fp8_params and self.precision != "fp8":
+            raise fail("fp8_params", "false unless precision is fp8", self.fp8_params)
         imbalance = as_float("moe_imbalance", self.moe_imbalance, minimum=1.0, strict=False)
         object.__setattr__(self, "moe_imbalance", imbalance)
+        object.__setattr__(self, "dropout", as_float("dropout", self.dropout, minimum=0.0,
+                                                     strict=False, maximum=0.99))
 
 
 def _peak_dict(value: Any) -> dict[str, float | None]:
@@ -272,6 +290,9 @@ class Accelerator:
     Bandwidths are GB/s per accelerator in one direction. ``scaleout_bw_gb_s`` None means no
     published figure: groups that would leave the scale-up domain are then not allowed.
     ``tdp_w`` or ``price_usd_per_hour`` None means energy or cost cannot be computed for it.
+    ``host_bw_gb_s`` / ``host_memory_gib``: each accelerator's share of the link to its host
+    and of the host's memory, where activations can be offloaded
+    (``TrainingJob.activation_offload``); None means not published, and no offloading.
     The efficiency fields describe how much of the peak real training kernels reach; see
     ``docs/model.md`` for their meaning and how their defaults were fitted.
     """
@@ -295,6 +316,8 @@ class Accelerator:
     matmul_scale: float | None = None
     attention_scale: float | None = None
     purchase_usd: float | None = None
+    host_bw_gb_s: float | None = None
+    host_memory_gib: float | None = None
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -305,7 +328,8 @@ class Accelerator:
         for name in ("memory_gib", "memory_bw_gb_s", "scaleup_bw_gb_s"):
             set_(self, name, as_float(name, getattr(self, name)))
         set_(self, "scaleup_domain", as_int("scaleup_domain", self.scaleup_domain))
-        for name in ("scaleout_bw_gb_s", "tdp_w", "price_usd_per_hour", "purchase_usd"):
+        for name in ("scaleout_bw_gb_s", "tdp_w", "price_usd_per_hour", "purchase_usd",
+                     "host_bw_gb_s", "host_memory_gib"):
             set_(self, name, as_optional_float(name, getattr(self, name)))
         eff = as_float("matmul_efficiency", self.matmul_efficiency)
         if eff > 1.0:

@@ -122,30 +122,33 @@ def test_deepseek_v3_memory_pp16_ep64_on_2048_h800() -> None:
       middle: 4 * 232,996,864 = 931,987,456; experts 4 * 256/64 * 44,040,192 = 704,643,072
       last:   2 * 232,996,864 + (102,760,448 + 232,996,864) + 926,679,040 = 1,728,430,080;
               experts 3 * 4 * 44,040,192 = 528,482,304
-    Model states: weights 2 + FP8 weight and transpose cache 2 = 4 bytes, gradients FP32 4,
-    optimizer 12 bytes sharded over dp*cp = 128 (experts over 128/64 = 2):
-      first:  4 * 2,677,129,216 = 10,708,516,864 twice; 12 * 20,915,072 = 250,980,864
-              -> 21,668,014,592
+    Model states: weights 2 bytes, and the linear layers' (not the embedding or LM head) FP8
+    copy and transpose 2 more (Hopper's TN-only FP8 GEMMs), gradients FP32 4, optimizer 12
+    bytes sharded over dp*cp = 128 (experts over 128/64 = 2):
+      first:  weights 4 * 2,677,129,216 - 2 * 926,679,040 = 8,855,158,784; gradients
+              10,708,516,864; 12 * 20,915,072 = 250,980,864 -> 19,814,656,512
       middle: 4 * 1,636,630,528 = 6,546,522,112 twice; 12 * (7,281,152 + 352,321,536)
               = 4,315,232,256 -> 17,408,276,480
-      last:   4 * 2,256,912,384 = 9,027,649,536 twice; 12 * (13,503,360 + 264,241,152)
-              = 3,332,934,144 -> 21,388,233,216
+      last:   weights 4 * 2,256,912,384 - 2 * 926,679,040 = 7,174,291,456; gradients
+              9,027,649,536; 12 * (13,503,360 + 264,241,152) = 3,332,934,144
+              -> 19,534,875,136
     Activations (full recomputation: 2 bytes * 4096 * 7168 = 58,720,256 per layer kept, plus
-    one layer's working set with nothing recomputed, FP8 linear inputs):
+    one layer's working set with nothing recomputed, FP8 linear inputs, no dropout masks:
+    DeepSeek-V3 trains without dropout):
       dense layer, bytes per token: attention 14,336 + 7,168 + 4,224 + 2,048 + 131,072
-        + 16,384 + 7,168 = 182,400; MLP 14,336 + 7,168 + 73,728 + 18,432 + 7,168 = 120,832
-        -> 303,232 * 4096 = 1,242,038,272
-      MoE layer: 182,400 + 14,336 + 7,168 + 1,024 + 8 * (7,168 + 8,192 + 2,048) + 8,192
-        + 2,048 + 7,168 = 361,600 -> * 4096 = 1,481,113,600
-      first (16 in flight):  16 * 3 * 58,720,256 + 1,242,038,272 = 4,060,610,560
-      middle (rank 1, 15):   15 * 4 * 58,720,256 + 1,481,113,600 = 5,004,328,960
-      last (1 in flight):    3 * 58,720,256 + 1,481,113,600 + FP32 logits of the head and
-        the MTP head 2 * 4 * 4096 * 129,280 = 4,236,247,040 -> 5,893,521,408
-    Totals before buffers: first 25,728,625,152; middle 22,412,605,440; last 27,281,754,624:
+        + 16,384 = 175,232; MLP 14,336 + 7,168 + 73,728 + 18,432 = 113,664
+        -> 288,896 * 4096 = 1,183,318,016
+      MoE layer: 175,232 + 14,336 + 7,168 + 1,024 + 8 * (7,168 + 8,192 + 2,048) + 8,192
+        + 2,048 = 347,264 -> * 4096 = 1,422,393,344
+      first (16 in flight):  16 * 3 * 58,720,256 + 1,183,318,016 = 4,001,890,304
+      middle (rank 1, 15):   15 * 4 * 58,720,256 + 1,422,393,344 = 4,945,608,704
+      last (1 in flight):    3 * 58,720,256 + 1,422,393,344 + FP32 logits of the head and
+        the MTP head 2 * 4 * 4096 * 129,280 = 4,236,247,040 -> 5,834,801,152
+    Totals before buffers: first 23,816,546,816; middle 22,353,885,184; last 25,369,676,288:
     the last rank is reported.
     Buffers: NCCL 536,870,912 + pipeline send/receive 2 * 2 * 4096 * 7168 = 117,440,512
-      = 654,311,424. Allocated 27,936,066,048; reserve 1,073,741,824 + 5% (1,396,803,302.4)
-      = 2,470,545,126.4; total 30,406,611,174.4 bytes (28.3 GiB of 80).
+      = 654,311,424. Allocated 26,023,987,712; reserve 1,073,741,824 + 5% (1,301,199,385.6)
+      = 2,374,941,209.6; total 28,398,928,921.6 bytes (26.4 GiB of 80).
     """
     job = deepseek_v3_job()
     layout = solver.Layout(accelerator="h800", tp=1, pp=16, dp=128, ep=64, micro_batch=1,
@@ -153,14 +156,14 @@ def test_deepseek_v3_memory_pp16_ep64_on_2048_h800() -> None:
     assert layout.gpus == 2048
     x = LayoutArrays.from_layouts([layout], [120], {"h800": 0})
     mem = memory(job_shape(job), x)
-    assert mem.weights.tolist() == [9_027_649_536]
+    assert mem.weights.tolist() == [7_174_291_456]
     assert mem.gradients.tolist() == [9_027_649_536]
     assert mem.optimizer.tolist() == [3_332_934_144]
-    assert mem.activations.tolist() == [5_893_521_408]
+    assert mem.activations.tolist() == [5_834_801_152]
     assert mem.buffers.tolist() == [654_311_424]
-    assert mem.total.tolist() == pytest.approx([30_406_611_174.4], rel=1e-12)
+    assert mem.total.tolist() == pytest.approx([28_398_928_921.6], rel=1e-12)
     est = solver.evaluate(job, layout)
-    assert est.memory_gib_per_gpu == pytest.approx(30_406_611_174.4 / GIB, rel=1e-12)
+    assert est.memory_gib_per_gpu == pytest.approx(28_398_928_921.6 / GIB, rel=1e-12)
     assert est.fits
     assert est.layout.ep == 64 and est.time_breakdown_s["ep_comm"] > 0
 
@@ -175,22 +178,27 @@ def test_deepseek_v3_published_layout_fits_in_the_h800() -> None:
     2x parameters), p + 1 = 17 micro-batches in flight, half through each stage.
       replicated 2,677,129,216 + 1,728,430,080 = 4,405,559,296; experts 528,482,304;
       held 4,934,041,600
-      weights (2 + 2 FP8 cache) * 4,934,041,600 = 19,736,166,400; gradients (FP32) the same
+      weights 4 * 4,934,041,600 - 2 * (2 * 926,679,040) = 16,029,450,240 (2 bytes, and the
+        FP8 copy and transpose of all but the embedding and LM head); gradients (FP32)
+        4 * 4,934,041,600 = 19,736,166,400
       optimizer: FP32 master + BF16 m and v = 8 bytes, over dp*cp = 128 (experts 2) and the
         2 copies of each stage: 8 * (34,418,432 + 264,241,152) / 2 = 1,194,638,336
-      activations per token (test_memory.py: dense 155,776, MoE or MTP layer 164,992):
-        stage 0: 3 * 155,776 = 467,328; stage 15: 3 * 164,992 = 494,976
-        17 * 4096 * (467,328 + 494,976) / 2 = 33,503,576,064
+      activations per token (test_memory.py: dense 155,776, MoE or MTP layer 164,992 with
+        dropout; without it two 1-byte masks of 7,168 fewer: 141,440 and 150,656):
+        stage 0: 3 * 141,440 = 424,320; stage 15: 3 * 150,656 = 451,968
+        17 * 4096 * (424,320 + 451,968) / 2 = 30,508,843,008
         + FP32 logits of the head and the MTP head 2 * 4 * 4096 * 129,280 = 4,236,247,040
-        = 37,739,823,104
+        = 34,745,090,048
       buffers 654,311,424 (as above)
-      allocated 2 * 19,736,166,400 + 1,194,638,336 + 37,739,823,104 + 654,311,424
-        = 79,061,105,664; reserve 1,073,741,824 + 3,953,055,283.2; total 84,087,902,771.2
+      allocated 16,029,450,240 + 19,736,166,400 + 1,194,638,336 + 34,745,090,048
+        + 654,311,424 = 72,359,656,448; reserve 1,073,741,824 + 3,617,982,822.4;
+        total 77,051,381,094.4
     The middle rank (stage 14 twice: 2 * (931,987,456 + 704,643,072) = 3,273,261,056 held)
       allocates 4 * 3,273,261,056 * 2 + 8 * (14,562,304 + 704,643,072) / 2
-      + 17 * 4 * 164,992 * 4096 + 654,311,424 = 26,186,088,448 + 2,876,821,504
-      + 45,954,891,776 + 654,311,424 = 75,672,113,152: less.
-    84,087,902,771.2 bytes = 78.3 GiB < 80 GiB: it fits.
+      + 17 * 4 * 150,656 * 4096 + 654,311,424 = 26,186,088,448 + 2,876,821,504
+      + 41,961,914,368 + 654,311,424 = 71,679,135,744 (76,336,834,355.2 with its reserve):
+      less.
+    77,051,381,094.4 bytes = 71.8 GiB < 80 GiB: it fits.
     """
     job = deepseek_v3_job(moments_dtype="bf16", moe_dispatcher="deepep", fp8_dispatch=True,
                           ep_comm_overlap=True)
@@ -199,14 +207,14 @@ def test_deepseek_v3_published_layout_fits_in_the_h800() -> None:
                            schedule="dualpipe", pipeline_split="both")
     x = LayoutArrays.from_layouts([layout], [120], {"h800": 0})
     mem = memory(job_shape(job), x)
-    assert mem.weights.tolist() == [19_736_166_400]
+    assert mem.weights.tolist() == [16_029_450_240]
     assert mem.gradients.tolist() == [19_736_166_400]
     assert mem.optimizer.tolist() == [1_194_638_336]
-    assert mem.activations.tolist() == [37_739_823_104]
+    assert mem.activations.tolist() == [34_745_090_048]
     assert mem.buffers.tolist() == [654_311_424]
-    assert mem.total.tolist() == pytest.approx([84_087_902_771.2], rel=1e-12)
+    assert mem.total.tolist() == pytest.approx([77_051_381_094.4], rel=1e-12)
     est = solver.evaluate(job, layout)
-    assert est.memory_gib_per_gpu == pytest.approx(84_087_902_771.2 / GIB, rel=1e-12)
+    assert est.memory_gib_per_gpu == pytest.approx(77_051_381_094.4 / GIB, rel=1e-12)
     assert est.fits, est.violations
     assert est.memory_gib_per_gpu < 80
 
@@ -316,7 +324,9 @@ def table(gpu: solver.Accelerator) -> HardwareTable:
 
 
 def shape(model: solver.ModelSpec, **job: object) -> JobShape:
-    return job_shape(solver.TrainingJob(model=model, tokens=1e9, **job))  # type: ignore[arg-type]
+    """With dropout 0.1, as the per-token figures of test_memory.py count the masks."""
+    return job_shape(solver.TrainingJob(model=model, tokens=1e9, dropout=0.1,
+                                        **job))  # type: ignore[arg-type]
 
 
 def test_remote_nodes_per_token_with_group_limited_routing() -> None:

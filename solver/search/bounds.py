@@ -120,9 +120,11 @@ def memory_floor(q: Question, x: LayoutArrays) -> np.ndarray:
     bound = np.full(len(x), np.inf)
     if modules:
         union = int(np.bitwise_or.reduce(modules))
-        bound = memory(q.js, dataclasses.replace(x, recompute=np.full(len(x), union))).total
+        bound = memory(q.js, dataclasses.replace(x, recompute=np.full(len(x), union)),
+                       hw=q.hw).total
     if any(m & FULL_BIT for m in masks):
-        full = memory(q.js, dataclasses.replace(x, recompute=np.full(len(x), FULL_BIT))).total
+        full = memory(q.js, dataclasses.replace(x, recompute=np.full(len(x), FULL_BIT)),
+                      hw=q.hw).total
         bound = np.minimum(bound, full)
     return bound
 

@@ -14,7 +14,7 @@ import numpy as np
 from solver.layout_options import FULL_BIT
 from solver.search.space import Shapes
 from solver.search.table import Question, Rows, concat, layouts_of, violations
-from solver.stepmodel.arrays import LayoutArrays
+from solver.stepmodel.arrays import HardwareTable, LayoutArrays
 from solver.stepmodel.evaluate import evaluate_arrays
 from solver.stepmodel.memory import memory
 from solver.stepmodel.pipeline import microbatch_grain, saturation, schedule_rules
@@ -115,24 +115,26 @@ def _rows_with_mask(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray
     else:
         lo, hi, step = _microbatch_range(q, shapes, idx, dp)
         probe = layouts_of(shapes, idx, dp, hi, mask)
-        best = largest_fitting_m(js, probe, hw.memory_bytes[probe.accel], lo, hi, step)
+        best = largest_fitting_m(js, probe, hw, lo, hi, step)
         nmb = np.where(best >= lo, best, lo)  # none fits: keep the smallest, flagged below
     x = layouts_of(shapes, idx, dp, nmb, mask)
     result = evaluate_arrays(job, x, hw, q.calibration, js)
     return Rows(result, violations(result, q.limits, relaxed=q.relaxed), evaluated=len(x))
 
 
-def largest_fitting_m(js: JobShape, x: LayoutArrays, capacity: np.ndarray, low: np.ndarray,
+def largest_fitting_m(js: JobShape, x: LayoutArrays, hw: HardwareTable, low: np.ndarray,
                       high: np.ndarray, step: np.ndarray | None = None) -> np.ndarray:
     """Largest ``m`` in ``[low, high]`` (multiples of ``step``, as ``low`` and ``high`` are)
-    whose memory fits ``capacity`` (``low - 1`` if none).
+    whose memory fits the capacity of each layout's accelerator in ``hw`` (``low - 1`` if
+    none).
 
     Memory never decreases with ``m`` and stops growing once the pipeline's warm-up depth is
     in flight, so a vectorised bisection over at most that depth finds it; each round
     evaluates only the rows still undecided.
     """
     step = np.ones_like(low) if step is None else step
-    answer = np.where(memory(js, x, high).total <= capacity, high, low - 1)
+    capacity = hw.memory_bytes[x.accel]
+    answer = np.where(memory(js, x, high, hw).total <= capacity, high, low - 1)
     todo = np.flatnonzero(answer < low)
     if todo.size == 0:
         return answer
@@ -140,7 +142,7 @@ def largest_fitting_m(js: JobShape, x: LayoutArrays, capacity: np.ndarray, low: 
     lo, cap, grain = low[todo], capacity[todo], step[todo]
     depth = -(-saturation(sub) // grain) * grain
     hi = np.minimum(high[todo], np.maximum(depth, lo))  # constant memory from here on
-    fits_lo = memory(js, sub, lo).total <= cap
+    fits_lo = memory(js, sub, lo, hw).total <= cap
     keep = np.flatnonzero(fits_lo)
     todo, sub, a, b, cap = todo[keep], sub.take(keep), lo[keep], hi[keep], cap[keep]
     grain = grain[keep]
@@ -151,7 +153,7 @@ def largest_fitting_m(js: JobShape, x: LayoutArrays, capacity: np.ndarray, low: 
             break
         g = grain[open_]
         mid = (a[open_] // g + b[open_] // g) // 2 * g
-        ok = memory(js, sub.take(open_), mid).total <= cap[open_]
+        ok = memory(js, sub.take(open_), mid, hw).total <= cap[open_]
         a[open_] = np.where(ok, mid, a[open_])
         b[open_] = np.where(ok, b[open_], mid)
     answer[todo] = a

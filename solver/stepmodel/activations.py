@@ -9,7 +9,8 @@ plus ``5*a*s`` for the attention scores:
 - attention: the norm's input (2h), the QKV projection's input (the norm's output: 2h, 1h in
   FP8), Q, K and V for the attention kernel (2 bytes each, at their widths: GQA keeps narrower K
   and V, MLA the up-projected ones), the scores without flash attention (``5*heads*s``), the
-  output projection's input, the dropout mask (1h). MLA (DeepSeek-V2 arXiv:2405.04434 sec. 2.1)
+  output projection's input, the dropout mask (1h, only with ``TrainingJob.dropout`` > 0;
+  Korthikanti's 5as scores are 2as without dropout). MLA (DeepSeek-V2 arXiv:2405.04434 sec. 2.1)
   also keeps its latents (the query and key-value compressions and the decoupled RoPE key, and
   the normalised latents the up-projections read);
 - dense MLP: the norm's input and output, the first GEMM's outputs (gate and up for a gated MLP,
@@ -66,7 +67,8 @@ class RecomputeCost:
     membound_bytes: float = 0.0  # memory-bound traffic, at HBM bandwidth
 
 
-def _attention_parts(m: ModelSpec, seq_len: int, linear_in: float, flash: bool) -> list[Part]:
+def _attention_parts(m: ModelSpec, seq_len: int, linear_in: float, flash: bool,
+                     mask: float) -> list[Part]:
     h = m.hidden
     if m.uses_mla:
         qk = m.heads * (m.head_dim + m.qk_rope_head_dim)
@@ -81,21 +83,22 @@ def _attention_parts(m: ModelSpec, seq_len: int, linear_in: float, flash: bool) 
     parts = [Part("attn_norm_in", 2.0 * h), Part("qkv_in", linear_in * h, LN), *mla,
              Part("qkv", 2.0 * (q_w + k_w + v_w), MLA_UP if m.uses_mla else 0)]
     if not flash:
-        parts.append(Part("scores", 5.0 * m.heads * seq_len, CORE_ATTN))
+        # The softmax output (2 bytes per score); with dropout also its mask (1) and output (2).
+        parts.append(Part("scores", (2.0 + 3.0 * mask) * m.heads * seq_len, CORE_ATTN))
     out_w = m.heads * (m.v_head_dim if m.uses_mla else m.head_dim)
-    parts += [Part("attn_out", linear_in * out_w), Part("attn_mask", 1.0 * h)]
+    parts += [Part("attn_out", linear_in * out_w), Part("attn_mask", mask * h)]
     return parts
 
 
-def _mlp_parts(m: ModelSpec, linear_in: float) -> list[Part]:
+def _mlp_parts(m: ModelSpec, linear_in: float, mask: float) -> list[Part]:
     h, f = m.hidden, m.ffn_hidden
     fc1 = (4.0 if m.gated_mlp else 2.0) * f
     return [Part("mlp_norm_in", 2.0 * h), Part("mlp_in", linear_in * h, LN),
             Part("mlp_fc1_out", fc1, MLP), Part("mlp_act_out", linear_in * f, MLP),
-            Part("mlp_mask", 1.0 * h)]
+            Part("mlp_mask", mask * h)]
 
 
-def _moe_parts(m: ModelSpec, linear_in: float, routed: float, fp8: bool) -> list[Part]:
+def _moe_parts(m: ModelSpec, linear_in: float, routed: float, mask: float) -> list[Part]:
     h, f = m.hidden, m.moe_ffn_hidden
     # BF16 gate and up outputs; DeepSeek-V3 caches the SwiGLU input in FP8 when its output is
     # recomputed (sec. 3.3.3): with moe_act in an FP8 job the input is 1 byte, see
@@ -109,7 +112,7 @@ def _moe_parts(m: ModelSpec, linear_in: float, routed: float, fp8: bool) -> list
         Part("expert_act_out", routed * linear_in * f, MOE_ACT | MOE),
         Part("shared_fc1_out", m.shared_experts * fc1, SHARED | MOE),
         Part("shared_act_out", m.shared_experts * linear_in * f, SHARED | MOE),
-        Part("moe_mask", 1.0 * h),
+        Part("moe_mask", mask * h),
     ]
 
 
@@ -148,17 +151,19 @@ class LayerActivations:
 
 
 def layer_activations(m: ModelSpec, seq_len: int, *, moe: bool, fp8: bool, flash: bool,
-                      routed: float) -> LayerActivations:
+                      routed: float, dropout: bool = True) -> LayerActivations:
     """Parts of a dense (``moe`` False) or MoE layer; ``routed`` copies of each token reach
-    the experts (``top_k`` x load factor)."""
+    the experts (``top_k`` x load factor). Without ``dropout`` no mask is stored (PyTorch's
+    dropout at rate 0 returns its input; flash attention never stores one)."""
     linear_in = 1.0 if fp8 else 2.0
-    attention = _attention_parts(m, seq_len, linear_in, flash)
+    mask = 1.0 if dropout else 0.0
+    attention = _attention_parts(m, seq_len, linear_in, flash, mask)
     if moe:
-        parts = attention + _moe_parts(m, linear_in, routed, fp8)
+        parts = attention + _moe_parts(m, linear_in, routed, mask)
         fc1 = (4.0 if m.gated_mlp else 2.0) * m.moe_ffn_hidden
         saving = routed * fc1 / 2.0 if fp8 else 0.0
     else:
-        parts = attention + _mlp_parts(m, linear_in)
+        parts = attention + _mlp_parts(m, linear_in, mask)
         saving = 0.0
     return LayerActivations(tuple(parts), saving)
 

@@ -15,6 +15,7 @@ import numpy as np
 from solver.costs import CostBasis, resolve
 from solver.layout_options import FULL_BIT, SCHEDULE_CODE, SPLIT_CODE, recompute_code
 from solver.specs import Accelerator, Layout
+from solver.stepmodel import calibration as C
 
 IntArray = np.ndarray
 FloatArray = np.ndarray
@@ -93,6 +94,10 @@ class HardwareTable:
     scaleup_bw: FloatArray  # bytes/s, one direction
     scaleup_domain: IntArray
     scaleout_bw: FloatArray  # bytes/s, one direction; NaN = unknown
+    host_bw: FloatArray  # bytes/s to the host, one direction; NaN = unknown
+    host_memory_bytes: FloatArray  # the accelerator's share of host memory; NaN = unknown
+    fp8_transpose_bytes: FloatArray  # per weight: 1 where FP8 GEMMs need a transposed copy
+    fragmentation: FloatArray  # allocator reserve over what is allocated
     tdp_w: FloatArray
     # From the cost basis (``solver/costs.py``): cost = rate * gpus * hours + fixed.
     rate_usd_per_hour: FloatArray  # USD per accelerator-hour; NaN = cannot be priced
@@ -124,6 +129,12 @@ class HardwareTable:
             scaleup_bw=column([a.scaleup_bw_gb_s for a in accelerators], 1e9),
             scaleup_domain=np.array([a.scaleup_domain for a in accelerators], dtype=np.int64),
             scaleout_bw=column([a.scaleout_bw_gb_s for a in accelerators], 1e9),
+            host_bw=column([a.host_bw_gb_s for a in accelerators], 1e9),
+            host_memory_bytes=column([a.host_memory_gib for a in accelerators], 2.0**30),
+            fp8_transpose_bytes=column([1.0 if a.family in C.FP8_TN_ONLY_FAMILIES else 0.0
+                                        for a in accelerators]),
+            fragmentation=column([0.0 if a.family in C.PLANNED_ALLOCATION_FAMILIES
+                                  else C.FRAGMENTATION for a in accelerators]),
             tdp_w=column([a.tdp_w for a in accelerators]),
             rate_usd_per_hour=column([p.rate_usd_per_hour for p in prices]),
             fixed_usd=column([p.fixed_usd for p in prices]),

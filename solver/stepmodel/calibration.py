@@ -31,15 +31,25 @@ OPTIMIZER_BYTES = 12
 OPTIMIZER_STEP_BYTES = 30
 #: Bytes of one activation element (BF16).
 ACT_BYTES = 2
-#: FP8 training (Transformer Engine): an FP8 copy of each weight and of its transpose is kept
-#: between micro-batches, 1 + 1 bytes per parameter (NVIDIA Transformer Engine documentation,
-#: "FP8 weight caching"; Hopper's FP8 GEMMs need both layouts).
-FP8_WEIGHT_CACHE_BYTES = 2
+#: FP8 training (Transformer Engine): an FP8 copy of each weight is kept between
+#: micro-batches (1 byte per parameter; none when the weights themselves are FP8), and on
+#: accelerators whose FP8 GEMMs take only the "TN" layout a transposed copy beside it (1 more):
+#: Transformer Engine ``utils.is_non_tn_fp8_gemm_supported`` is False on compute capability
+#: 8.9 (Ada) and 9.0 (Hopper), True from 10.0 (Blackwell), where one copy serves both passes.
+FP8_WEIGHT_COPY_BYTES = 1
+FP8_TN_ONLY_FAMILIES = ("nvidia-hopper", "nvidia-ada")
+#: Compiler-planned runtimes (XLA on TPU and Trainium) assign every buffer before the step
+#: runs: no caching allocator, so no fragmentation to reserve for.
+PLANNED_ALLOCATION_FAMILIES = ("google-tpu", "aws-trainium")
 #: Fixed memory per accelerator: CUDA context, cuBLAS/NCCL workspaces (PyTorch reports about
 #: 0.5-1 GiB of context on A100/H100 before any tensor is allocated).
 CONTEXT_GIB = 1.0
 #: Caching-allocator fragmentation, as a fraction of everything allocated.
 FRAGMENTATION = 0.05
+#: DeepSpeed ZeRO-3 gathers the parameters of one module at a time and keeps at most
+#: ``stage3_max_live_parameters`` of them resident (default 1e9; DeepSpeed configuration
+#: documentation, "ZeRO optimizations for FP16 training"); FSDP gathers whole layers.
+DEEPSPEED_MAX_LIVE_PARAMS = 1e9
 #: NCCL communicator buffers per accelerator (NCCL_BUFFSIZE 4 MiB per channel and peer).
 NCCL_BUFFERS_GIB = 0.5
 

@@ -55,8 +55,8 @@ def data_parallel(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibra
     expert_grads = js.grad_bytes * expert_params
     scatter = (gather_or_scatter(grads, group, bw, lat)
                + gather_or_scatter(expert_grads, expert_group, bw, lat))
-    gather = (gather_or_scatter(C.WEIGHT_BYTES * dense_params, group, bw, lat)
-              + gather_or_scatter(C.WEIGHT_BYTES * expert_params, expert_group, bw, lat))
+    gather = (gather_or_scatter(js.param_bytes * dense_params, group, bw, lat)
+              + gather_or_scatter(js.param_bytes * expert_params, expert_group, bw, lat))
     grads_end = np.select(
         [x.zero == 0, x.zero == 1],
         [all_reduce(grads, group, bw, lat) + all_reduce(expert_grads, expert_group, bw, lat),

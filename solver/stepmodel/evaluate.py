@@ -119,9 +119,15 @@ class StepResult:
     energy_mwh: FloatArray
     co2_tonnes: FloatArray
 
+    host_capacity_bytes: FloatArray
+
     @property
     def fits_memory(self) -> np.ndarray:
-        return self.memory.total <= self.capacity_bytes
+        """Device memory within capacity, and offloaded activations (if any) within the
+        host memory (unknown host memory holds none)."""
+        host = self.memory.host
+        return (self.memory.total <= self.capacity_bytes) & (
+            (host <= 0) | (host <= self.host_capacity_bytes))
 
     @property
     def placeable(self) -> np.ndarray:
@@ -162,7 +168,7 @@ def evaluate_arrays(job: TrainingJob, x: LayoutArrays, hw: HardwareTable,
                     ) -> StepResult:
     """Evaluate every layout of ``x`` for ``job`` on the accelerators of ``hw``."""
     js = job_shape(job) if js is None else js
-    mem = memory(js, x)
+    mem = memory(js, x, hw=hw)
     with np.errstate(invalid="ignore", divide="ignore"):
         times = step_time(js, x, hw, cal)
         step_s = times.step
@@ -184,6 +190,7 @@ def evaluate_arrays(job: TrainingJob, x: LayoutArrays, hw: HardwareTable,
         global_batch=global_batch,
         seq_len=job.seq_len,
         capacity_bytes=hw.memory_bytes[x.accel],
+        host_capacity_bytes=hw.host_memory_bytes[x.accel],
         step_s=step_s,
         steps=steps,
         training_s=training_s,

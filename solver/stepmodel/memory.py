@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from solver.stepmodel import calibration as C
-from solver.stepmodel.arrays import FloatArray, IntArray, LayoutArrays
+from solver.stepmodel.arrays import FloatArray, HardwareTable, IntArray, LayoutArrays
 from solver.stepmodel.compute import tokens_per_rank
 from solver.stepmodel.pipeline import RankWeights, Stage, inflight, rank_weights, stages
 from solver.stepmodel.shape import JobShape
@@ -43,6 +43,7 @@ class StageParams:
 
     replicated: FloatArray
     experts: FloatArray
+    vocab: FloatArray  # the embedding and LM head among ``replicated`` (kept in BF16)
 
 
 def stage_params(js: JobShape, x: LayoutArrays, s: Stage) -> StageParams:
@@ -52,10 +53,11 @@ def stage_params(js: JobShape, x: LayoutArrays, s: Stage) -> StageParams:
     # The first stage holds the embedding; the last the LM head (its own copy when the
     # embeddings are tied and the stages differ; one matrix when a single stage holds both).
     head = np.where(s.head & ~(s.embedding & np.bool_(js.tied)), js.head_params, 0)
-    replicated = (body + np.where(s.embedding, js.embedding_params, 0) + head) / x.tp
+    vocab = (np.where(s.embedding, js.embedding_params, 0) + head) / x.tp
+    replicated = body / x.tp + vocab
     moe = s.moe + (s.mtp if js.is_moe else 0)
     experts = moe * js.experts * js.expert_params / (x.tp * x.ep)
-    return StageParams(replicated.astype(float), experts.astype(float))
+    return StageParams(replicated.astype(float), experts.astype(float), vocab.astype(float))
 
 
 def zero_divisors(x: LayoutArrays, stage: int) -> tuple[FloatArray, FloatArray]:
@@ -67,12 +69,13 @@ def zero_divisors(x: LayoutArrays, stage: int) -> tuple[FloatArray, FloatArray]:
 
 
 def model_state_bytes(params: FloatArray, experts: FloatArray, x: LayoutArrays,
-                      grad_bytes: int = C.GRAD_BYTES, optimizer_bytes: int = C.OPTIMIZER_BYTES
+                      grad_bytes: int = C.GRAD_BYTES, optimizer_bytes: int = C.OPTIMIZER_BYTES,
+                      weight_bytes: int = C.WEIGHT_BYTES
                       ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Weights, gradients (``grad_bytes`` each) and optimizer states in bytes after ZeRO
-    sharding."""
+    """Weights (``weight_bytes`` each), gradients (``grad_bytes``) and optimizer states in
+    bytes after ZeRO sharding."""
     out = []
-    for stage, nbytes in ((3, C.WEIGHT_BYTES), (2, grad_bytes), (1, optimizer_bytes)):
+    for stage, nbytes in ((3, weight_bytes), (2, grad_bytes), (1, optimizer_bytes)):
         dense_div, expert_div = zero_divisors(x, stage)
         out.append(nbytes * (params / dense_div + experts / expert_div))
     return out[0], out[1], out[2]
@@ -112,6 +115,7 @@ class MemoryArrays:
     activations: FloatArray
     buffers: FloatArray
     reserve: FloatArray
+    host: FloatArray  # activations offloaded to host memory (not in ``total``)
 
     @property
     def total(self) -> FloatArray:
@@ -134,46 +138,81 @@ class StageMemory:
     working: FloatArray
 
 
+@dataclass(frozen=True)
+class Runtime:
+    """What the accelerator's software adds per layout: the transposed FP8 weight copy (bytes
+    per weight) and the allocator's fragmentation reserve (``HardwareTable``)."""
+
+    fp8_transpose_bytes: FloatArray | float
+    fragmentation: FloatArray | float
+
+    @classmethod
+    def of(cls, x: LayoutArrays, hw: HardwareTable | None) -> Runtime:
+        """The figures of each layout's accelerator; without ``hw``, a caching allocator on a
+        TN-only FP8 accelerator (Hopper), the most any accelerator needs."""
+        if hw is None:
+            return cls(1.0, C.FRAGMENTATION)
+        return cls(hw.fp8_transpose_bytes[x.accel], hw.fragmentation[x.accel])
+
+
 def _rank_memory(js: JobShape, x: LayoutArrays, w: RankWeights, stage_mem: list[StageMemory],
-                 in_flight: FloatArray) -> MemoryArrays:
+                 in_flight: FloatArray, rt: Runtime) -> MemoryArrays:
     params = [s.params for s in stage_mem]
     parts = [s.stage for s in stage_mem]
     replicated = sum(k * p.replicated for k, p in zip(w.params, params, strict=True))
     experts = sum(k * p.experts for k, p in zip(w.params, params, strict=True))
     assert isinstance(replicated, np.ndarray) and isinstance(experts, np.ndarray)
+    vocab = sum(k * p.vocab for k, p in zip(w.params, params, strict=True))
     weights, grads, optim = model_state_bytes(replicated, experts, x, js.grad_bytes,
-                                              js.optimizer_bytes)
+                                              js.optimizer_bytes, js.param_bytes)
+    # FP8 weights are the linear layers'; the embedding and LM head stay BF16.
+    weights = weights + (C.WEIGHT_BYTES - js.param_bytes) * vocab / zero_divisors(x, 3)[0]
     # A second stage (DualPipe) doubles weights and gradients, not the sharded optimizer.
     copies = np.maximum(1.0, sum(w.params))
     optim = optim / np.where(x.zero >= 1, copies, 1.0)
     if js.fp8:
-        # Transformer Engine keeps an FP8 copy of each weight and of its transpose between
-        # micro-batches (1 + 1 bytes per parameter); with ZeRO-3 weights are gathered per
-        # layer and no copy persists.
-        weights = weights + np.where(x.zero >= 3, 0.0, C.FP8_WEIGHT_CACHE_BYTES) * (
-            replicated + experts)
+        # Transformer Engine keeps an FP8 copy of each linear layer's weight (none with FP8
+        # weights) and, on TN-only accelerators, of its transpose between micro-batches; with
+        # ZeRO-3 weights are gathered per layer and no copy persists.
+        cache = js.fp8_copy_bytes + rt.fp8_transpose_bytes
+        weights = weights + np.where(x.zero >= 3, 0.0, cache) * (replicated - vocab + experts)
     act = sum(k * s.activations for k, s in zip(w.time, stage_mem, strict=True))
+    stored = in_flight * act
+    host = np.zeros(len(x))
+    if js.activation_offload:
+        # The layer being computed and the one in transfer stay; the rest waits on the host.
+        layers = sum(k * (s.stage.dense + s.stage.moe + s.stage.mtp)
+                     for k, s in zip(w.time, stage_mem, strict=True))
+        held = np.minimum(stored, 2.0 * act / np.maximum(layers, 1))
+        host, stored = stored - held, held
     work = np.maximum.reduce([np.where(k > 0, s.working, 0.0)
                               for k, s in zip(w.time, stage_mem, strict=True)])
     tokens = tokens_per_rank(js, x)
     holds_head = sum(np.where(k > 0, s.head, False) for k, s in
                      zip(w.params, parts, strict=True)) > 0
     logits = np.where(holds_head, 4.0 * tokens * js.vocab / x.tp * (1 + js.mtp_layers), 0.0)
-    activations = in_flight * act + work + logits
+    activations = stored + work + logits
     layer_weights = np.where(
         js.is_moe, js.moe_nonexpert_params + js.experts * js.expert_params / x.ep,
         js.dense_layer_params) / x.tp
-    zero3_gather = np.where(x.zero >= 3, 2 * C.WEIGHT_BYTES * layer_weights, 0.0)
+    # FSDP: the layer in use and the next one, prefetched; DeepSpeed: its live-parameter cap,
+    # or the largest single module when that exceeds it.
+    live = 2 * layer_weights if js.zero3_impl == "fsdp" else np.minimum(
+        2 * layer_weights, max(C.DEEPSPEED_MAX_LIVE_PARAMS, js.largest_module_params) / x.tp)
+    zero3_gather = np.where(x.zero >= 3, js.param_bytes * live, 0.0)
     tp_gather = np.where(x.tp > 1, C.ACT_BYTES * tokens * js.hidden, 0.0)
     p2p = np.where(x.pp > 1, 2 * C.ACT_BYTES * tokens * js.hidden / x.tp, 0.0)
     buffers = C.NCCL_BUFFERS_GIB * GIB + zero3_gather + tp_gather + p2p
     allocated = weights + grads + optim + activations + buffers
-    reserve = C.CONTEXT_GIB * GIB + C.FRAGMENTATION * allocated
-    return MemoryArrays(weights, grads, optim, activations, buffers, reserve)
+    reserve = C.CONTEXT_GIB * GIB + rt.fragmentation * allocated
+    return MemoryArrays(weights, grads, optim, activations, buffers, reserve, host)
 
 
-def memory(js: JobShape, x: LayoutArrays, nmb: IntArray | None = None) -> MemoryArrays:
-    """Per-accelerator memory of the most loaded of the first, a middle and the last rank."""
+def memory(js: JobShape, x: LayoutArrays, nmb: IntArray | None = None,
+           hw: HardwareTable | None = None) -> MemoryArrays:
+    """Per-accelerator memory of the most loaded of the first, a middle and the last rank, on
+    the accelerators of ``hw`` (without it: the most any accelerator's software needs,
+    ``Runtime.of``)."""
     nmb = x.nmb if nmb is None else nmb
     st = stages(js, x)
     per_token = (js.dense_act.stored(x.recompute, x.cp), js.moe_act.stored(x.recompute, x.cp))
@@ -181,7 +220,8 @@ def memory(js: JobShape, x: LayoutArrays, nmb: IntArray | None = None) -> Memory
                                                                              per_token),
                              working_set(js, x, s)) for s in (st.first, st.middle, st.last)]
     flight = inflight(x, nmb)
-    ranks = [_rank_memory(js, x, w, stage_mem, f)
+    rt = Runtime.of(x, hw)
+    ranks = [_rank_memory(js, x, w, stage_mem, f, rt)
              for w, f in zip(rank_weights(x), flight, strict=True)]
     exists = [np.ones(len(x), bool), x.pp >= 3, np.ones(len(x), bool)]
     totals = [np.where(e, r.total, -np.inf) for r, e in zip(ranks, exists, strict=True)]
@@ -191,7 +231,8 @@ def memory(js: JobShape, x: LayoutArrays, nmb: IntArray | None = None) -> Memory
         return np.choose(pick, [getattr(r, name) for r in ranks])
 
     return MemoryArrays(*(choose(n) for n in ("weights", "gradients", "optimizer",
-                                              "activations", "buffers", "reserve")))
+                                              "activations", "buffers", "reserve",
+                                              "host")))
 
 
 __all__ = ["GIB", "MemoryArrays", "memory", "model_state_bytes", "stage_activation_bytes",

@@ -54,6 +54,10 @@ class JobShape:
     grad_bytes: int  # bytes of one gradient element: 4 (FP32) or 2 (TrainingJob.grad_dtype)
     optimizer_bytes: int  # FP32 master weights and Adam moments per parameter
     fp8: bool  # linear layers in FP8 (Transformer Engine); attention and LM head in BF16
+    param_bytes: int  # bytes of a weight as held and gathered: 2 (BF16), 1 with fp8_params
+    fp8_copy_bytes: int  # FP8 copy kept beside it between micro-batches (see memory.py)
+    largest_module_params: int  # the largest single linear layer (DeepSpeed ZeRO-3 fetches)
+    activation_offload: bool  # stored activations wait in host memory (see memory.py)
     # Parameters.
     dense_layer_params: int
     moe_nonexpert_params: int
@@ -104,7 +108,8 @@ def job_shape(job: TrainingJob) -> JobShape:
     flash = job.flash_attention
 
     def acts(moe: bool, fp8_: bool) -> LayerActivations:
-        return layer_activations(m, s, moe=moe, fp8=fp8_, flash=flash, routed=routed)
+        return layer_activations(m, s, moe=moe, fp8=fp8_, flash=flash, routed=routed,
+                                 dropout=job.dropout > 0)
 
     mtp_layer = counts.layer_moe_nonexpert + m.experts * counts.expert_mlp if m.is_moe \
         else counts.layer_dense
@@ -135,6 +140,13 @@ def job_shape(job: TrainingJob) -> JobShape:
         optimizer_bytes=C.OPTIMIZER_BYTES if job.moments_dtype == "fp32"
         else C.OPTIMIZER_BYTES - 4,
         fp8=fp8,
+        param_bytes=1 if job.fp8_params else C.WEIGHT_BYTES,
+        activation_offload=job.activation_offload,
+        largest_module_params=max(
+            (2 if m.gated_mlp else 1) * m.hidden * max(m.ffn_hidden, m.moe_ffn_hidden),
+            attention_matmul_weights(m) - m.heads * (m.v_head_dim if m.uses_mla else m.head_dim)
+            * m.hidden),
+        fp8_copy_bytes=0 if job.fp8_params or not fp8 else C.FP8_WEIGHT_COPY_BYTES,
         dense_layer_params=counts.layer_dense,
         moe_nonexpert_params=counts.layer_moe_nonexpert,
         expert_params=counts.expert_mlp,

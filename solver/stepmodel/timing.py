@@ -36,7 +36,8 @@ from solver.stepmodel.compute import (
 from solver.stepmodel.context import context_comm
 from solver.stepmodel.data import data_parallel
 from solver.stepmodel.expert import expert_comm
-from solver.stepmodel.memory import stage_params
+from solver.stepmodel.memory import stage_activation_bytes, stage_params
+from solver.stepmodel.offload import offload_exposed
 from solver.stepmodel.pipeline import Stage, bubble, rank_weights, stages
 from solver.stepmodel.shape import JobShape
 from solver.stepmodel.tensor import LayerComm, tensor_comm
@@ -55,15 +56,16 @@ class TimeArrays:
     bubble: FloatArray
     dp_comm: FloatArray  # exposed part
     optimizer: FloatArray
+    offload: FloatArray  # activation copies to and from the host the kernels do not hide
 
     @property
     def step(self) -> FloatArray:
         return (self.compute + self.memory_bound + self.tp_comm + self.cp_comm + self.ep_comm
-                + self.pp_comm + self.bubble + self.dp_comm + self.optimizer)
+                + self.pp_comm + self.bubble + self.dp_comm + self.optimizer + self.offload)
 
     def breakdown(self, i: int) -> dict[str, float]:
         names = ("compute", "memory_bound", "tp_comm", "cp_comm", "ep_comm", "pp_comm",
-                 "bubble", "dp_comm", "optimizer")
+                 "bubble", "dp_comm", "optimizer", "offload")
         return {name: float(getattr(self, name)[i]) for name in names}
 
 
@@ -151,6 +153,7 @@ class RankTime:
     cp: FloatArray
     ep: FloatArray
     pp: FloatArray
+    offload: FloatArray | float = 0.0
 
     @property
     def total(self) -> FloatArray:
@@ -222,9 +225,14 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
         backward = kernels.input_grad + kernels.weight_grad + kernels.recompute
         dpt = data_parallel(js, x, hw, cal, np.asarray(dense), np.asarray(experts), forward,
                             backward)
+        stored = sum(k * stage_activation_bytes(js, x, s) for k, s in zip(
+            w.time, parts, strict=True)) if js.activation_offload else 0.0
+        off_f, off_b = offload_exposed(js, x, hw, np.asarray(stored), rt.forward,
+                                       rt.input_grad + rt.weight_grad)
+        rt = RankTime(rt.forward + off_f, rt.input_grad + off_b, rt.weight_grad, rt.compute,
+                      rt.membound, rt.tp, rt.cp, rt.ep, rt.pp, off_f + off_b)
         total = np.where(alive, rt.total, -np.inf)
-        ranks.append(RankTime(rt.forward, rt.input_grad, rt.weight_grad, rt.compute,
-                              rt.membound, rt.tp, rt.cp, rt.ep, rt.pp))
+        ranks.append(rt)
         dp_parts.append((np.where(alive, x.nmb * dpt.per_microbatch + dpt.end_of_step, -np.inf),
                          dpt.optimizer, total))
     slowest = np.argmax(np.stack([t for _, _, t in dp_parts]), axis=0)
@@ -240,7 +248,7 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
     return TimeArrays(
         compute=m * pick("compute"), memory_bound=m * pick("membound"), tp_comm=m * pick("tp"),
         cp_comm=m * pick("cp"), ep_comm=m * pick("ep"), pp_comm=m * pick("pp"), bubble=idle,
-        dp_comm=dp, optimizer=optimizer)
+        dp_comm=dp, optimizer=optimizer, offload=m * pick("offload"))
 
 
 __all__ = ["TimeArrays", "step_time"]
