@@ -61,11 +61,11 @@ class Calibration:
     - ``matmul_scale``: achieved training-GEMM throughput over the accelerator's best-shape
       matmul efficiency (MAMF), for accelerators whose family has no fitted value of its own
       (``Accelerator.matmul_scale``). Below 1 because training GEMMs are not the best shape
-      and share the device with other kernels. Fitted: NVIDIA Ampere 0.802, Hopper 0.731; the
+      and share the device with other kernels. Fitted: NVIDIA Ampere 0.801, Hopper 0.725; the
       default is the lower of the two (no published run on other families).
     - ``attention_scale``: fused (flash) attention throughput over MAMF, for accelerators
       without their own ``Accelerator.attention_scale``. Fitted: Ampere 0.84 (at its bound:
-      73% of the A100's peak, FlashAttention-2's best), Hopper 0.801 (64% of the H100's,
+      73% of the A100's peak, FlashAttention-2's best), Hopper 0.763 (61% of the H100's,
       between FlashAttention-2's 35% and FlashAttention-3's 75%); the default is the lower.
     - ``layer_overhead_s``: fixed time per transformer layer and pass (kernel launches, small
       kernels, synchronisation, GEMM tails): what makes small models and micro-batches less
@@ -91,9 +91,9 @@ class Calibration:
     - ``latency_scaleup_s`` / ``latency_scaleout_s``: per-hop latency of a ring step.
     """
 
-    matmul_scale: float = 0.731
-    attention_scale: float = 0.801
-    layer_overhead_s: float = 211e-6
+    matmul_scale: float = 0.725
+    attention_scale: float = 0.763
+    layer_overhead_s: float = 205e-6
     elementwise_traffic: float = 3.07
     scaleup_bus_efficiency: float = 0.80
     scaleout_bus_efficiency: float = 1.0
