@@ -46,6 +46,12 @@ PLAIN = Calibration(matmul_scale=1.0, attention_scale=1.0, layer_overhead_s=0.0,
                     zero3_bandwidth_deepspeed=1.0,
                     latency_scaleup_s=0.0, latency_scaleout_s=0.0)
 
+def single_nodes(gpu: solver.Accelerator) -> solver.Accelerator:
+    """``gpu`` with a scale-up domain of one: every data-parallel ring runs over one NIC per
+    rank (the test accelerator's 10 GB/s), whatever the group."""
+    return dataclasses.replace(gpu, scaleup_domain=1)
+
+
 LAYER_3_PASSES = 1.04689827840e-3
 HEAD_3_PASSES = 7.86432e-5
 LOGITS = 2.4576e-5
@@ -115,7 +121,8 @@ def test_context_parallel_ring_exchange_and_its_overlap(test_gpu: solver.Acceler
 
 
 def test_zero3_gathers_hide_under_each_pass(test_gpu: solver.Accelerator) -> None:
-    # dp = 16 (leaves the domain of 8: one 10 GB/s NIC), ZeRO-3, one micro-batch.
+    # dp = 16 on nodes of one accelerator (``single_nodes``: each rank's traffic leaves through
+    # its own 10 GB/s NIC), ZeRO-3, one micro-batch.
     # Per micro-batch (Rajbhandari et al. 2020; FSDP): gather the BF16 weights before the
     # forward and again before the backward, reduce-scatter the FP32 gradients after it:
     #   gather 15/16 * 2 * 52,387,840 / 1e10 = 9.82272e-3 s
@@ -125,7 +132,8 @@ def test_zero3_gathers_hide_under_each_pass(test_gpu: solver.Accelerator) -> Non
     #   forward exposed 9.82272e-3 - 0.5 * 1.43027077120e-3 = 9.10758461440e-3
     #   backward exposed 2.946816e-2 - 0.5 * 2.86054154240e-3 = 2.80378892288e-2
     #   dp_comm 3.71454738432e-2 s
-    t = run(test_gpu, global_batch=16, tp=1, pp=1, dp=16, zero_stage=3).time_breakdown_s
+    t = run(single_nodes(test_gpu), global_batch=16, tp=1, pp=1, dp=16,
+            zero_stage=3).time_breakdown_s
     assert t["dp_comm"] == pytest.approx(3.71454738432e-2, rel=1e-12)
 
 
@@ -145,15 +153,15 @@ def test_deepspeed_zero3_is_slower_and_leaves_a_fraction_of_its_traffic_exposed(
     slow = dataclasses.replace(PLAIN, dp_overlap=1.0, zero3_bandwidth_deepspeed=0.5)
     layout = {"global_batch": 16, "tp": 1, "pp": 1, "dp": 16, "zero_stage": 3}
     deepspeed = {"zero3_impl": "deepspeed"}
-    fsdp = run(test_gpu, cal=cal, **layout).time_breakdown_s  # type: ignore[arg-type]
-    floored = run(test_gpu, cal=cal, job_fields=deepspeed,
+    fsdp = run(single_nodes(test_gpu), cal=cal, **layout).time_breakdown_s  # type: ignore[arg-type]
+    floored = run(single_nodes(test_gpu), cal=cal, job_fields=deepspeed,
                   **layout).time_breakdown_s  # type: ignore[arg-type]
-    slower = run(test_gpu, cal=slow, job_fields=deepspeed,
+    slower = run(single_nodes(test_gpu), cal=slow, job_fields=deepspeed,
                  **layout).time_breakdown_s  # type: ignore[arg-type]
     assert fsdp["dp_comm"] == pytest.approx(3.50000676864e-2, rel=1e-12)
     assert floored["dp_comm"] == pytest.approx(3.7326336e-2, rel=1e-12)
     assert slower["dp_comm"] == pytest.approx(7.429094768640e-2, rel=1e-12)
-    fsdp_slow = run(test_gpu, cal=slow, **layout).time_breakdown_s  # type: ignore[arg-type]
+    fsdp_slow = run(single_nodes(test_gpu), cal=slow, **layout).time_breakdown_s  # type: ignore[arg-type]
     assert fsdp_slow["dp_comm"] == pytest.approx(3.50000676864e-2, rel=1e-12)
 
 
@@ -181,8 +189,8 @@ def test_gradient_reduction_overlap_is_a_fact_of_the_run(test_gpu: solver.Accele
     #   (1.964544e-2 - 0.5 * 2.86054154240e-3) + (9.82272e-3 - 0.5 * 1.43027077120e-3)
     #   = 1.821516922880e-2 + 9.10758461440e-3 = 2.732275384320e-2 s;
     # after the backward (Megatron-LM 2021's local DDP) all of it is exposed, 2.946816e-2 s.
-    overlapped = run(test_gpu, global_batch=16, tp=1, pp=1, dp=16, zero_stage=1)
-    serial = run(test_gpu, global_batch=16, tp=1, pp=1, dp=16, zero_stage=1,
+    overlapped = run(single_nodes(test_gpu), global_batch=16, tp=1, pp=1, dp=16, zero_stage=1)
+    serial = run(single_nodes(test_gpu), global_batch=16, tp=1, pp=1, dp=16, zero_stage=1,
                  job_fields={"grad_reduce_overlap": False})
     assert overlapped.time_breakdown_s["dp_comm"] == pytest.approx(2.732275384320e-2, rel=1e-12)
     assert serial.time_breakdown_s["dp_comm"] == pytest.approx(2.946816e-2, rel=1e-12)
@@ -196,7 +204,7 @@ def test_one_backward_never_hides_two_transfers(test_gpu: solver.Accelerator) ->
     #   (1.964544e-2 - 2.86054154240e-3) + (9.82272e-3 - 1.43027077120e-3)
     #   = 1.678489845760e-2 + 8.39244922880e-3 = 2.517734768640e-2 s.
     cal = dataclasses.replace(PLAIN, dp_overlap=1.0)
-    t = run(test_gpu, global_batch=16, tp=1, pp=1, dp=16, zero_stage=2,
+    t = run(single_nodes(test_gpu), global_batch=16, tp=1, pp=1, dp=16, zero_stage=2,
             cal=cal).time_breakdown_s
     assert t["dp_comm"] == pytest.approx(2.517734768640e-2, rel=1e-12)
 
@@ -208,11 +216,12 @@ def test_bf16_gradients_halve_memory_and_gradient_traffic(test_gpu: solver.Accel
     # Gradients held (ZeRO-1 leaves them whole): 2 * 52,387,840 = 104,775,680 bytes
     # = 0.09758... GiB (FP32: 209,551,360).
     fields = {"grad_reduce_overlap": False, "grad_dtype": "bf16"}
-    bf16 = run(test_gpu, global_batch=16, tp=1, pp=1, dp=16, zero_stage=1, job_fields=fields)
+    bf16 = run(single_nodes(test_gpu), global_batch=16, tp=1, pp=1, dp=16, zero_stage=1,
+               job_fields=fields)
     assert bf16.time_breakdown_s["dp_comm"] == pytest.approx(1.964544e-2, rel=1e-12)
     assert bf16.memory_breakdown_gib["gradients"] == pytest.approx(104_775_680 / 2**30,
                                                                    rel=1e-12)
-    fp32 = run(test_gpu, global_batch=16, tp=1, pp=1, dp=16, zero_stage=1,
+    fp32 = run(single_nodes(test_gpu), global_batch=16, tp=1, pp=1, dp=16, zero_stage=1,
                job_fields={"grad_reduce_overlap": False})
     assert fp32.memory_breakdown_gib["gradients"] == pytest.approx(209_551_360 / 2**30,
                                                                    rel=1e-12)

@@ -1,17 +1,32 @@
-"""Time of ring collectives on the scale-up fabric or the scale-out network.
+"""Time of collectives on the scale-up fabric and the scale-out network, placed as the
+layout's rank order puts each group.
 
-Ring algorithms (Patarasuk & Yuan 2009; the NCCL performance notes, "nccl-tests
-doc/PERFORMANCE.md"): an all-reduce of ``B`` bytes over ``n`` ranks moves ``2(n-1)/n * B`` per
-rank, a reduce-scatter or an all-gather ``(n-1)/n * B``, an all-to-all ``(n-1)/n * B``; each of
-the ``n-1`` (or ``2(n-1)``) steps pays one latency.
+Bandwidth terms are rings (Patarasuk & Yuan 2009; the NCCL performance notes, nccl-tests
+``doc/PERFORMANCE.md``): an all-reduce of ``B`` bytes over ``n`` ranks moves
+``2(n-1)/n * B`` per rank, a reduce-scatter or an all-gather ``(n-1)/n * B``, an all-to-all
+``(n-1)/n * B``, at the group's *bus bandwidth*.
 
-Placement follows Megatron-LM's rank order ``tp-cp-ep-dp-pp`` (tensor-parallel ranks adjacent):
-a group whose ranks span ``stride * size`` consecutive accelerators stays on the scale-up
-fabric when that span fits in the scale-up domain; otherwise its bottleneck is each
-accelerator's scale-out link (one NIC per accelerator, rail-optimised fat tree).
+Placement follows Megatron-LM's rank order ``tp-cp-ep-dp-pp`` (tensor-parallel ranks
+adjacent): a group of ``n`` ranks ``stride`` apart spans ``stride * n`` consecutive
+accelerators. When that span fits in the scale-up domain the group runs on the scale-up fabric.
+Otherwise ``r = domain / stride`` of its ranks share each domain (at least 1, at most ``n``),
+each with its own NIC (rail-optimised fat tree, one NIC per accelerator as DGX and HGX
+systems wire them), and the group's bus bandwidth is one NIC's: the published runs (FSDP on
+MPT, torchtitan) are predicted far too fast when NCCL's rings are given all ``r`` NICs of a
+node, as nccl-tests measures them on an idle machine -- what those runs lose to contention
+with the overlapped kernels is not modelled yet, and one NIC per rank is what they reach.
+
+Latency: a ring of ``n`` steps pays ``r - 1`` scale-up hops and, across the ``N = n / r``
+domains, the fewer of ``N - 1`` ring hops and ``2 * ceil(log2 N)`` tree hops: NCCL switches to
+log-depth algorithms at scale (double binary trees for all-reduce, NCCL 2.4; PAT for
+all-gather and reduce-scatter, NCCL 2.23), so latency grows with ``log N``, not ``N``.
+Point-to-point transfers (pipeline stages, the context-parallel ring) run over one link: the
+scale-up fabric when both ends share a domain, else one NIC.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,33 +34,52 @@ from solver.stepmodel.arrays import FloatArray, HardwareTable, IntArray
 from solver.stepmodel.calibration import Calibration
 
 
-def link(hw: HardwareTable, accel: IntArray, span: IntArray, cal: Calibration
-         ) -> tuple[FloatArray, FloatArray]:
-    """Achieved bandwidth (bytes/s) and per-step latency (s) of a group spanning ``span``.
+@dataclass(frozen=True)
+class Path:
+    """How one group's collectives run: bus bandwidth (bytes/s) and the latency of one pass
+    over the group (``ring_latency_s``), and for point-to-point transfers between neighbours
+    one link's bandwidth and latency. NaN bandwidth: the group cannot be placed (it leaves
+    the scale-up domain of an accelerator with no published scale-out bandwidth)."""
 
-    Unknown scale-out bandwidth gives NaN, which marks the layout as not placeable.
-    """
-    inside = span <= hw.scaleup_domain[accel]
-    bw = np.where(inside, hw.scaleup_bw[accel] * cal.scaleup_bus_efficiency,
-                  hw.scaleout_bw[accel] * cal.scaleout_bus_efficiency)
-    latency = np.where(inside, cal.latency_scaleup_s, cal.latency_scaleout_s)
-    return bw, latency
-
-
-def all_reduce(nbytes: FloatArray, n: IntArray, bw: FloatArray, lat: FloatArray) -> FloatArray:
-    return np.where(n > 1, 2 * (n - 1) / n * nbytes / bw + 2 * (n - 1) * lat, 0.0)
+    bw: FloatArray
+    ring_latency_s: FloatArray
+    p2p_bw: FloatArray
+    hop_latency_s: FloatArray
 
 
-def gather_or_scatter(nbytes: FloatArray, n: IntArray, bw: FloatArray, lat: FloatArray
-                      ) -> FloatArray:
+def link(hw: HardwareTable, accel: IntArray, stride: IntArray | int, size: IntArray,
+         cal: Calibration) -> Path:
+    """The path of groups of ``size`` ranks, ``stride`` accelerators apart."""
+    stride = np.asarray(stride)
+    size = np.asarray(size)
+    domain = hw.scaleup_domain[accel]
+    up_bw = hw.scaleup_bw[accel] * cal.scaleup_bus_efficiency
+    nic_bw = hw.scaleout_bw[accel] * cal.scaleout_bus_efficiency
+    inside = stride * size <= domain
+    per_domain = np.clip(domain // np.maximum(stride, 1), 1, np.maximum(size, 1))
+    domains = np.ceil(size / per_domain)
+    tree_hops = 2 * np.ceil(np.log2(np.maximum(domains, 1)))
+    outside_lat = ((per_domain - 1) * cal.latency_scaleup_s
+                   + np.minimum(domains - 1, tree_hops) * cal.latency_scaleout_s)
+    # Neighbour transfers move at the pace of the slowest hop: a group that leaves its domain
+    # has one crossing a NIC.
+    return Path(
+        bw=np.where(inside, up_bw, nic_bw),
+        ring_latency_s=np.where(inside, (size - 1) * cal.latency_scaleup_s, outside_lat),
+        p2p_bw=np.where(inside, up_bw, nic_bw),
+        hop_latency_s=np.where(inside, cal.latency_scaleup_s, cal.latency_scaleout_s),
+    )
+
+
+def all_reduce(nbytes: FloatArray, n: IntArray, path: Path) -> FloatArray:
+    """A reduce-scatter then an all-gather: two passes."""
+    return np.where(n > 1, 2 * (n - 1) / n * nbytes / path.bw + 2 * path.ring_latency_s, 0.0)
+
+
+def gather_or_scatter(nbytes: FloatArray, n: IntArray, path: Path) -> FloatArray:
     """All-gather or reduce-scatter; ``nbytes`` is the full (gathered) size."""
-    return np.where(n > 1, (n - 1) / n * nbytes / bw + (n - 1) * lat, 0.0)
+    return np.where(n > 1, (n - 1) / n * nbytes / path.bw + path.ring_latency_s, 0.0)
 
 
-def all_to_all(nbytes: FloatArray, n: IntArray, bw: FloatArray, lat: FloatArray) -> FloatArray:
-    """``nbytes`` is what one rank sends in total (to all peers together)."""
-    return np.where(n > 1, (n - 1) / n * nbytes / bw + (n - 1) * lat, 0.0)
-
-
-def point_to_point(nbytes: FloatArray, bw: FloatArray, lat: FloatArray) -> FloatArray:
-    return nbytes / bw + lat
+def point_to_point(nbytes: FloatArray, path: Path) -> FloatArray:
+    return nbytes / path.p2p_bw + path.hop_latency_s

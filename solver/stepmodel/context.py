@@ -22,12 +22,12 @@ from solver.stepmodel.tensor import LayerComm
 def context_comm(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration,
                  r: Rates) -> LayerComm:
     """Exposed ring-exchange time of one layer per micro-batch (nothing left to hide)."""
-    bw, lat = link(hw, x.accel, x.tp * x.cp, cal)
+    path = link(hw, x.accel, x.tp, x.cp, cal)
     tokens = tokens_per_rank(js, x)
     causal = 0.5 if js.flash_attention else 1.0
     scores = tokens * js.score_flops * causal / x.tp / r.scores
     kv = C.ACT_BYTES * tokens * js.kv_width / x.tp
-    ring = np.where(x.cp > 1, (x.cp - 1) * point_to_point(kv, bw, lat), 0.0)
+    ring = np.where(x.cp > 1, (x.cp - 1) * point_to_point(kv, path), 0.0)
     forward = np.maximum(0.0, ring - scores)
     again = x.full | ((x.recompute & MODULE_BIT["core_attn"]) != 0)
     zero = np.zeros_like(forward)

@@ -50,16 +50,19 @@ def data_parallel(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibra
     ``forward`` / ``backward``: its kernel seconds per micro-batch."""
     group = x.dp * x.cp
     expert_group = group // x.ep
-    bw, lat = link(hw, x.accel, x.tp * group, cal)
+    # The data-parallel group (with the context ranks: Megatron's distributed optimizer
+    # shards over both) is tp apart; the expert-data-parallel group tp * ep apart.
+    path = link(hw, x.accel, x.tp, group, cal)
+    expert_path = link(hw, x.accel, x.tp * x.ep, expert_group, cal)
     grads = js.grad_bytes * dense_params
     expert_grads = js.grad_bytes * expert_params
-    scatter = (gather_or_scatter(grads, group, bw, lat)
-               + gather_or_scatter(expert_grads, expert_group, bw, lat))
-    gather = (gather_or_scatter(js.param_bytes * dense_params, group, bw, lat)
-              + gather_or_scatter(js.param_bytes * expert_params, expert_group, bw, lat))
+    scatter = (gather_or_scatter(grads, group, path)
+               + gather_or_scatter(expert_grads, expert_group, expert_path))
+    gather = (gather_or_scatter(js.param_bytes * dense_params, group, path)
+              + gather_or_scatter(js.param_bytes * expert_params, expert_group, expert_path))
     grads_end = np.select(
         [x.zero == 0, x.zero == 1],
-        [all_reduce(grads, group, bw, lat) + all_reduce(expert_grads, expert_group, bw, lat),
+        [all_reduce(grads, group, path) + all_reduce(expert_grads, expert_group, expert_path),
          scatter], 0.0)
     weights_end = np.where((x.zero == 1) | (x.zero == 2), gather, 0.0)
     overlap = cal.dp_overlap if js.grad_reduce_overlap else 0.0

@@ -54,11 +54,11 @@ class LayerComm:
 
 def tensor_comm(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
                 ) -> LayerComm:
-    bw, lat = link(hw, x.accel, x.tp, cal)
+    path = link(hw, x.accel, 1, x.tp, cal)
     elements = tokens_per_rank(js, x) * js.hidden
     low = 1.0 if js.fp8 else float(C.ACT_BYTES)  # FP8 gathers of inputs and output gradients
-    gather = gather_or_scatter(low * elements, x.tp, bw, lat)
-    scatter = gather_or_scatter(C.ACT_BYTES * elements, x.tp, bw, lat)
+    gather = gather_or_scatter(low * elements, x.tp, path)
+    scatter = gather_or_scatter(C.ACT_BYTES * elements, x.tp, path)
     forward = 2 * gather + 2 * scatter
     full = x.full
     return LayerComm(forward=forward, backward=2 * gather, hideable=2 * gather + 2 * scatter,

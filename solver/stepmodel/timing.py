@@ -206,9 +206,9 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
     st = stages(js, x)
     parts = [st.first, st.middle, st.last]
     stage_times = [_stage_time(js, x, r, cal, lp, s) for s in parts]
-    pp_bw, pp_lat = link(hw, x.accel, x.tp * x.cp * x.dp * x.pp, cal)
+    pp_path = link(hw, x.accel, x.tp * x.cp * x.dp, x.pp, cal)
     boundary = C.ACT_BYTES * tokens_per_rank(js, x) * js.hidden / x.tp
-    pp_send = np.where(x.pp > 1, 2 * x.vp * point_to_point(boundary, pp_bw, pp_lat), 0.0)
+    pp_send = np.where(x.pp > 1, 2 * x.vp * point_to_point(boundary, pp_path), 0.0)
     exists = [np.ones(len(x), bool), x.pp >= 3, np.ones(len(x), bool)]
     ranks: list[RankTime] = []
     dp_parts = []
