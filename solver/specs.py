@@ -41,6 +41,8 @@ GRAD_DTYPES = ("fp32", "bf16")
 MOMENTS_DTYPES = ("fp32", "bf16")
 #: How MoE tokens reach their experts (``TrainingJob.moe_dispatcher``).
 MOE_DISPATCHERS = ("alltoall", "deepep")
+#: Shapes of the scale-up fabric (``Accelerator.scaleup_topology``).
+SCALEUP_TOPOLOGIES = ("switch", "mesh", "torus")
 #: The plain recomputation modes; ``Layout.recompute`` also takes Megatron-LM's modules
 #: joined by ``+`` (``solver.layout_options``).
 RECOMPUTE_MODES = ("none", "selective", "full")
@@ -290,9 +292,15 @@ class Accelerator:
     Bandwidths are GB/s per accelerator in one direction. ``scaleout_bw_gb_s`` None means no
     published figure: groups that would leave the scale-up domain are then not allowed.
     ``tdp_w`` or ``price_usd_per_hour`` None means energy or cost cannot be computed for it.
-    ``host_bw_gb_s`` / ``host_memory_gib``: each accelerator's share of the link to its host
-    and of the host's memory, where activations can be offloaded
-    (``TrainingJob.activation_offload``); None means not published, and no offloading.
+    ``scaleup_topology``: how the scale-up fabric connects the accelerators: ``"switch"``
+    (NVSwitch, NVLink Switch: every group gets the full ``scaleup_bw_gb_s``), ``"mesh"``
+    (point-to-point links to every peer of the domain, AMD Infinity Fabric, Gaudi's RoCE
+    ports: a group of ``n`` uses ``n - 1`` of the ``domain - 1`` links) or ``"torus"`` (TPU ICI:
+    ``torus_dims`` axes with ``torus_axis`` chips along each, two links per axis; a group uses
+    the links of the axes it spans). ``host_bw_gb_s`` / ``host_memory_gib``: each
+    accelerator's share of the link to its host and of the host's memory, where activations
+    can be offloaded (``TrainingJob.activation_offload``); None means not published, and no
+    offloading.
     The efficiency fields describe how much of the peak real training kernels reach; see
     ``docs/model.md`` for their meaning and how their defaults were fitted.
     """
@@ -318,6 +326,9 @@ class Accelerator:
     purchase_usd: float | None = None
     host_bw_gb_s: float | None = None
     host_memory_gib: float | None = None
+    scaleup_topology: str = "switch"
+    torus_dims: int = 0
+    torus_axis: int = 0
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -356,6 +367,10 @@ class Accelerator:
             if not isinstance(getattr(self, name), str):
                 raise fail(name, "a string", getattr(self, name))
         set_(self, "family", self.family or self.vendor.lower())
+        as_choice("scaleup_topology", self.scaleup_topology, SCALEUP_TOPOLOGIES)
+        if self.scaleup_topology == "torus":
+            set_(self, "torus_dims", as_int("torus_dims", self.torus_dims, maximum=3))
+            set_(self, "torus_axis", as_int("torus_axis", self.torus_axis, minimum=2))
 
     def peak_for(self, precision: str) -> float:
         """Dense peak TFLOP/s for the job's precision; FP8 falls back to BF16 where absent."""

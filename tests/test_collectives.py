@@ -81,3 +81,43 @@ def test_collective_times_on_a_path(test_gpu: solver.Accelerator) -> None:
 def test_unknown_scale_out_cannot_be_placed(island_gpu: solver.Accelerator) -> None:
     p = path_of(island_gpu, [1, 1], [2, 64])
     assert np.isfinite(p.bw[0]) and np.isnan(p.bw[1])
+
+
+def torus_gpu(gpu: solver.Accelerator) -> solver.Accelerator:
+    """A TPU v5p-like fabric: 3D torus, 4 chips along an axis, 100 GB/s over all 6 links."""
+    return dataclasses.replace(gpu, scaleup_topology="torus", torus_dims=3, torus_axis=4,
+                               scaleup_domain=4096)
+
+
+@pytest.mark.parametrize(("stride", "size", "share"), [
+    (1, 4, 1 / 3),     # one axis: 2 of 6 links
+    (1, 16, 2 / 3),    # two axes (4 x 4)
+    (1, 64, 1.0),      # the whole cube
+    (1, 128, 1.0),     # beyond it: still three axes
+    (4, 16, 2 / 3),    # 16 ranks 4 apart span 64 chips: the two axes the stride does not step
+    (2, 2, 1 / 3),     # 2 ranks 2 apart, inside one axis
+])
+def test_a_torus_gives_a_group_the_links_of_the_axes_it_spans(
+        test_gpu: solver.Accelerator, stride: int, size: int, share: float) -> None:
+    p = path_of(torus_gpu(test_gpu), [stride], [size])
+    assert p.bw.tolist() == pytest.approx([1e11 * share], rel=1e-12)
+    # A neighbour transfer rides one of the 6 links.
+    assert p.p2p_bw.tolist() == pytest.approx([1e11 / 6], rel=1e-12)
+
+
+@pytest.mark.parametrize(("size", "share"), [(2, 1 / 7), (4, 3 / 7), (8, 1.0)])
+def test_a_full_mesh_gives_a_group_one_link_per_peer(
+        test_gpu: solver.Accelerator, size: int, share: float) -> None:
+    # 8 accelerators, one link to each of the 7 peers (MI300X, Gaudi): a group of n rings
+    # over its n - 1 links to the others.
+    mesh = dataclasses.replace(test_gpu, scaleup_topology="mesh")
+    p = path_of(mesh, [1], [size])
+    assert p.bw.tolist() == pytest.approx([1e11 * share], rel=1e-12)
+    assert p.p2p_bw.tolist() == pytest.approx([1e11 / 7], rel=1e-12)
+
+
+def test_a_torus_needs_its_shape() -> None:
+    with pytest.raises(solver.SpecError, match="torus_dims"):
+        solver.Accelerator(name="t", vendor="T", peak_tflops={"bf16": 1.0}, memory_gib=1.0,
+                           memory_bw_gb_s=1.0, scaleup_bw_gb_s=1.0, scaleup_domain=4,
+                           scaleup_topology="torus")

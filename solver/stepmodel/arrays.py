@@ -93,6 +93,9 @@ class HardwareTable:
     memory_bw: FloatArray  # bytes/s
     scaleup_bw: FloatArray  # bytes/s, one direction
     scaleup_domain: IntArray
+    mesh: np.ndarray  # bool: point-to-point links to every peer of the domain
+    torus_dims: IntArray  # 0 unless the fabric is a torus
+    torus_axis: IntArray  # chips along one torus axis
     scaleout_bw: FloatArray  # bytes/s, one direction; NaN = unknown
     host_bw: FloatArray  # bytes/s to the host, one direction; NaN = unknown
     host_memory_bytes: FloatArray  # the accelerator's share of host memory; NaN = unknown
@@ -128,6 +131,10 @@ class HardwareTable:
             memory_bw=column([a.memory_bw_gb_s for a in accelerators], 1e9),
             scaleup_bw=column([a.scaleup_bw_gb_s for a in accelerators], 1e9),
             scaleup_domain=np.array([a.scaleup_domain for a in accelerators], dtype=np.int64),
+            mesh=np.array([a.scaleup_topology == "mesh" for a in accelerators]),
+            torus_dims=np.array([a.torus_dims if a.scaleup_topology == "torus" else 0
+                                 for a in accelerators], dtype=np.int64),
+            torus_axis=np.array([max(a.torus_axis, 1) for a in accelerators], dtype=np.int64),
             scaleout_bw=column([a.scaleout_bw_gb_s for a in accelerators], 1e9),
             host_bw=column([a.host_bw_gb_s for a in accelerators], 1e9),
             host_memory_bytes=column([a.host_memory_gib for a in accelerators], 2.0**30),

@@ -47,13 +47,40 @@ class Path:
     hop_latency_s: FloatArray
 
 
+def fabric_share(hw: HardwareTable, accel: IntArray, stride: IntArray, size: IntArray
+                 ) -> FloatArray:
+    """The share of an accelerator's scale-up links a group's ring uses.
+
+    A switch gives every group all of them. On a full mesh of ``D`` accelerators each link
+    joins one pair, so a group of ``n`` inside the domain uses ``n - 1`` of its ``D - 1``
+    links. On a torus of ``k`` axes (two links each, ``a`` chips along an axis) a group whose
+    ranks vary along ``j`` axes -- those its span covers beyond those its stride already
+    steps over, ``ceil(log_a span) - floor(log_a stride)`` -- rings over ``2j`` of the
+    ``2k`` links (How to Scale Your Model, the TPU chapter, describes the ICI links per
+    axis; a collective along one axis of a TPU v5p's 3D torus so uses a third of them)."""
+    domain = hw.scaleup_domain[accel]
+    mesh_share = np.minimum(size - 1, domain - 1) / np.maximum(domain - 1, 1)
+    dims = hw.torus_dims[accel]
+    axis = np.log(np.maximum(hw.torus_axis[accel], 2))
+    spans = np.ceil(np.log(np.maximum(stride * size, 1)) / axis - 1e-9)
+    steps = np.floor(np.log(np.maximum(stride, 1)) / axis + 1e-9)
+    axes = np.clip(spans - steps, 1, np.maximum(dims, 1))
+    torus_share = axes / np.maximum(dims, 1)
+    return np.select([hw.mesh[accel], dims > 0], [mesh_share, torus_share], 1.0)
+
+
 def link(hw: HardwareTable, accel: IntArray, stride: IntArray | int, size: IntArray,
          cal: Calibration) -> Path:
     """The path of groups of ``size`` ranks, ``stride`` accelerators apart."""
     stride = np.asarray(stride)
     size = np.asarray(size)
     domain = hw.scaleup_domain[accel]
-    up_bw = hw.scaleup_bw[accel] * cal.scaleup_bus_efficiency
+    full_bw = hw.scaleup_bw[accel] * cal.scaleup_bus_efficiency
+    up_bw = full_bw * fabric_share(hw, accel, stride, size)
+    # A neighbour transfer uses one link: one of D - 1 on a mesh, one of 2k on a torus.
+    one_link = np.select([hw.mesh[accel], hw.torus_dims[accel] > 0],
+                         [1.0 / np.maximum(domain - 1, 1),
+                          1.0 / np.maximum(2 * hw.torus_dims[accel], 1)], 1.0)
     nic_bw = hw.scaleout_bw[accel] * cal.scaleout_bus_efficiency
     inside = stride * size <= domain
     per_domain = np.clip(domain // np.maximum(stride, 1), 1, np.maximum(size, 1))
@@ -66,7 +93,7 @@ def link(hw: HardwareTable, accel: IntArray, stride: IntArray | int, size: IntAr
     return Path(
         bw=np.where(inside, up_bw, nic_bw),
         ring_latency_s=np.where(inside, (size - 1) * cal.latency_scaleup_s, outside_lat),
-        p2p_bw=np.where(inside, up_bw, nic_bw),
+        p2p_bw=np.where(inside, full_bw * one_link, nic_bw),
         hop_latency_s=np.where(inside, cal.latency_scaleup_s, cal.latency_scaleout_s),
     )
 

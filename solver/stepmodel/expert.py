@@ -31,6 +31,7 @@ from solver.layout_options import MODULE_BIT
 from solver.stepmodel import calibration as C
 from solver.stepmodel.arrays import FloatArray, HardwareTable, LayoutArrays
 from solver.stepmodel.calibration import Calibration
+from solver.stepmodel.collectives import fabric_share
 from solver.stepmodel.compute import tokens_per_rank
 from solver.stepmodel.shape import JobShape
 from solver.stepmodel.tensor import LayerComm
@@ -54,7 +55,10 @@ def all_to_all_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calib
     tokens = tokens_per_rank(js, x) / x.tp  # sequence-parallel shards
     load = js.routed / max(js.top_k, 1)
     copies = tokens * js.routed * js.hidden * element_bytes
-    up_bw = hw.scaleup_bw[a] * cal.scaleup_bus_efficiency
+    # On a mesh or a torus the exchange rides the links among the group's ranks only.
+    up_bw = hw.scaleup_bw[a] * cal.scaleup_bus_efficiency * fabric_share(
+        hw, a, x.tp * x.cp, np.minimum(x.ep, np.maximum(hw.scaleup_domain[a] // (x.tp * x.cp),
+                                                         1)))
     out_bw = hw.scaleout_bw[a] * cal.scaleout_bus_efficiency
     span = x.tp * x.cp * x.ep
     domain = hw.scaleup_domain[a]
