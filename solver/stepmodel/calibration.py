@@ -75,10 +75,15 @@ class Calibration:
       BF16). Fitted.
     - ``scaleup_bus_efficiency`` / ``scaleout_bus_efficiency``: achieved bus bandwidth of ring
       collectives over the link rate. Scale-up fixed at 0.8 (nccl-tests on NVLink); scale-out
-      fitted, at its bound (1.0 of one NIC per accelerator).
+      fitted, at its bound (1.0 of one NIC per accelerator). At the bound because the fit
+      wants more than one NIC's bandwidth for the groups with several ranks per node, which
+      NCCL's rings do get (one ring per NIC); granting them all of a node's NICs overshoots
+      the FSDP runs instead (``collectives.py``): the truth lies between, in the contention
+      of overlapped collectives with the kernels, which is not modelled yet.
     - ``dp_overlap``: fraction of a pass's kernel time under which data-parallel traffic can
       hide (ZeRO-3 gathers in every pass; bucketed gradient reduction under the last
-      backward when the software overlaps it). Fitted, at its bound (1.0).
+      backward when the software overlaps it). Fitted, at its bound (1.0): the physical
+      ceiling, everything hideable hides; the published runs show no sign of less.
     - ``zero3_bandwidth_deepspeed`` / ``zero3_exposed_deepspeed``: DeepSpeed's ZeRO-3 as the
       six runs of Narayanan et al. 2021, Table 2 measured it (``TrainingJob.zero3_impl``):
       its gathers and reduce-scatters reach 0.664 of a ring's bus bandwidth, and at least 0.383
