@@ -6,7 +6,8 @@ A scenario holds what ``gpuplan solve`` takes as options, in sections (``docs/sc
     [model]   preset = NAME | path = FILE | the ModelSpec fields inline
     [job]     tokens, seq_len, global_batch, precision, flash_attention, tp_comm_overlap,
               grad_reduce_overlap, zero3_impl, grad_dtype, ep_comm_overlap, moe_dispatcher,
-              fp8_dispatch, moe_imbalance, moments_dtype
+              fp8_dispatch, moe_imbalance, moments_dtype, dropout, fp8_params,
+              activation_offload
     [limits]  accelerators, gpus, max_gpus, deadline_days, budget_usd, tokens_per_step
     [fixed]   tp, pp, dp, cp, ep, vp, micro_batch, zero_stage, recompute, schedule,
               pipeline_split
@@ -72,7 +73,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "job": ("tokens", "seq_len", "global_batch", "precision", "flash_attention",
             "tp_comm_overlap", "grad_reduce_overlap", "zero3_impl", "grad_dtype",
             "ep_comm_overlap", "moe_dispatcher", "fp8_dispatch", "moe_imbalance",
-            "moments_dtype"),
+            "moments_dtype", "dropout", "fp8_params", "activation_offload"),
     "limits": ("accelerators", "gpus", "max_gpus", "deadline_days", "budget_usd",
                "tokens_per_step"),
     "fixed": LAYOUT_FIELDS,
@@ -86,7 +87,8 @@ DEFAULTS: dict[str, Any] = {
     "seq_len": 0, "global_batch": 0, "precision": "bf16", "flash_attention": True,
     "tp_comm_overlap": False, "grad_reduce_overlap": True, "zero3_impl": "fsdp",
     "grad_dtype": "fp32", "ep_comm_overlap": False, "moe_dispatcher": "alltoall",
-    "fp8_dispatch": False, "moe_imbalance": 1.0, "moments_dtype": "fp32",
+    "fp8_dispatch": False, "moe_imbalance": 1.0, "moments_dtype": "fp32", "dropout": 0.0,
+    "fp8_params": False, "activation_offload": False,
     "objective": "time", "time_limit": 60.0, "top": 1, "workers": 2, "seed": 0,
     "cost_model": None,
 }
@@ -103,7 +105,7 @@ def check_value(key: str, value: Any, label: str) -> Any:
     if key == "precision":
         return as_choice(label, value, PRECISIONS)
     if key in ("flash_attention", "tp_comm_overlap", "grad_reduce_overlap", "ep_comm_overlap",
-               "fp8_dispatch"):
+               "fp8_dispatch", "fp8_params", "activation_offload"):
         return as_bool(label, value)
     if key == "zero3_impl":
         return as_choice(label, value, ZERO3_IMPLEMENTATIONS)
@@ -115,6 +117,8 @@ def check_value(key: str, value: Any, label: str) -> Any:
         return as_float(label, value, minimum=1.0, strict=False)
     if key == "moments_dtype":
         return as_choice(label, value, MOMENTS_DTYPES)
+    if key == "dropout":  # TrainingJob's range: a rate in [0, 0.99]
+        return as_float(label, value, minimum=0.0, strict=False, maximum=0.99)
     if key == "accelerators":
         names = [value] if isinstance(value, str) else value
         if not isinstance(names, (list, tuple)) or not names:
@@ -349,7 +353,9 @@ def build(given: Values, names: Mapping[str, str] | None = None) -> Scenario:
                           moe_dispatcher=get("moe_dispatcher"),
                           fp8_dispatch=get("fp8_dispatch"),
                           moe_imbalance=get("moe_imbalance"),
-                          moments_dtype=get("moments_dtype"))
+                          moments_dtype=get("moments_dtype"), dropout=get("dropout"),
+                          fp8_params=get("fp8_params"),
+                          activation_offload=get("activation_offload"))
         fixed = {k: values[k] for k in LAYOUT_FIELDS if k in values}
         limits = Limits(accelerators=tuple(values.get("accelerators", ())), gpus=gpus,
                         max_gpus=max_gpus, deadline_days=values.get("deadline_days"),

@@ -143,6 +143,61 @@ def test_moe_and_optimizer_options_reach_the_job(flags: list[str], fields: dict[
         expected["estimate"]["memory_gib_per_gpu"], rel=1e-5)
 
 
+#: Llama 3 8B on 64 H100s, data-parallel only: one micro-batch of 8192 tokens in flight per
+#: GPU, so each of the 32 layers stores its activations once (hidden 4096).
+LLAMA_EVALUATE = ["evaluate", "--model", "llama3-8b", "--tokens", "1T", "--global-batch", "512",
+                  "--gpu", "h100", "--tp", "1", "--pp", "1", "--dp", "64"]
+GIB = 2.0**30
+S, H, LAYERS = 8192, 4096, 32
+
+
+def _activations(argv: list[str], capsys: pytest.CaptureFixture[str]) -> float:
+    return float(run_json(argv, capsys)["estimate"]["memory_breakdown_gib"]["activations"])
+
+
+def test_dropout_reaches_the_job(capsys: pytest.CaptureFixture[str]) -> None:
+    # With dropout each layer keeps two 1-byte masks (after attention, after the MLP) of
+    # s*h bytes: 2 * 8192 * 4096 * 32 layers = 2 GiB more activations.
+    plain = _activations(LLAMA_EVALUATE, capsys)
+    dropout = _activations([*LLAMA_EVALUATE, "--dropout", "0.1"], capsys)
+    assert dropout - plain == pytest.approx(2 * S * H * LAYERS / GIB, abs=1e-3)
+    assert _activations([*LLAMA_EVALUATE, "--dropout", "0"], capsys) == plain
+
+
+def test_fp8_params_reach_the_job(capsys: pytest.CaptureFixture[str]) -> None:
+    # FP8 on H100 (TN-only FP8 GEMMs): each layer parameter holds BF16 2 + an FP8 copy 1 + its
+    # transpose 1 = 4 bytes; with FP8 weights 1 + the transpose 1 = 2. The embedding and LM
+    # head (128256 x 4096 each) and the final norm stay BF16. Per layer: Q and O 4096^2 each,
+    # K and V 4096 x 1024 each, gate/up/down 3 x 4096 x 14336, two norms 2 x 4096.
+    fp8 = [*LLAMA_EVALUATE, "--precision", "fp8"]
+    per_layer = 2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336 + 2 * 4096
+    plain = run_json(fp8, capsys)["estimate"]["memory_breakdown_gib"]["weights"]
+    fp8_weights = run_json([*fp8, "--fp8-params"], capsys)["estimate"][
+        "memory_breakdown_gib"]["weights"]
+    assert plain - fp8_weights == pytest.approx(2 * per_layer * LAYERS / GIB, abs=1e-3)
+    assert run_json([*fp8, "--no-fp8-params"], capsys)["estimate"][
+        "memory_breakdown_gib"]["weights"] == plain
+
+
+def test_activation_offload_reaches_the_job(capsys: pytest.CaptureFixture[str]) -> None:
+    # ZeRO-3 and two sequences per micro-batch: Llama 3 8B stores 34 bytes per token over h
+    # per layer (QKV input 2, Q 2, K and V 0.5 each under GQA 8/32, projection input 2, SwiGLU
+    # 2 + 6 x 14336/4096 = 23, norms 4). Offloaded, the GPU keeps two layers (the one in use
+    # and the one in transfer); the other 30 wait in host memory: 30 x 34 x 2 x 8192 x 4096
+    # bytes = 63.75 GiB less on the GPU, within the H100's 238.4 GiB of host memory.
+    argv = [*LLAMA_EVALUATE, "--zero", "3", "--micro-batch", "2"]
+    plain = run_json(argv, capsys)
+    offload = run_json([*argv, "--activation-offload"], capsys)
+    moved = (plain["estimate"]["memory_breakdown_gib"]["activations"]
+             - offload["estimate"]["memory_breakdown_gib"]["activations"])
+    assert moved == pytest.approx(30 * 34 * 2 * S * H / GIB, abs=1e-3)
+    assert (plain["fits"], offload["fits"]) == (False, True)
+    # The A100 has no published host figures: a layout that offloads does not fit there.
+    a100 = run_json([*with_option(argv, "--gpu", "a100"), "--activation-offload"], capsys)
+    assert not a100["fits"]
+    assert any("no published host memory" in line for line in a100["explanation"])
+
+
 def test_schedule_and_split_reach_the_layout(capsys: pytest.CaptureFixture[str]) -> None:
     import solver
 
@@ -228,6 +283,32 @@ def test_pareto_passes_the_new_options_on(monkeypatch: pytest.MonkeyPatch,
     assert (limits.fixed["schedule"], limits.fixed["pipeline_split"]) == ("zero-bubble", "both")
 
 
+def test_solve_and_pareto_pass_dropout_fp8_weights_and_offload_on(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib
+
+    from solver.errors import SpecError
+    from solver.scenario import Scenario
+
+    seen: list[Any] = []
+
+    def stop(*args: Any, **options: Any) -> None:
+        seen.append(args[0])
+        raise SpecError("stopped: the question was built")
+
+    monkeypatch.setattr(Scenario, "solve", stop)
+    monkeypatch.setattr(importlib.import_module("solver.cli.pareto"), "run_pareto", stop)
+    new = ["--precision", "fp8", "--dropout", "0.1", "--fp8-params", "--activation-offload"]
+    for command in ("solve", "pareto"):
+        code = run([command, "--model", "llama3-8b", "--tokens", "1T", "--gpu", "h100",
+                    "--max-gpus", "64", *new])
+        assert code == 2 and "stopped" in capsys.readouterr().err
+    solved, front = seen[0].job, seen[1]
+    for job in (solved, front):
+        assert (job.precision, job.dropout, job.fp8_params, job.activation_offload) == (
+            "fp8", 0.1, True, True)
+
+
 def test_compare_passes_the_job_options_on(capsys: pytest.CaptureFixture[str]) -> None:
     base = ["compare", "--model", "mixtral-8x7b", "--tokens", "1T", "--global-batch", "512",
             "h100 tp=2 pp=1 dp=64 ep=8 zero=1 recompute=full", "--json"]
@@ -237,6 +318,24 @@ def test_compare_passes_the_job_options_on(capsys: pytest.CaptureFixture[str]) -
     bf16 = json.loads(capsys.readouterr().out)
     assert (bf16["layouts"][0]["estimate"]["memory_gib_per_gpu"]
             < plain["layouts"][0]["estimate"]["memory_gib_per_gpu"])
+
+
+def test_compare_passes_dropout_and_offload_on(capsys: pytest.CaptureFixture[str]) -> None:
+    # As test_dropout_reaches_the_job: two 1-byte masks of s*h per layer, 2 GiB in all;
+    # offloaded, 30 of the 32 layers (34 bytes per token over h each) leave the GPU.
+    base = ["compare", "--model", "llama3-8b", "--tokens", "1T", "--global-batch", "512",
+            "h100 tp=1 pp=1 dp=64", "--json"]
+
+    def activations(*extra: str) -> float:
+        assert run([*base, *extra]) == 0
+        data = json.loads(capsys.readouterr().out)
+        return float(data["layouts"][0]["estimate"]["memory_breakdown_gib"]["activations"])
+
+    plain = activations()
+    assert activations("--dropout", "0.1") - plain == pytest.approx(2 * S * H * LAYERS / GIB,
+                                                                    abs=1e-3)
+    assert plain - activations("--activation-offload") == pytest.approx(
+        30 * 34 * S * H / GIB, abs=1e-3)
 
 
 def test_evaluate_prints_a_table_without_json(capsys: pytest.CaptureFixture[str]) -> None:

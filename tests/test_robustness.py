@@ -97,6 +97,16 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
      "--moments-dtype: expected one of fp32|bf16, got 'fp8'"),
     ("unknown moments precision to solve", [*SOLVE, "--moments-dtype", "fp16"],
      "--moments-dtype: expected one of fp32|bf16, got 'fp16'"),
+    ("dropout above 0.99", [*EVALUATE, "--dropout", "1.5"],
+     "--dropout: expected a number in [0, 0.99], got 1.5"),
+    ("negative dropout to solve", [*SOLVE, "--dropout", "-0.1"],
+     "--dropout: expected a number in [0, 0.99], got -0.1"),
+    ("non-numeric dropout", [*EVALUATE, "--dropout", "abc"],
+     "--dropout: expected a number, got 'abc'"),
+    ("FP8 weights in BF16", [*EVALUATE, "--fp8-params"],
+     "--fp8-params: expected false unless precision is fp8, got True"),
+    ("FP8 weights in BF16 to solve", [*SOLVE, "--precision", "bf16", "--fp8-params"],
+     "--fp8-params: expected false unless precision is fp8, got True"),
     ("unknown precision", [*EVALUATE, "--precision", "fp16"],
      "--precision: expected one of bf16|fp8, got 'fp16'"),
     ("unknown ZeRO-3 software", [*EVALUATE, "--zero3-impl", "megatron"],
@@ -205,6 +215,17 @@ BAD_INPUTS: list[tuple[str, list[str], str]] = [
      ["compare", "--model", "llama3-8b", "--tokens", "1T", "--global-batch", "512",
       "--moments-dtype", "int8", "h100 tp=8 pp=1 dp=8"],
      "--moments-dtype: expected one of fp32|bf16, got 'int8'"),
+    ("pareto with FP8 weights in BF16",
+     ["pareto", "--model", "llama3-8b", "--tokens", "1T", "--gpu", "h100", "--max-gpus", "64",
+      "--fp8-params"], "--fp8-params: expected false unless precision is fp8, got True"),
+    ("compare with a dropout of 1",
+     ["compare", "--model", "llama3-8b", "--tokens", "1T", "--global-batch", "512",
+      "--dropout", "1", "h100 tp=8 pp=1 dp=8"],
+     "--dropout: expected a number in [0, 0.99], got 1.0"),
+    ("scenario with FP8 weights in BF16", ["solve", "{dir}/fp8params.toml"],
+     "fp8params.toml: [job] fp8_params: expected false unless precision is fp8, got True"),
+    ("scenario with a dropout of 2", ["solve", "{dir}/dropout.toml"],
+     "dropout.toml: [job] dropout: expected a number in [0, 0.99], got 2"),
     ("scenario with a bad MoE dispatcher", ["solve", "{dir}/dispatcher.toml"],
      "dispatcher.toml: [job] moe_dispatcher: expected one of alltoall|deepep"),
     ("scenario with a bad fixed split", ["solve", "{dir}/split.toml"],
@@ -233,6 +254,9 @@ def make_files(folder: Path) -> None:
     (folder / "dispatcher.toml").write_text(head.replace(
         '[job]\n', '[job]\nmoe_dispatcher = "nvshmem"\n'))
     (folder / "split.toml").write_text(head + '[fixed]\npipeline_split = "middle"\n')
+    (folder / "fp8params.toml").write_text(head.replace(
+        '[job]\n', '[job]\nprecision = "bf16"\nfp8_params = true\n'))
+    (folder / "dropout.toml").write_text(head.replace('[job]\n', '[job]\ndropout = 2\n'))
 
 
 @pytest.fixture

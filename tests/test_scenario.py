@@ -179,6 +179,34 @@ def test_the_moe_and_optimizer_software_is_part_of_the_job(tmp_path: Path) -> No
             plain.moments_dtype) == ("alltoall", False, 1.0, "fp32")
 
 
+def test_dropout_fp8_weights_and_offload_are_part_of_the_job(tmp_path: Path) -> None:
+    path = write(tmp_path, HEAD + 'precision = "fp8"\ndropout = 0.1\nfp8_params = true\n'
+                 'activation_offload = true\n')
+    job = scenario.load(path).job
+    assert (job.dropout, job.fp8_params, job.activation_offload) == (0.1, True, True)
+    plain = scenario.load(write(tmp_path, HEAD, name="plain.toml")).job
+    assert (plain.dropout, plain.fp8_params, plain.activation_offload) == (0.0, False, False)
+
+
+def test_every_job_key_has_a_row_in_the_docs() -> None:
+    docs = (EXAMPLES.parent / "docs" / "scenarios.md").read_text(encoding="utf-8")
+    for key in scenario.SECTIONS["job"]:
+        assert f"| `{key}` |" in docs, key
+
+
+def test_options_override_the_files_dropout_and_offload(tmp_path: Path) -> None:
+    from solver.cli.solve import merged_question
+
+    path = write(tmp_path, HEAD + 'precision = "fp8"\ndropout = 0.1\nfp8_params = true\n'
+                 'activation_offload = true\n')
+    options: dict[str, Any] = dict.fromkeys(
+        ("model", "tokens", "gpus", "max_gpus", "moe_dispatcher", "pipeline_split"))
+    options.update(dropout=0.0, fp8_params=False, activation_offload=False)
+    job = merged_question(Path(path), options, {}).job
+    assert (job.precision, job.dropout, job.fp8_params, job.activation_offload) == (
+        "fp8", 0.0, False, False)
+
+
 def test_fixed_schedule_split_and_recompute_modules(tmp_path: Path) -> None:
     path = write(tmp_path, HEAD + '[fixed]\npp = 2\nschedule = "dualpipe"\n'
                  'pipeline_split = "both"\nrecompute = "moe_act+layernorm"\n')
@@ -240,6 +268,12 @@ BAD_FILES = [
     ('fp8_dispatch = 1\n', r"\[job\] fp8_dispatch: expected true or false"),
     ('moe_imbalance = 0.5\n', r"\[job\] moe_imbalance: expected a finite number >= 1"),
     ('moments_dtype = "fp8"\n', r"\[job\] moments_dtype: expected one of fp32\|bf16"),
+    ('dropout = 1.5\n', r"\[job\] dropout: expected a number in \[0, 0\.99\], got 1\.5"),
+    ('dropout = "low"\n', r"\[job\] dropout: expected a number, got 'low'"),
+    ('fp8_params = "yes"\n', r"\[job\] fp8_params: expected true or false, got 'yes'"),
+    ('fp8_params = true\n', r"\[job\] fp8_params: expected false unless precision is fp8, "
+                            r"got True"),
+    ('activation_offload = 1\n', r"\[job\] activation_offload: expected true or false, got 1"),
     ('[fixed]\nschedule = "gpipe"\n', r"\[fixed\] schedule: expected one of 1f1b\|"),
     ('[fixed]\npipeline_split = "head"\n', r"\[fixed\] pipeline_split: expected one of even"),
     ('[fixed]\nrecompute = "attn"\n', r"\[fixed\] recompute: expected none, full, selective"),

@@ -52,6 +52,15 @@ MoeImbalanceOpt = Annotated[float, typer.Option(
     "balanced).")]
 MomentsDtypeOpt = Annotated[str, typer.Option(
     "--moments-dtype", help="Precision of Adam's first and second moments: fp32 or bf16.")]
+DropoutOpt = Annotated[float, typer.Option(
+    "--dropout", help="Hidden and attention dropout rate in [0, 0.99]; above 0 each sublayer "
+    "keeps a 1-byte mask (Megatron-LM's default 0.1; modern recipes 0).")]
+Fp8ParamsOpt = Annotated[bool, typer.Option(
+    "--fp8-params/--no-fp8-params", help="Weights held and gathered in FP8 only, no BF16 copy "
+    "(Megatron-LM --fp8-param-gather; needs --precision fp8).")]
+ActivationOffloadOpt = Annotated[bool, typer.Option(
+    "--activation-offload/--no-activation-offload", help="Stored activations copied to host "
+    "memory and back (Megatron-LM CPU offloading; needs the accelerator's host figures).")]
 RECOMPUTE_HELP = ("none|selective|full or modules joined by + (core_attn, layernorm, "
                   "mla_up_proj, moe_act, mlp, moe, shared_experts)")
 ScheduleOpt = Annotated[str, typer.Option(
@@ -102,7 +111,8 @@ def build_job(model: str, tokens: str, seq_len: int, global_batch: int, precisio
               grad_reduce_overlap: bool = True, zero3_impl: str = "fsdp",
               grad_dtype: str = "fp32", ep_comm_overlap: bool = False,
               moe_dispatcher: str = "alltoall", fp8_dispatch: bool = False,
-              moe_imbalance: float = 1.0, moments_dtype: str = "fp32") -> TrainingJob:
+              moe_imbalance: float = 1.0, moments_dtype: str = "fp32", dropout: float = 0.0,
+              fp8_params: bool = False, activation_offload: bool = False) -> TrainingJob:
     spec: ModelSpec = catalog.model(model, field="--model")
     try:
         return TrainingJob(model=spec, tokens=parse_tokens(tokens), global_batch=global_batch,
@@ -111,7 +121,9 @@ def build_job(model: str, tokens: str, seq_len: int, global_batch: int, precisio
                            grad_reduce_overlap=grad_reduce_overlap, zero3_impl=zero3_impl,
                            grad_dtype=grad_dtype, ep_comm_overlap=ep_comm_overlap,
                            moe_dispatcher=moe_dispatcher, fp8_dispatch=fp8_dispatch,
-                           moe_imbalance=moe_imbalance, moments_dtype=moments_dtype)
+                           moe_imbalance=moe_imbalance, moments_dtype=moments_dtype,
+                           dropout=dropout, fp8_params=fp8_params,
+                           activation_offload=activation_offload)
     except SpecError as err:
         raise as_option_error(err) from None
 

@@ -11,11 +11,14 @@ from rich.table import Table
 
 from solver.cli import render
 from solver.cli.common import (
+    ActivationOffloadOpt,
     CostModelOpt,
     CostParamOpt,
+    DropoutOpt,
     EpOverlapOpt,
     FlashOpt,
     Fp8DispatchOpt,
+    Fp8ParamsOpt,
     GlobalBatchOpt,
     GradDtypeOpt,
     GradOverlapOpt,
@@ -64,6 +67,9 @@ def compare(
     fp8_dispatch: Fp8DispatchOpt = False,
     moe_imbalance: MoeImbalanceOpt = 1.0,
     moments_dtype: MomentsDtypeOpt = "fp32",
+    dropout: DropoutOpt = 0.0,
+    fp8_params: Fp8ParamsOpt = False,
+    activation_offload: ActivationOffloadOpt = False,
     cost_model: CostModelOpt = None,
     cost_param: CostParamOpt = None,
     json_out: JsonOpt = False,
@@ -76,7 +82,7 @@ def compare(
     job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention,
                     tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype,
                     ep_comm_overlap, moe_dispatcher, fp8_dispatch, moe_imbalance,
-                    moments_dtype)
+                    moments_dtype, dropout, fp8_params, activation_offload)
     try:
         result = run_compare(job, given, cost_model=cost_model,
                                      cost_params=parse_cost_params(cost_param))

@@ -10,11 +10,14 @@ from solver import evaluation
 from solver.cli import render
 from solver.cli.common import (
     RECOMPUTE_HELP,
+    ActivationOffloadOpt,
     CostModelOpt,
     CostParamOpt,
+    DropoutOpt,
     EpOverlapOpt,
     FlashOpt,
     Fp8DispatchOpt,
+    Fp8ParamsOpt,
     GlobalBatchOpt,
     GradDtypeOpt,
     GradOverlapOpt,
@@ -69,6 +72,9 @@ def evaluate(
     fp8_dispatch: Fp8DispatchOpt = False,
     moe_imbalance: MoeImbalanceOpt = 1.0,
     moments_dtype: MomentsDtypeOpt = "fp32",
+    dropout: DropoutOpt = 0.0,
+    fp8_params: Fp8ParamsOpt = False,
+    activation_offload: ActivationOffloadOpt = False,
     cost_model: CostModelOpt = None,
     cost_param: CostParamOpt = None,
     output: OutputOpt = None,
@@ -78,7 +84,7 @@ def evaluate(
     job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention,
                     tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype,
                     ep_comm_overlap, moe_dispatcher, fp8_dispatch, moe_imbalance,
-                    moments_dtype)
+                    moments_dtype, dropout, fp8_params, activation_offload)
     cost_params = parse_cost_params(cost_param)
     from solver import catalog
 

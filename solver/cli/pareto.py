@@ -12,12 +12,15 @@ from rich.table import Table
 
 from solver.cli import render
 from solver.cli.common import (
+    ActivationOffloadOpt,
     CostModelOpt,
     CostParamOpt,
+    DropoutOpt,
     EpOverlapOpt,
     Fix,
     FlashOpt,
     Fp8DispatchOpt,
+    Fp8ParamsOpt,
     GlobalBatchOpt,
     GradDtypeOpt,
     GradOverlapOpt,
@@ -90,6 +93,9 @@ def pareto(
     fp8_dispatch: Fp8DispatchOpt = False,
     moe_imbalance: MoeImbalanceOpt = 1.0,
     moments_dtype: MomentsDtypeOpt = "fp32",
+    dropout: DropoutOpt = 0.0,
+    fp8_params: Fp8ParamsOpt = False,
+    activation_offload: ActivationOffloadOpt = False,
     time_limit: Annotated[float, typer.Option("--time-limit", help="Seconds per solve.")
                           ] = 60.0,
     workers: Annotated[int, typer.Option("--workers", help="CP-SAT workers.")] = 2,
@@ -127,7 +133,7 @@ def pareto(
     job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention,
                     tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype,
                     ep_comm_overlap, moe_dispatcher, fp8_dispatch, moe_imbalance,
-                    moments_dtype)
+                    moments_dtype, dropout, fp8_params, activation_offload)
     fixed: dict[str, Any] = {k: v for k, v in {
         "tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep, "vp": vp, "micro_batch": micro_batch,
         "zero_stage": zero, "recompute": recompute, "schedule": schedule,

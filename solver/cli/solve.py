@@ -57,6 +57,8 @@ OPTIONS = {
     "grad_dtype": "--grad-dtype", "ep_comm_overlap": "--ep-comm-overlap",
     "moe_dispatcher": "--moe-dispatcher", "fp8_dispatch": "--fp8-dispatch",
     "moe_imbalance": "--moe-imbalance", "moments_dtype": "--moments-dtype",
+    "dropout": "--dropout", "fp8_params": "--fp8-params",
+    "activation_offload": "--activation-offload",
     "accelerators": "--gpu", "gpus": "--gpus",
     "max_gpus": "--max-gpus", "deadline_days": "--deadline-days", "budget_usd": "--budget-usd",
     "tp": "--tp", "pp": "--pp", "dp": "--dp", "cp": "--cp", "ep": "--ep", "vp": "--vp",
@@ -131,6 +133,15 @@ def solve(
     moments_dtype: Annotated[str | None, typer.Option(
         "--moments-dtype", help="Precision of Adam's moments: fp32 or bf16 (default: fp32).",
         show_default=False)] = None,
+    dropout: Annotated[float | None, typer.Option(
+        "--dropout", help="Hidden and attention dropout rate in [0, 0.99] (default: 0).",
+        show_default=False)] = None,
+    fp8_params: Annotated[bool | None, typer.Option(
+        "--fp8-params/--no-fp8-params", help="Weights held and gathered in FP8 only; needs "
+        "--precision fp8 (default: off).", show_default=False)] = None,
+    activation_offload: Annotated[bool | None, typer.Option(
+        "--activation-offload/--no-activation-offload", help="Stored activations copied to "
+        "host memory and back (default: off).", show_default=False)] = None,
     time_limit: Annotated[float | None, typer.Option(
         "--time-limit", help="Seconds (default: 60).", show_default=False)] = None,
     top: Annotated[int | None, typer.Option(
@@ -162,7 +173,8 @@ def solve(
         "zero3_impl": zero3_impl, "grad_dtype": grad_dtype,
         "ep_comm_overlap": ep_comm_overlap, "moe_dispatcher": moe_dispatcher,
         "fp8_dispatch": fp8_dispatch, "moe_imbalance": moe_imbalance,
-        "moments_dtype": moments_dtype,
+        "moments_dtype": moments_dtype, "dropout": dropout, "fp8_params": fp8_params,
+        "activation_offload": activation_offload,
         "accelerators": gpu or None, "gpus": gpus, "max_gpus": max_gpus,
         "deadline_days": deadline_days, "budget_usd": budget_usd, "tp": tp, "pp": pp, "dp": dp,
         "cp": cp, "ep": ep, "vp": vp, "micro_batch": micro_batch, "zero_stage": zero,
