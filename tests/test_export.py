@@ -63,9 +63,11 @@ TORCHTITAN_VERIFIED = _verified(DATA / "torchtitan_fields.txt")
 
 
 def job_and_estimate(model: str, tokens: float, global_batch: int, precision: str = "bf16",
+                     job_fields: dict[str, Any] | None = None,
                      **layout: Any) -> tuple[solver.TrainingJob, solver.Estimate]:
     job = solver.TrainingJob(model=solver.model(model), tokens=tokens,
-                             global_batch=global_batch, precision=precision)
+                             global_batch=global_batch, precision=precision,
+                             **(job_fields or {}))
     return job, solver.evaluate(job, solver.Layout(**layout))
 
 
@@ -92,13 +94,20 @@ CASES = {
               dict(accelerator="h100-sxm5-80gb", tp=8, pp=1, dp=64, zero_stage=3)),
     "zero2-gpt3": ("gpt3-175b", 300e9, 1536, "bf16",
                    dict(accelerator="a100-sxm4-80gb", tp=8, pp=8, dp=16, zero_stage=2)),
+    "llama8b-offload": ("llama3-8b", 1e12, 512, "fp8",
+                        dict(accelerator="h100-sxm5-80gb", tp=2, pp=1, dp=32, zero_stage=1)),
 }
+#: Job fields beyond the model, tokens, batch and precision, by case: dropout, FP8 weights
+#: and activation offload (Megatron-LM --hidden-dropout, --fp8-param-gather,
+#: --cpu-offloading-num-layers).
+JOB_FIELDS = {"llama8b-offload": dict(dropout=0.1, fp8_params=True, activation_offload=True)}
 
 
 @pytest.fixture(params=sorted(CASES))
 def case(request: pytest.FixtureRequest) -> tuple[solver.TrainingJob, solver.Estimate]:
     model, tokens, gb, precision, layout = CASES[request.param]
-    return job_and_estimate(model, tokens, gb, precision, **layout)
+    return job_and_estimate(model, tokens, gb, precision, JOB_FIELDS.get(request.param),
+                            **layout)
 
 
 # ---------------------------------------------------------------------------- Megatron-LM
@@ -206,6 +215,16 @@ def test_megatron_export_parses_with_the_upstream_flags(
         assert args.moe_layer_freq == f"([0]*{m.dense_layers}+[1]*{m.moe_layers})"
     if x.tp > 1 or x.cp > 1:
         assert "export CUDA_DEVICE_MAX_CONNECTIONS=1" in text
+    # Dropout always (Megatron-LM's default is 0.1); --fp8-param-gather only with the
+    # distributed optimizer (validate_args); CPU offloading below --num-layers, without PP or
+    # recomputation (TransformerConfig.__post_init__).
+    assert args.hidden_dropout == args.attention_dropout == job.dropout
+    if args.fp8_param_gather:
+        assert job.fp8_params and args.use_distributed_optimizer and args.fp8_format
+    if args.cpu_offloading_num_layers is not None:
+        assert job.activation_offload
+        assert 0 < args.cpu_offloading_num_layers < args.num_layers
+        assert x.pp == 1 and args.recompute_granularity is None
 
 
 @pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
@@ -260,6 +279,60 @@ def test_megatron_says_what_it_cannot_express() -> None:
     job, est = job_and_estimate(*CASES["zero2-gpt3"][:4], **CASES["zero2-gpt3"][4])
     assert re.search(r"^\s*# ZeRO-2: Megatron-LM has no flag", export(est, "megatron", job=job),
                      re.M)
+
+
+def test_megatron_writes_dropout_fp8_weights_and_offload() -> None:
+    # Llama 3 8B (32 layers) in FP8 on 64 H100s with ZeRO-1, no pipeline, no recomputation:
+    # every one of the three is written; offloading takes all layers but the last (Megatron-LM
+    # requires fewer than --num-layers): 31.
+    job, est = job_and_estimate(*CASES["llama8b-offload"][:4], JOB_FIELDS["llama8b-offload"],
+                                **CASES["llama8b-offload"][4])
+    args = megatron_parser().parse_args(megatron_argv(export(est, "megatron", job=job)))
+    assert (args.hidden_dropout, args.attention_dropout) == (0.1, 0.1)
+    assert args.fp8_param_gather
+    assert args.cpu_offloading_num_layers == 31
+    # Without them: dropout 0 written (not Megatron-LM's 0.1), nothing else.
+    plain = dataclasses.replace(job, dropout=0.0, fp8_params=False, activation_offload=False)
+    text = export(est, "megatron", job=plain)
+    assert "    --hidden-dropout 0\n    --attention-dropout 0\n" in text
+    args = megatron_parser().parse_args(megatron_argv(text))
+    assert (args.hidden_dropout, args.attention_dropout) == (0.0, 0.0)
+    assert not args.fp8_param_gather and args.cpu_offloading_num_layers is None
+    assert "offload" not in text and "FP8 weights" not in text
+
+
+def test_megatron_says_where_fp8_weights_and_offload_cannot_go() -> None:
+    # ZeRO-0 (no distributed optimizer: validate_args refuses --fp8-param-gather), two
+    # pipeline stages and full recomputation (TransformerConfig refuses CPU offloading with
+    # either): nothing written, a note for each.
+    job, est = job_and_estimate("llama3-8b", 1e12, 512, "fp8", JOB_FIELDS["llama8b-offload"],
+                                accelerator="h100-sxm5-80gb", tp=2, pp=2, dp=16,
+                                recompute="full")
+    text = export(est, "megatron", job=job)
+    args = megatron_parser().parse_args(megatron_argv(text))
+    assert not args.fp8_param_gather and args.cpu_offloading_num_layers is None
+    notes = re.sub(r"\n\s*#   ", " ", text)  # each note on one line (continuations joined)
+    assert "# FP8 weights: Megatron-LM's --fp8-param-gather needs --use-distributed-optimizer" \
+        in notes
+    assert "# activation offload: Megatron-LM's CPU offloading refuses PP > 1 and " \
+        "recomputation (full); not written" in notes
+
+
+def test_torchtitan_and_deepspeed_say_what_they_cannot_set() -> None:
+    job, est = job_and_estimate(*CASES["llama8b-offload"][:4], JOB_FIELDS["llama8b-offload"],
+                                **CASES["llama8b-offload"][4])
+    titan = export(est, "torchtitan", job=job)
+    assert "# dropout 0.1: torchtitan's models and job config have no dropout" in titan
+    assert "# FP8 weights: torchtitan has no FP8-only weights" in titan
+    assert "# activation offload: torchtitan's job config has no activation offload" in titan
+    comments = " ".join(json.loads(export(est, "deepspeed", job=job))["_comment"])
+    assert "FP8 weights: also the model code's" in comments
+    assert "dropout 0.1: set by the model code" in comments
+    assert "activation offload: no DeepSpeed config key" in comments
+    plain = dataclasses.replace(job, dropout=0.0, fp8_params=False, activation_offload=False)
+    for fmt in ("torchtitan", "deepspeed"):
+        text = export(est, fmt, job=plain)
+        assert "dropout" not in text and "FP8 weights" not in text and "offload" not in text
 
 
 # ---------------------------------------------------------------------------- torchtitan
@@ -442,6 +515,20 @@ def test_solve_export_of_an_infeasible_question(capsys: pytest.CaptureFixture[st
     assert "MEGATRON_ARGS" not in captured.out
     assert run([*argv, "--export", "megatron", "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["export"] is None
+
+
+def test_solve_export_carries_dropout_fp8_weights_and_offload(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # The options reach the export through solve: Llama 3 8B on 64 H100s, no pipeline and no
+    # recomputation fixed, so Megatron-LM can offload 32 - 1 = 31 layers.
+    argv = ["solve", "--model", "llama3-8b", "--tokens", "1T", "--global-batch", "512",
+            "--gpu", "h100", "--gpus", "64", "--pp", "1", "--recompute", "none", "--zero", "1",
+            "--precision", "fp8", "--dropout", "0.05", "--fp8-params", "--activation-offload",
+            "--workers", "1", "--export", "megatron"]
+    assert run(argv) == 0
+    args = megatron_parser().parse_args(megatron_argv(capsys.readouterr().out))
+    assert (args.hidden_dropout, args.attention_dropout) == (0.05, 0.05)
+    assert args.fp8_param_gather and args.cpu_offloading_num_layers == 31
 
 
 def test_megatron_export_of_deepseek_v3_as_trained() -> None:

@@ -31,6 +31,17 @@ def deepspeed(est: Estimate, job: TrainingJob) -> str:
     if job.precision == "fp8":
         notes.append("FP8: DeepSpeed's config has no FP8 switch; the model code must use "
                      "Transformer Engine layers. BF16 is set for everything else")
+    if job.fp8_params:
+        notes.append("FP8 weights: also the model code's (Transformer Engine's "
+                     "quantized_model_init, fp8_model_init in older releases)")
+    if job.dropout:
+        notes.append(f"dropout {job.dropout:g}: set by the model code, not by this file")
+    if job.activation_offload:
+        notes.append("activation offload: no DeepSpeed config key offloads every layer's "
+                     "stored activations (activation_checkpointing.cpu_checkpointing moves "
+                     "only the checkpoints of full recomputation); the model code must "
+                     "(e.g. Transformer Engine's get_cpu_offload_context), else memory per "
+                     "GPU is higher than planned")
     if job.grad_dtype == "bf16":
         notes.append("BF16 gradients as planned: set DeepSpeed's communication_data_type to "
                      "\"bf16\" if your version has it (not checked here)")

@@ -35,7 +35,8 @@ MEGATRON_FLAGS = (
     "--mtp-num-layers", "--bf16", "--fp8-format", "--tokenizer-type", "--tokenizer-model",
     "--make-vocab-size-divisible-by", "--recompute-modules", "--moe-router-num-groups",
     "--moe-router-group-topk", "--moe-enable-deepep", "--use-precision-aware-optimizer",
-    "--exp-avg-dtype", "--exp-avg-sq-dtype",
+    "--exp-avg-dtype", "--exp-avg-sq-dtype", "--hidden-dropout", "--attention-dropout",
+    "--fp8-param-gather", "--cpu-offloading-num-layers",
 )
 
 
@@ -76,6 +77,40 @@ def megatron(est: Estimate, job: TrainingJob) -> str:
         arg("--sequence-parallel")
         if job.tp_comm_overlap:
             arg("--tp-comm-overlap")
+    _megatron_data_parallel(est, job, arg, note)
+
+    note("batch")
+    arg("--micro-batch-size", x.micro_batch)
+    arg("--global-batch-size", est.global_batch)
+    arg("--train-iters", train_steps(est, job))
+
+    _megatron_recompute(est, job, arg, note)
+
+    note("model shape")
+    _megatron_model(m, job, arg, note, x.ep)
+    _megatron_precision(est, job, arg, note)
+    _megatron_activations(est, job, arg, note)
+
+    lines = comment_lines([*header(est, job, "Megatron-LM", "megatron"),
+                           f"Launch pretrain_gpt.py with torchrun on {x.gpus:,} processes, "
+                           'passing "${MEGATRON_ARGS[@]}" plus your data, tokenizer, '
+                           "optimizer and checkpoint arguments."])
+    if x.tp > 1 or x.cp > 1:
+        lines.append("# Megatron-LM requires this with TP or CP > 1 before Blackwell:")
+        lines.append("export CUDA_DEVICE_MAX_CONNECTIONS=1")
+    lines.append("MEGATRON_ARGS=(")
+    for item in args:
+        if isinstance(item, str):
+            lines += comment_lines([item[2:]], prefix="    # ")
+        else:
+            lines.append("    " + " ".join(item))
+    lines.append(")")
+    return "\n".join(lines) + "\n"
+
+
+def _megatron_data_parallel(est: Estimate, job: TrainingJob, arg: Any, note: Any) -> None:
+    """ZeRO (the distributed optimizer), gradient precision and the overlapped reductions."""
+    x = est.layout
     if x.zero_stage >= 1:
         arg("--use-distributed-optimizer")
     if x.zero_stage >= 2:
@@ -95,11 +130,11 @@ def megatron(est: Estimate, job: TrainingJob) -> str:
         if x.zero_stage >= 1:
             arg("--overlap-param-gather")
 
-    note("batch")
-    arg("--micro-batch-size", x.micro_batch)
-    arg("--global-batch-size", est.global_batch)
-    arg("--train-iters", train_steps(est, job))
 
+def _megatron_recompute(est: Estimate, job: TrainingJob, arg: Any, note: Any) -> None:
+    """Recomputation, what the schedule cannot be, and Adam's moments in BF16 (the
+    precision-aware optimizer)."""
+    x = est.layout
     note("recomputation")
     if x.recompute == "full":
         arg("--recompute-granularity", "full")
@@ -120,30 +155,50 @@ def megatron(est: Estimate, job: TrainingJob) -> str:
         arg("--exp-avg-dtype", "bf16")
         arg("--exp-avg-sq-dtype", "bf16")
 
-    note("model shape")
-    _megatron_model(m, job, arg, note, x.ep)
+
+def _megatron_precision(est: Estimate, job: TrainingJob, arg: Any, note: Any) -> None:
+    """BF16, FP8 (hybrid) and FP8 weights: ``--fp8-param-gather``, which Megatron-LM's
+    ``validate_args`` allows only with the distributed optimizer (ZeRO-1 or more here)."""
     note("precision")
     arg("--bf16")
     if job.precision == "fp8":
         arg("--fp8-format", "hybrid")
+        if job.fp8_params and est.layout.zero_stage >= 1:
+            arg("--fp8-param-gather")
+        elif job.fp8_params:
+            note("FP8 weights: Megatron-LM's --fp8-param-gather needs "
+                 "--use-distributed-optimizer (ZeRO-1 or more); not written with ZeRO-0, so "
+                 "each layer keeps its BF16 weights beside the FP8 copy and memory per GPU is "
+                 f"higher than planned ({est.memory_gib_per_gpu:.1f} GiB)")
     if not job.flash_attention:
         note("the plan assumes attention that stores the score matrix (no flash attention)")
 
-    lines = comment_lines([*header(est, job, "Megatron-LM", "megatron"),
-                           f"Launch pretrain_gpt.py with torchrun on {x.gpus:,} processes, "
-                           'passing "${MEGATRON_ARGS[@]}" plus your data, tokenizer, '
-                           "optimizer and checkpoint arguments."])
-    if x.tp > 1 or x.cp > 1:
-        lines.append("# Megatron-LM requires this with TP or CP > 1 before Blackwell:")
-        lines.append("export CUDA_DEVICE_MAX_CONNECTIONS=1")
-    lines.append("MEGATRON_ARGS=(")
-    for item in args:
-        if isinstance(item, str):
-            lines += comment_lines([item[2:]], prefix="    # ")
-        else:
-            lines.append("    " + " ".join(item))
-    lines.append(")")
-    return "\n".join(lines) + "\n"
+
+def _megatron_activations(est: Estimate, job: TrainingJob, arg: Any, note: Any) -> None:
+    """Dropout, always written (Megatron-LM's default is 0.1, the plan's may be 0), and
+    activation offload: Megatron-LM's layer-wise CPU offloading (Transformer Engine's
+    ``get_cpu_offload_context``), whose TransformerConfig refuses PP > 1, recomputation and
+    ``cpu_offloading_num_layers >= num_layers``."""
+    m, x = job.model, est.layout
+    note("dropout: the plan's rate, written since Megatron-LM's default is 0.1")
+    arg("--hidden-dropout", f"{job.dropout:g}")
+    arg("--attention-dropout", f"{job.dropout:g}")
+    if not job.activation_offload:
+        return
+    offloaded = m.layers - 1
+    refused = [why for why, bad in (("PP > 1", x.pp > 1),
+                                    (f"recomputation ({x.recompute})", x.recompute != "none"),
+                                    ("a model of one layer", offloaded < 1)) if bad]
+    if refused:
+        note(f"activation offload: Megatron-LM's CPU offloading refuses "
+             f"{' and '.join(refused)}; not "
+             "written, so the activations stay on the GPU and memory per GPU is higher than "
+             f"planned ({est.memory_gib_per_gpu:.1f} GiB)")
+        return
+    note(f"activation offload: {offloaded} of {m.layers} layers send their activations to "
+         "host memory (Megatron-LM takes fewer than --num-layers; the last layer's are used "
+         "at once); needs Transformer Engine")
+    arg("--cpu-offloading-num-layers", offloaded)
 
 
 def _megatron_layout(chunks: Sequence[int], mtp: int = 0) -> str:

@@ -34,7 +34,6 @@ def torchtitan(est: Estimate, job: TrainingJob) -> str:
         model["converters"] = ["float8"]
 
     training: dict[str, Any] = {}
-    parallel: dict[str, Any] = {}
     if x.pp > 1:
         # The whole per-replica batch enters the pipeline and is cut into micro-batches.
         training["local_batch_size"] = x.micro_batch * est.num_microbatches
@@ -50,6 +49,58 @@ def torchtitan(est: Estimate, job: TrainingJob) -> str:
                      "float32 (training.mixed_precision_reduce), with more traffic and memory "
                      "than planned")
 
+    parallel = _titan_parallelism(est, job, notes)
+
+    mode = x.recompute if x.recompute in ("none", "selective", "full") else "selective"
+    ac: dict[str, Any] = {"mode": mode}
+    if x.recompute == "selective":
+        ac["selective_ac_option"] = "op"
+        notes.append("selective recomputation: torchtitan's per-op policy (\"op\") is the "
+                     "nearest to the plan's (attention scores only)")
+    elif mode == "selective":
+        ac["selective_ac_option"] = "op"
+        notes.append(f"recomputation {x.recompute}: torchtitan has no per-module choice; its "
+                     "per-op policy (\"op\") is the nearest")
+
+    sections: list[tuple[str, dict[str, Any]]] = [
+        ("job", {"description": f"gpuplan: {m.name}, {tokens_text(job.tokens)} tokens, "
+                 f"{x.gpus:,} x {x.accelerator}", "dump_folder": "./outputs"}),
+        ("model", model),
+        ("training", training),
+        ("parallelism", parallel),
+        ("activation_checkpoint", ac),
+    ]
+    if job.precision == "fp8":
+        sections.append(("float8", {"recipe_name": "tensorwise",
+                                    "enable_fsdp_float8_all_gather": True,
+                                    "precompute_float8_dynamic_scale_for_fsdp": True,
+                                    "filter_fqns": ["output"]}))
+    if not job.flash_attention:
+        notes.append("the plan assumes attention that stores the score matrix")
+    notes += _titan_memory_notes(job)
+    notes.append("set [model] tokenizer_path and [training] dataset for your data")
+
+    lines = comment_lines([*header(est, job, "torchtitan", "torchtitan"),
+                           f"Launch: torchrun on {x.gpus:,} processes, -m torchtitan.train "
+                           "--job.config_file THIS_FILE", *notes])
+    for title, values in sections:
+        lines.append("")
+        lines.append(f"[{title}]")
+        for key, value in values.items():
+            if isinstance(value, list) and value and isinstance(value[0], list):
+                lines.append(f"{key} = [")
+                lines += [f"    {_toml_value(v)}," for v in value]
+                lines.append("]")
+            else:
+                lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _titan_parallelism(est: Estimate, job: TrainingJob, notes: list[str]) -> dict[str, Any]:
+    """The ``[parallelism]`` section: FSDP2 sharding, TP, the pipeline and its split, CP, EP
+    (what differs from the plan goes into ``notes``)."""
+    m, x = job.model, est.layout
+    parallel: dict[str, Any] = {}
     parallel["data_parallel_replicate_degree"] = 1
     parallel["data_parallel_shard_degree"] = x.dp
     if x.zero_stage == 3:
@@ -89,49 +140,27 @@ def torchtitan(est: Estimate, job: TrainingJob) -> str:
                      "(dp2ep: cp <= ep <= dp x cp)")
         if not x.cp <= x.ep <= x.dp * x.cp:
             notes.append(f"EP{x.ep} with CP{x.cp}: outside torchtitan's dp2ep range")
+    return parallel
 
-    mode = x.recompute if x.recompute in ("none", "selective", "full") else "selective"
-    ac: dict[str, Any] = {"mode": mode}
-    if x.recompute == "selective":
-        ac["selective_ac_option"] = "op"
-        notes.append("selective recomputation: torchtitan's per-op policy (\"op\") is the "
-                     "nearest to the plan's (attention scores only)")
-    elif mode == "selective":
-        ac["selective_ac_option"] = "op"
-        notes.append(f"recomputation {x.recompute}: torchtitan has no per-module choice; its "
-                     "per-op policy (\"op\") is the nearest")
 
-    sections: list[tuple[str, dict[str, Any]]] = [
-        ("job", {"description": f"gpuplan: {m.name}, {tokens_text(job.tokens)} tokens, "
-                 f"{x.gpus:,} x {x.accelerator}", "dump_folder": "./outputs"}),
-        ("model", model),
-        ("training", training),
-        ("parallelism", parallel),
-        ("activation_checkpoint", ac),
-    ]
-    if job.precision == "fp8":
-        sections.append(("float8", {"recipe_name": "tensorwise",
-                                    "enable_fsdp_float8_all_gather": True,
-                                    "precompute_float8_dynamic_scale_for_fsdp": True,
-                                    "filter_fqns": ["output"]}))
-    if not job.flash_attention:
-        notes.append("the plan assumes attention that stores the score matrix")
-    notes.append("set [model] tokenizer_path and [training] dataset for your data")
-
-    lines = comment_lines([*header(est, job, "torchtitan", "torchtitan"),
-                           f"Launch: torchrun on {x.gpus:,} processes, -m torchtitan.train "
-                           "--job.config_file THIS_FILE", *notes])
-    for title, values in sections:
-        lines.append("")
-        lines.append(f"[{title}]")
-        for key, value in values.items():
-            if isinstance(value, list) and value and isinstance(value[0], list):
-                lines.append(f"{key} = [")
-                lines += [f"    {_toml_value(v)}," for v in value]
-                lines.append("]")
-            else:
-                lines.append(f"{key} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
+def _titan_memory_notes(job: TrainingJob) -> list[str]:
+    """What the job config cannot say of dropout, FP8 weights and activation offload."""
+    notes = []
+    if job.dropout:
+        notes.append(f"dropout {job.dropout:g}: torchtitan's models and job config have no "
+                     "dropout; they train without, and hold less activation memory than "
+                     "planned")
+    if job.fp8_params:
+        notes.append("FP8 weights: torchtitan has no FP8-only weights; "
+                     "float8.enable_fsdp_float8_all_gather (written) gathers them in float8, "
+                     "the nearest, but each layer's weights stay in "
+                     "training.mixed_precision_param, so memory per GPU is higher than planned")
+    if job.activation_offload:
+        notes.append("activation offload: torchtitan's job config has no activation offload "
+                     "(training.enable_cpu_offload moves FSDP's weights, gradients and "
+                     "optimizer states, not activations): the activations stay on the GPU and "
+                     "memory per GPU is higher than planned")
+    return notes
 
 
 def _titan_parts(chunks: Sequence[int]) -> list[list[str]]:
