@@ -38,7 +38,9 @@ def gpuplan_accelerators() -> list[Accelerator]:
     slug) must be unique across all plugins. Units are in the field names; bandwidths are GB/s
     per accelerator in one direction; ``peak_tflops`` are dense (no sparsity). Leave
     ``scaleout_bw_gb_s``, ``tdp_w`` or ``price_usd_per_hour`` as None when unpublished: groups
-    then stay inside the scale-up domain, and energy or cost is not reported.
+    then stay inside the scale-up domain, and energy or cost is not reported. Likewise
+    ``host_bw_gb_s`` and ``host_memory_gib`` (the link to the host, GB/s one direction, and
+    each accelerator's share of host memory): without them activation offload does not fit.
 
     Example::
 

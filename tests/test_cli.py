@@ -356,6 +356,27 @@ def test_hardware_list_has_every_interface_slug(capsys: pytest.CaptureFixture[st
     assert names >= INTERFACE_SLUGS
 
 
+def test_hardware_lists_the_host_link_and_memory(capsys: pytest.CaptureFixture[str]) -> None:
+    # DGX H100: PCIe Gen5 x16 to the host (about 63 GB/s one way), 2 TB of host memory over 8
+    # GPUs = 256 GB = 238.4 GiB each; the A100 entries publish neither (None in JSON).
+    data = run_json(["hardware", "list"], capsys)
+    by_name = {a["name"]: a for a in data["accelerators"]}
+    h100 = by_name["h100-sxm5-80gb"]
+    assert (h100["host_bw_gb_s"], h100["host_memory_gib"]) == (63.0, 238.4)
+    assert by_name["a100-sxm4-80gb"]["host_bw_gb_s"] is None
+    assert by_name["a100-sxm4-80gb"]["host_memory_gib"] is None
+    shown = run_json(["hardware", "show", "h100"], capsys)
+    assert (shown["host_bw_gb_s"], shown["host_memory_gib"]) == (63.0, 238.4)
+    assert run(["hardware", "list"]) == 0
+    table = capsys.readouterr().out
+    header = next(line for line in table.splitlines() if line.startswith("name"))
+    assert header.split() == ["name", "BF16", "FP8", "GiB", "HBM", "up", "dom", "out", "host",
+                              "hGiB", "TDP", "$/h"]
+    h100_row = next(line for line in table.splitlines() if line.startswith("h100-sxm5"))
+    assert h100_row.split()[8:10] == ["63", "238"]
+    assert max(len(line) for line in table.splitlines()) <= 80
+
+
 def test_hardware_show_by_alias(capsys: pytest.CaptureFixture[str]) -> None:
     data = run_json(["hardware", "show", "a100"], capsys)
     assert data["name"] == "a100-sxm4-80gb"

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich import box
+from rich.table import Table
 
 from solver import catalog
 from solver.cli import render
@@ -22,10 +24,18 @@ def hardware_list(json_out: JsonOpt = False) -> None:
         print_json({"schema_version": 1, "accelerators": [a.to_dict() for a in accs]})
         return
     rows = [[a.name, a.peak_tflops["bf16"], a.peak_tflops.get("fp8"), a.memory_gib,
-             a.memory_bw_gb_s, a.scaleup_bw_gb_s, a.scaleup_domain, a.scaleout_bw_gb_s, a.tdp_w,
-             a.price_usd_per_hour] for a in accs]
-    render.table(["name", "BF16", "FP8", "GiB", "HBM", "up", "dom", "out", "TDP", "$/h"], rows,
-                 title="TFLOP/s dense; bandwidths GB/s one direction; W; USD per hour")
+             a.memory_bw_gb_s, a.scaleup_bw_gb_s, a.scaleup_domain, a.scaleout_bw_gb_s,
+             a.host_bw_gb_s, a.host_memory_gib, a.tdp_w, a.price_usd_per_hour] for a in accs]
+    # render.table's cells, one space apart and without edges: twelve columns in 80.
+    table = Table(title="TFLOP/s dense; bandwidths GB/s one direction (host: the link to the "
+                  "host); hGiB: host memory per accelerator; W; USD per hour",
+                  box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), show_edge=False)
+    for i, column in enumerate(["name", "BF16", "FP8", "GiB", "HBM", "up", "dom", "out",
+                                "host", "hGiB", "TDP", "$/h"]):
+        table.add_column(column, no_wrap=i == 0, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*[render._fmt(v) for v in row])
+    render.console.print(table)
 
 
 @hardware_app.command("show")
