@@ -42,6 +42,7 @@ from solver.layout_options import (
 from solver.model_files import load_model_file, model_from_mapping
 from solver.plan import OBJECTIVES, Plan
 from solver.specs import (
+    DROPOUT_MAX,
     GRAD_DTYPES,
     LAYOUT_FIELDS,
     MOE_DISPATCHERS,
@@ -117,8 +118,8 @@ def check_value(key: str, value: Any, label: str) -> Any:
         return as_float(label, value, minimum=1.0, strict=False)
     if key == "moments_dtype":
         return as_choice(label, value, MOMENTS_DTYPES)
-    if key == "dropout":  # TrainingJob's range: a rate in [0, 0.99]
-        return as_float(label, value, minimum=0.0, strict=False, maximum=0.99)
+    if key == "dropout":  # TrainingJob's range
+        return as_float(label, value, minimum=0.0, strict=False, maximum=DROPOUT_MAX)
     if key == "accelerators":
         names = [value] if isinstance(value, str) else value
         if not isinstance(names, (list, tuple)) or not names:

@@ -41,6 +41,8 @@ GRAD_DTYPES = ("fp32", "bf16")
 MOMENTS_DTYPES = ("fp32", "bf16")
 #: How MoE tokens reach their experts (``TrainingJob.moe_dispatcher``).
 MOE_DISPATCHERS = ("alltoall", "deepep")
+#: The highest dropout rate a job may give (``TrainingJob.dropout``).
+DROPOUT_MAX = 0.99
 #: Shapes of the scale-up fabric (``Accelerator.scaleup_topology``).
 SCALEUP_TOPOLOGIES = ("switch", "mesh", "torus")
 #: The plain recomputation modes; ``Layout.recompute`` also takes Megatron-LM's modules
@@ -220,9 +222,9 @@ class TrainingJob:
     ``--fp8-param-gather``, set by the FP8 recipes of Megatron-Bridge and NeMo 2; the FP32
     master copy stays in the optimizer). ``activation_offload``: the activations a layer
     keeps for its backward are copied to host memory during the forward and back during the
-    backward, overlapped with the kernels (Megatron-LM ``--cpu-offloading``, Transformer
-    Engine's ``get_cpu_offload_context``; MaxText's ``offload`` remat policies to TPU host
-    memory); the accelerator needs ``host_bw_gb_s`` and ``host_memory_gib``.
+    backward, overlapped with the kernels (Megatron-LM ``--cpu-offloading-num-layers``,
+    Transformer Engine's ``get_cpu_offload_context``; MaxText's ``offload`` remat policies
+    to TPU host memory); the accelerator needs ``host_bw_gb_s`` and ``host_memory_gib``.
     """
 
     model: ModelSpec
@@ -268,7 +270,7 @@ class TrainingJob:
         imbalance = as_float("moe_imbalance", self.moe_imbalance, minimum=1.0, strict=False)
         object.__setattr__(self, "moe_imbalance", imbalance)
         object.__setattr__(self, "dropout", as_float("dropout", self.dropout, minimum=0.0,
-                                                     strict=False, maximum=0.99))
+                                                     strict=False, maximum=DROPOUT_MAX))
 
 
 def _peak_dict(value: Any) -> dict[str, float | None]:

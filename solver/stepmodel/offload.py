@@ -2,7 +2,7 @@
 
 With offloading (``TrainingJob.activation_offload``) each layer's stored activations are
 copied to host memory as the forward pass produces them and copied back as the backward pass
-needs them (Megatron-LM ``--cpu-offloading`` through Transformer Engine's
+needs them (Megatron-LM ``--cpu-offloading-num-layers`` through Transformer Engine's
 ``get_cpu_offload_context``; MaxText's remat policies that offload named tensors to TPU host
 memory). The copies run on their own DMA engines beside the kernels, one direction per pass
 (device to host in the forward, host to device in the backward), so per micro-batch a rank
