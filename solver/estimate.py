@@ -6,8 +6,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from solver import uncertainty
 from solver.layout_options import PIPELINE_SPLITS, SCHEDULES, recompute_name
-from solver.specs import Layout
+from solver.specs import Accelerator, Layout, TrainingJob
 from solver.stepmodel.evaluate import StepResult
 from solver.stepmodel.memory import GIB
 
@@ -44,6 +45,11 @@ class Estimate:
     energy_mwh: float
     co2_tonnes: float
     violations: tuple[str, ...] = field(default=())
+    #: The error band on ``training_days`` (``solver/uncertainty.py``): low and high days,
+    #: whether the question lies inside the calibrated envelope, and what the band rests on.
+    training_days_range: tuple[float, float] = (math.nan, math.nan)
+    calibrated: bool = False
+    calibration_note: str = "no error band: the job was not given"
 
     @property
     def fits(self) -> bool:
@@ -68,6 +74,9 @@ class Estimate:
             "mfu": json_number(self.mfu, 4),
             "hfu": json_number(self.hfu, 4),
             "training_days": json_number(self.training_days),
+            "training_days_range": [json_number(v) for v in self.training_days_range],
+            "calibrated": self.calibrated,
+            "calibration_note": self.calibration_note,
             "gpu_hours": json_number(self.gpu_hours),
             "memory_gib_per_gpu": json_number(self.memory_gib_per_gpu),
             "memory_capacity_gib": json_number(self.memory_capacity_gib),
@@ -101,8 +110,13 @@ def host_memory_violation(offloaded_gib: float, capacity_gib: float, name: str) 
             f"to the host, {name} has {capacity_gib:.0f} GiB of host memory per accelerator")
 
 
-def estimate_at(result: StepResult, i: int, names: tuple[str, ...]) -> Estimate:
-    """The ``Estimate`` of row ``i`` of a vectorised result (one code path for all callers)."""
+def estimate_at(result: StepResult, i: int, names: tuple[str, ...], *,
+                job: TrainingJob | None = None,
+                accelerator: Accelerator | None = None) -> Estimate:
+    """The ``Estimate`` of row ``i`` of a vectorised result (one code path for all callers).
+
+    With ``job`` and the row's ``accelerator`` it carries the error band on training days
+    (``solver/uncertainty.py``: a few dozen distances, cheap); without them, none (NaN)."""
     x = result.x
     layout = Layout(
         accelerator=names[int(x.accel[i])], tp=int(x.tp[i]), pp=int(x.pp[i]),
@@ -125,6 +139,10 @@ def estimate_at(result: StepResult, i: int, names: tuple[str, ...]) -> Estimate:
         violations.append(
             "interconnect: a parallel group leaves the scale-up domain of "
             f"{layout.accelerator}, whose scale-out bandwidth is not published")
+    days = float(result.training_days[i])
+    band = uncertainty.Band(math.nan, math.nan, False, Estimate.calibration_note)
+    if job is not None and accelerator is not None:
+        band = uncertainty.band(job, layout, accelerator)
     return Estimate(
         layout=layout,
         num_microbatches=int(x.nmb[i]),
@@ -135,7 +153,7 @@ def estimate_at(result: StepResult, i: int, names: tuple[str, ...]) -> Estimate:
         hardware_tflops_per_gpu=float(result.hardware_tflops_per_gpu[i]),
         mfu=float(result.mfu[i]),
         hfu=float(result.hfu[i]),
-        training_days=float(result.training_days[i]),
+        training_days=days,
         gpu_hours=float(result.gpu_hours[i]),
         memory_gib_per_gpu=used,
         memory_capacity_gib=capacity,
@@ -145,4 +163,7 @@ def estimate_at(result: StepResult, i: int, names: tuple[str, ...]) -> Estimate:
         energy_mwh=float(result.energy_mwh[i]),
         co2_tonnes=float(result.co2_tonnes[i]),
         violations=tuple(violations),
+        training_days_range=(days * band.low, days * band.high),
+        calibrated=band.calibrated,
+        calibration_note=band.note,
     )

@@ -72,4 +72,4 @@ def evaluate(job: TrainingJob, layout: Layout, *, accelerator: Accelerator | Non
             raise SpecError(f"cost_model: {price.why_not}")
     hw = HardwareTable.build([acc], job.precision, basis)
     result = evaluate_arrays(job, x, hw, calibration)
-    return estimate_at(result, 0, hw.names)
+    return estimate_at(result, 0, hw.names, job=job, accelerator=acc)

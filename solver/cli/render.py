@@ -43,13 +43,24 @@ def layout_line(e: Estimate) -> str:
             f"(global {e.global_batch})  ZeRO-{x.zero_stage}  recompute {x.recompute}{extra}")
 
 
+def days_with_band(e: Estimate) -> str:
+    """``90.1 (80-104)``: training days and their error band (``solver/uncertainty.py``)."""
+    low, high = e.training_days_range
+    if low != low or high != high:  # NaN: no band
+        return _fmt(e.training_days)
+    def short(v: float) -> str:  # as _fmt, but whole days from 10 on, two digits below
+        return _fmt(v) if v >= 100 else f"{v:.0f}" if v >= 10 else f"{v:.2g}"
+
+    return f"{_fmt(e.training_days)} ({short(low)}-{short(high)})"
+
+
 def estimate(e: Estimate, title: str = "Estimate") -> None:
     console.print(f"[bold]{title}[/bold]: {layout_line(e)}")
     summary = Table(show_header=False, box=None, pad_edge=False)
     summary.add_column(style="bold")
     summary.add_column(justify="right")
     rows = [
-        ("training days", _fmt(e.training_days)),
+        ("training days", days_with_band(e)),
         ("step time (s)", _fmt(e.step_time_s)),
         ("tokens/s", _fmt(e.tokens_per_s)),
         ("MFU / HFU", f"{e.mfu:.1%} / {e.hfu:.1%}"),
@@ -63,6 +74,8 @@ def estimate(e: Estimate, title: str = "Estimate") -> None:
     for name, value in rows:
         summary.add_row(name, value)
     console.print(summary)
+    note = e.calibration_note if e.calibrated else f"[yellow]{e.calibration_note}[/yellow]"
+    console.print(f"[bold]error band[/bold]: {note}")
     breakdowns = Table(title=None, box=None, pad_edge=False)
     breakdowns.add_column("memory", style="bold")
     breakdowns.add_column("GiB", justify="right")
