@@ -8,75 +8,117 @@ objective and limit is monotone in the training time.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from solver.layout_options import FULL_BIT
+from solver.search.blocks import evaluate, memory_check
 from solver.search.space import Shapes
 from solver.search.table import Question, Rows, concat, layouts_of, violations
-from solver.stepmodel.arrays import HardwareTable, LayoutArrays
-from solver.stepmodel.evaluate import evaluate_arrays
-from solver.stepmodel.memory import memory
+from solver.stepmodel.arrays import LayoutArrays
 from solver.stepmodel.pipeline import microbatch_grain, saturation, schedule_rules
-from solver.stepmodel.shape import JobShape
 
 
 def rows_for(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray) -> Rows:
     """Evaluate the rows (shape ``idx``, ``dp``) under each recomputation mask of the
     question and keep, per row, the fastest mask that fits (the least memory where none
     does). At a fixed layout, GPU count and accelerator every objective and every limit is
-    monotone in the training time, so no other mask can make the row better."""
+    monotone in the training time, so no other mask can make the row better.
+
+    Memory comes first (a third of a full evaluation): only the (row, mask) pairs that fit,
+    and for a row where none fits the one with the least memory, are evaluated in full."""
     idx, dp = _schedulable(q, shapes, idx, dp)
-    first = _rows_with_mask(q, shapes, idx, dp, q.masks[0])
-    n = len(first)
-    if len(q.masks) == 1 or n == 0:
-        return first
+    n = idx.size
+    nmb, needed, fits = _microbatches_and_memory(q, shapes, idx, dp, q.masks[0])
+    over = np.flatnonzero(~fits)
+    if len(q.masks) == 1 or over.size == 0:
+        return _evaluated(q, shapes, idx, dp, nmb, q.masks[0])
     # The first mask (none) repeats no work: where it fits it is the fastest. Only the rows it
     # leaves over memory try the others: first the masks that store least (full
     # recomputation, every module at once), and where even they do not fit, nothing else can.
-    over = np.flatnonzero(~first.result.fits_memory)
-    if over.size == 0:
-        return first
     others = list(q.masks[1:])
     union = int(np.bitwise_or.reduce([m for m in q.masks if not m & FULL_BIT]))
     lean = [m for m in others if m & FULL_BIT or m == union]
     rest = [m for m in others if m not in lean]
+    sub_idx, sub_dp = idx[over], dp[over]
     everywhere = np.arange(over.size)
-    trials = [(first.take(over), everywhere)] + [
-        (_rows_with_mask(q, shapes, idx[over], dp[over], m), everywhere) for m in lean]
+    trials = [_Trial(q.masks[0], everywhere, nmb[over], needed[over], fits[over])]
+    # these rows do not fit without recomputation: most fit with none of the masks either
+    trials += [_Trial(m, everywhere, *_microbatches_and_memory(q, shapes, sub_idx, sub_dp, m,
+                                                               tight=True))
+               for m in lean]
     if rest:
         fits_lean = np.zeros(over.size, bool)
-        for part, _ in trials[1:]:
-            fits_lean |= part.result.fits_memory
+        for trial in trials[1:]:
+            fits_lean |= trial.fits
         hope = np.flatnonzero(fits_lean)
-        trials += [(_rows_with_mask(q, shapes, idx[over[hope]], dp[over[hope]], m), hope)
+        trials += [_Trial(m, hope, *_microbatches_and_memory(q, shapes, sub_idx[hope],
+                                                             sub_dp[hope], m, tight=True))
                    for m in rest]
-    picked_over = _fastest_fitting(trials, over.size)
-    order = np.arange(n)
-    order[over] = n + np.arange(over.size)
-    picked = concat([first, picked_over]).take(order)
-    return Rows(picked.result, picked.violates,
-                evaluated=n + sum(len(part) for part, _ in trials[1:]))
+    fit = np.ones(n, bool)
+    fit[over] = False
+    first = _evaluated(q, shapes, idx[fit], dp[fit], nmb[fit], q.masks[0])
+    picked = _fastest_fitting(q, shapes, sub_idx, sub_dp, trials)
+    order = np.empty(n, np.int64)
+    order[fit] = np.arange(len(first))
+    order[over] = len(first) + np.arange(over.size)
+    joined = concat([first, picked]).take(order)
+    return Rows(joined.result, joined.violates,
+                evaluated=n + sum(t.at.size for t in trials[1:]))
 
 
-def _fastest_fitting(trials: Sequence[tuple[Rows, np.ndarray]], k: int) -> Rows:
-    """Per row (of ``k``), the fastest trial that fits and can be placed, else the one with
-    the least memory; a trial ``(rows, at)`` holds rows for the positions ``at`` only."""
-    seconds = np.full((len(trials), k), np.inf)
+@dataclass(frozen=True)
+class _Trial:
+    """One recomputation mask for the rows at positions ``at``: their micro-batches per step,
+    memory per accelerator and whether it fits (``StepResult.fits_memory``)."""
+
+    mask: int
+    at: np.ndarray
+    nmb: np.ndarray
+    needed: np.ndarray
+    fits: np.ndarray
+
+
+def _fastest_fitting(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray,
+                     trials: Sequence[_Trial]) -> Rows:
+    """Per row (shape ``idx``, ``dp``), the fastest trial that fits and can be placed, else
+    the one with the least memory (the first such trial on ties)."""
+    k = idx.size
     needed = np.full((len(trials), k), np.inf)
+    fits = np.zeros((len(trials), k), bool)
+    for t, trial in enumerate(trials):
+        needed[t, trial.at] = trial.needed
+        fits[t, trial.at] = trial.fits
+    seconds = np.full((len(trials), k), np.inf)
     where = np.full((len(trials), k), -1)
+    parts: list[Rows] = []
     offset = 0
-    for t, (part, at) in enumerate(trials):
+
+    def evaluate(t: int, sel: np.ndarray) -> None:  # trial t at its positions trial.at[sel]
+        nonlocal offset
+        if sel.size == 0:
+            return
+        trial = trials[t]
+        at = trial.at[sel]
+        part = _evaluated(q, shapes, idx[at], dp[at], trial.nmb[sel], trial.mask)
         r = part.result
-        usable = r.fits_memory & r.placeable
-        seconds[t, at] = np.where(usable, r.training_s, np.inf)
-        needed[t, at] = r.memory.total
+        seconds[t, at] = np.where(r.fits_memory & r.placeable, r.training_s, np.inf)
         where[t, at] = offset + np.arange(at.size)
         offset += at.size
+        parts.append(part)
+
+    for t, trial in enumerate(trials):
+        evaluate(t, np.flatnonzero(fits[t, trial.at]))
     choice = np.where(np.isfinite(seconds).any(axis=0), np.argmin(seconds, axis=0),
                       np.argmin(needed, axis=0))
-    joined = concat([part for part, _ in trials])
-    return joined.take(where[choice, np.arange(k)])
+    rows = np.arange(k)
+    missing = where[choice, rows] < 0  # none fits: the least memory, not evaluated yet
+    for t, trial in enumerate(trials):
+        wanted = np.zeros(k, bool)
+        wanted[rows[missing & (choice == t)]] = True
+        evaluate(t, np.flatnonzero(wanted[trial.at]))
+    return concat(parts).take(where[choice, rows])
 
 
 def _microbatch_range(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray
@@ -105,56 +147,88 @@ def _schedulable(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray
     return idx[ok], dp[ok]
 
 
-def _rows_with_mask(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray, mask: int
-                    ) -> Rows:
-    """The rows (shape ``idx``, ``dp``; schedulable, ``_schedulable``) with recomputation
-    ``mask``, deriving the micro-batches per step."""
-    job, js, hw = q.job, q.js, q.hw
+def _microbatches_and_memory(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray,
+                             mask: int, *, tight: bool = False
+                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The micro-batches per step of the rows (shape ``idx``, ``dp``; schedulable,
+    ``_schedulable``) with recomputation ``mask``, their memory per accelerator and whether
+    they fit (``tight``: see ``largest_fitting_m``)."""
+    job = q.job
     if job.global_batch:
         nmb = job.global_batch // (dp * shapes.mb[idx])
-    else:
-        lo, hi, step = _microbatch_range(q, shapes, idx, dp)
-        probe = layouts_of(shapes, idx, dp, hi, mask)
-        best = largest_fitting_m(js, probe, hw, lo, hi, step)
-        nmb = np.where(best >= lo, best, lo)  # none fits: keep the smallest, flagged below
-    x = layouts_of(shapes, idx, dp, nmb, mask)
-    result = evaluate_arrays(job, x, hw, q.calibration, js)
-    return Rows(result, violations(result, q.limits, relaxed=q.relaxed), evaluated=len(x))
+        return (nmb, *memory_check(q, layouts_of(shapes, idx, dp, nmb, mask)))
+    lo, hi, step = _microbatch_range(q, shapes, idx, dp)
+    probe = layouts_of(shapes, idx, dp, hi, mask)
+    best, needed, fits = largest_fitting_m(q, probe, lo, hi, step, tight=tight)
+    return np.where(best >= lo, best, lo), needed, fits  # none fits: the smallest, flagged
 
 
-def largest_fitting_m(js: JobShape, x: LayoutArrays, hw: HardwareTable, low: np.ndarray,
-                      high: np.ndarray, step: np.ndarray | None = None) -> np.ndarray:
+def _evaluated(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray, nmb: np.ndarray,
+               mask: int) -> Rows:
+    """The rows (shape ``idx``, ``dp``, ``nmb``) with recomputation ``mask``, evaluated."""
+    result = evaluate(q, layouts_of(shapes, idx, dp, nmb, mask))
+    return Rows(result, violations(result, q.limits, relaxed=q.relaxed), evaluated=idx.size)
+
+
+def largest_fitting_m(q: Question, x: LayoutArrays, low: np.ndarray, high: np.ndarray,
+                      step: np.ndarray | None = None, *, tight: bool = False
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Largest ``m`` in ``[low, high]`` (multiples of ``step``, as ``low`` and ``high`` are)
-    whose memory fits the capacity of each layout's accelerator in ``hw`` (``low - 1`` if
-    none).
+    whose memory fits the capacity of each layout's accelerator (``low - 1`` if none), and
+    at that ``m`` (at ``low`` if none fits) the memory and whether it fits
+    (``memory_check``).
 
     Memory never decreases with ``m`` and stops growing once the pipeline's warm-up depth is
     in flight, so a vectorised bisection over at most that depth finds it; each round
-    evaluates only the rows still undecided.
+    evaluates only the rows still undecided. ``high`` is tried first, or with ``tight`` (rows
+    that seldom fit) ``low``: the answer is the same, only the evaluations differ.
     """
     step = np.ones_like(low) if step is None else step
-    capacity = hw.memory_bytes[x.accel]
-    answer = np.where(memory(js, x, high, hw).total <= capacity, high, low - 1)
-    todo = np.flatnonzero(answer < low)
-    if todo.size == 0:
-        return answer
-    sub = x.take(todo)
-    lo, cap, grain = low[todo], capacity[todo], step[todo]
+    n = low.size
+    capacity = q.hw.memory_bytes[x.accel]
+
+    def at(m: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return memory_check(q, x if rows.size == n else x.take(rows), m[rows])
+
+    if tight:
+        needed, fits = at(low, np.arange(n))
+        rest = np.flatnonzero(needed <= capacity)
+        answer = low - 1
+        high_mem, high_fits = at(high, rest)
+        top = high_mem <= capacity[rest]
+        answer[rest[top]] = high[rest[top]]
+        needed[rest[top]], fits[rest[top]] = high_mem[top], high_fits[top]
+        between = rest[~top]
+    else:
+        needed, fits = at(high, np.arange(n))
+        answer = np.where(needed <= capacity, high, low - 1)
+        rest = np.flatnonzero(answer < low)
+        needed[rest], fits[rest] = at(low, rest)
+        between = rest[needed[rest] <= capacity[rest]]
+    # ``needed`` and ``fits`` hold the memory at ``low`` where the bisection starts
+    answer[between] = _bisect(q, x.take(between), capacity[between], low[between],
+                              high[between], step[between], (needed, fits), between)
+    return answer, needed, fits
+
+
+def _bisect(q: Question, sub: LayoutArrays, cap: np.ndarray, lo: np.ndarray, high: np.ndarray,
+            grain: np.ndarray, state: tuple[np.ndarray, np.ndarray], rows: np.ndarray
+            ) -> np.ndarray:
+    """``largest_fitting_m`` where ``lo`` fits and ``high`` does not; ``state`` (memory and
+    whether it fits) holds at ``rows`` the values at ``lo`` on entry and at the answer on
+    return."""
+    needed, fits = state
     depth = -(-saturation(sub) // grain) * grain
-    hi = np.minimum(high[todo], np.maximum(depth, lo))  # constant memory from here on
-    fits_lo = memory(js, sub, lo, hw).total <= cap
-    keep = np.flatnonzero(fits_lo)
-    todo, sub, a, b, cap = todo[keep], sub.take(keep), lo[keep], hi[keep], cap[keep]
-    grain = grain[keep]
     # invariant: a fits, b does not (b holds as much in flight as ``high``)
+    a, b = lo.copy(), np.minimum(high, np.maximum(depth, lo))
     while True:
         open_ = np.flatnonzero(b - a > grain)
         if open_.size == 0:
-            break
+            return a
         g = grain[open_]
         mid = (a[open_] // g + b[open_] // g) // 2 * g
-        ok = memory(js, sub.take(open_), mid, hw).total <= cap[open_]
+        mem, mem_fits = memory_check(q, sub.take(open_), mid)
+        ok = mem <= cap[open_]
         a[open_] = np.where(ok, mid, a[open_])
         b[open_] = np.where(ok, b[open_], mid)
-    answer[todo] = a
-    return answer
+        needed[rows[open_[ok]]], fits[rows[open_[ok]]] = mem[ok], mem_fits[ok]

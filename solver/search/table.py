@@ -110,18 +110,20 @@ def objective_values(rows: Rows, objective: str) -> np.ndarray:
     return np.where(np.isfinite(values), values, np.inf)
 
 
-def concat(parts: Sequence[Rows]) -> Rows:
-    """One ``Rows`` from several chunks of the same question."""
+def join_results(results: Sequence[StepResult]) -> StepResult:
+    """One ``StepResult`` from several of the same job, in order."""
     from dataclasses import fields, replace
 
     from solver.stepmodel.memory import MemoryArrays
     from solver.stepmodel.timing import TimeArrays
 
+    if len(results) == 1:
+        return results[0]
+
     def join(objs: Sequence[Any]) -> Any:
         return replace(objs[0], **{f.name: np.concatenate([getattr(o, f.name) for o in objs])
                                    for f in fields(objs[0])})
 
-    results = [p.result for p in parts]
     changes: dict[str, Any] = {}
     for f in fields(results[0]):
         values = [getattr(r, f.name) for r in results]
@@ -129,8 +131,13 @@ def concat(parts: Sequence[Rows]) -> Rows:
             changes[f.name] = join(values)
         elif isinstance(values[0], np.ndarray):
             changes[f.name] = np.concatenate(values)
+    return replace(results[0], **changes)
+
+
+def concat(parts: Sequence[Rows]) -> Rows:
+    """One ``Rows`` from several chunks of the same question."""
     violates = {k: np.concatenate([p.violates[k] for p in parts]) for k in parts[0].violates}
-    return Rows(replace(results[0], **changes), violates)
+    return Rows(join_results([p.result for p in parts]), violates)
 
 
 def layouts_of(shapes: Shapes, idx: np.ndarray, dp: np.ndarray, nmb: np.ndarray,

@@ -98,6 +98,14 @@ def divisibility(job: TrainingJob, x: LayoutArrays, global_batch: np.ndarray) ->
     )
 
 
+def memory_fits(mem: MemoryArrays, capacity: FloatArray, host_capacity: FloatArray
+                ) -> np.ndarray:
+    """Device memory within ``capacity``, and offloaded activations (if any) within the host
+    memory ``host_capacity`` (unknown host memory holds none)."""
+    host = mem.host
+    return (mem.total <= capacity) & ((host <= 0) | (host <= host_capacity))
+
+
 @dataclass(frozen=True)
 class StepResult:
     """Everything the step model says about N layouts (arrays of length N)."""
@@ -125,9 +133,7 @@ class StepResult:
     def fits_memory(self) -> np.ndarray:
         """Device memory within capacity, and offloaded activations (if any) within the
         host memory (unknown host memory holds none)."""
-        host = self.memory.host
-        return (self.memory.total <= self.capacity_bytes) & (
-            (host <= 0) | (host <= self.host_capacity_bytes))
+        return memory_fits(self.memory, self.capacity_bytes, self.host_capacity_bytes)
 
     @property
     def placeable(self) -> np.ndarray:

@@ -14,7 +14,7 @@ in ``pipeline.py``, data parallelism and the optimizer in ``data.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -38,7 +38,7 @@ from solver.stepmodel.data import data_parallel
 from solver.stepmodel.expert import expert_comm
 from solver.stepmodel.memory import stage_activation_bytes, stage_params
 from solver.stepmodel.offload import offload_exposed
-from solver.stepmodel.pipeline import Stage, bubble, rank_weights, stages
+from solver.stepmodel.pipeline import RankWeights, Stage, bubble, rank_weights, stages
 from solver.stepmodel.shape import JobShape
 from solver.stepmodel.tensor import LayerComm, tensor_comm
 
@@ -200,7 +200,10 @@ def _overlap(js: JobShape, x: LayoutArrays, t: StageTime, pp_send: FloatArray) -
         ep=ep_exposed, pp=pp_exposed)
 
 
-def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration) -> TimeArrays:
+def _rank_inputs(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
+                 ) -> tuple[list[Stage], list[StageTime], FloatArray]:
+    """The stages (first, a middle, last), what each rank runs per micro-batch (DualPipe
+    ranks pair two stages) and the pipeline send per micro-batch."""
     r = rates(js, x, hw, cal)
     lp = _layer_parts(js, x, hw, cal, r)
     st = stages(js, x)
@@ -209,15 +212,49 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
     pp_path = link(hw, x.accel, x.tp * x.cp * x.dp, x.pp, cal)
     boundary = C.ACT_BYTES * tokens_per_rank(js, x) * js.hidden / x.tp
     pp_send = np.where(x.pp > 1, 2 * x.vp * point_to_point(boundary, pp_path), 0.0)
-    exists = [np.ones(len(x), bool), x.pp >= 3, np.ones(len(x), bool)]
-    ranks: list[RankTime] = []
-    dp_parts = []
-    params = [stage_params(js, x, s) for s in parts]
     dual = (x.schedule == DUALPIPE) & (x.pp > 1)
     edge = stage_times[0].paired(stage_times[2], dual)
     rank_times = [edge, stage_times[1], stage_times[2].paired(stage_times[0], dual)]
-    for w, alive, combined in zip(rank_weights(x), exists, rank_times, strict=True):
-        rt = _overlap(js, x, combined, pp_send)
+    return parts, rank_times, pp_send
+
+
+def _rank_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, combined: StageTime,
+               pp_send: FloatArray, w: RankWeights, parts: list[Stage]) -> RankTime:
+    """One rank per micro-batch after overlap, with its exposed activation copies."""
+    rt = _overlap(js, x, combined, pp_send)
+    stored = sum(k * stage_activation_bytes(js, x, s) for k, s in zip(
+        w.time, parts, strict=True)) if js.activation_offload else 0.0
+    off_f, off_b = offload_exposed(js, x, hw, np.asarray(stored), rt.forward,
+                                   rt.input_grad + rt.weight_grad)
+    return RankTime(rt.forward + off_f, rt.input_grad + off_b, rt.weight_grad, rt.compute,
+                    rt.membound, rt.tp, rt.cp, rt.ep, rt.pp, off_f + off_b)
+
+
+def _exists(x: LayoutArrays) -> list[np.ndarray]:
+    """Whether the first, a middle and the last rank exist (a middle one from pp = 3)."""
+    return [np.ones(len(x), bool), x.pp >= 3, np.ones(len(x), bool)]
+
+
+def slowest_rank(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
+                 ) -> RankTime:
+    """Per micro-batch, the times of the rank the pipeline moves at (the slowest of the
+    first, a middle and the last): ``step_time`` reports ``nmb`` times its parts."""
+    parts, rank_times, pp_send = _rank_inputs(js, x, hw, cal)
+    ranks = [_rank_time(js, x, hw, combined, pp_send, w, parts)
+             for w, combined in zip(rank_weights(x), rank_times, strict=True)]
+    totals = [np.where(alive, rt.total, -np.inf) for rt, alive in zip(ranks, _exists(x),
+                                                                         strict=True)]
+    slowest = np.argmax(np.stack(totals), axis=0)
+    return RankTime(*(np.choose(slowest, [getattr(rt, f.name) for rt in ranks])
+                      for f in fields(RankTime)))
+
+
+def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration) -> TimeArrays:
+    parts, rank_times, pp_send = _rank_inputs(js, x, hw, cal)
+    ranks: list[RankTime] = []
+    dp_parts = []
+    params = [stage_params(js, x, s) for s in parts]
+    for w, alive, combined in zip(rank_weights(x), _exists(x), rank_times, strict=True):
         dense = sum(k * p.replicated for k, p in zip(w.params, params, strict=True))
         experts = sum(k * p.experts for k, p in zip(w.params, params, strict=True))
         kernels = combined.kernels
@@ -225,12 +262,7 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
         backward = kernels.input_grad + kernels.weight_grad + kernels.recompute
         dpt = data_parallel(js, x, hw, cal, np.asarray(dense), np.asarray(experts), forward,
                             backward)
-        stored = sum(k * stage_activation_bytes(js, x, s) for k, s in zip(
-            w.time, parts, strict=True)) if js.activation_offload else 0.0
-        off_f, off_b = offload_exposed(js, x, hw, np.asarray(stored), rt.forward,
-                                       rt.input_grad + rt.weight_grad)
-        rt = RankTime(rt.forward + off_f, rt.input_grad + off_b, rt.weight_grad, rt.compute,
-                      rt.membound, rt.tp, rt.cp, rt.ep, rt.pp, off_f + off_b)
+        rt = _rank_time(js, x, hw, combined, pp_send, w, parts)
         total = np.where(alive, rt.total, -np.inf)
         ranks.append(rt)
         dp_parts.append((np.where(alive, x.nmb * dpt.per_microbatch + dpt.end_of_step, -np.inf),
@@ -251,4 +283,4 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
         dp_comm=dp, optimizer=optimizer, offload=m * pick("offload"))
 
 
-__all__ = ["TimeArrays", "step_time"]
+__all__ = ["RankTime", "TimeArrays", "slowest_rank", "step_time"]
