@@ -11,11 +11,13 @@ count m (``docs/solver.md``):
   ``a/dp + b`` seconds with ``a = tokens*t/(seq*mb)`` and ``b = a*(p-1)/v*mb/sequences``
   (``sequences`` per step at most).
 From these, every row gets a floor on the objective: time ``a/dp + b``; GPUs ``tp*pp*cp*dp``
-(exact); cost and energy ``rate * tp*pp*cp * (a + b*dp) / 3600`` with the shape's cost (or
-energy) per GPU-hour. ``rows.build_rows`` evaluates rows best floor first and stops as soon as
-the next floor is worse than the K-th best feasible row found: every row left is provably
-worse. A deadline gives each shape a smallest dp, a budget drops shapes whose cost floor is
-above it. Only strictly worse rows are skipped, so the optimum and its ties are evaluated.
+(exact); cost and energy ``rate * tp*pp*cp * (a + b*dp) / 3600 + fixed`` with the
+accelerator's cost (or energy) per GPU-hour and per plan (``solver/costs.py``: a cost is that
+rate x GPU-hours plus the fixed part; energy has none). ``rows.build_rows`` evaluates rows
+best floor first and stops as soon as the next floor is worse than the K-th best feasible row
+found: every row left is provably worse. A deadline gives each shape a smallest dp, a budget
+drops shapes whose cost floor is above it. Only strictly worse rows are skipped, so the
+optimum and its ties are evaluated.
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from solver import footprint
 from solver.layout_options import FULL_BIT, ONE_F_ONE_B
-from solver.search.space import Shapes
+from solver.search.blocks import memory_total, per_microbatch
+from solver.search.space import Shapes, placed
 from solver.search.table import Question, layouts_of
 from solver.stepmodel.arrays import LayoutArrays
-from solver.stepmodel.evaluate import evaluate_arrays
-from solver.stepmodel.memory import memory
 
 SLACK = 1e-9  # relative: float noise must never turn a tie into a cut
 #: Above this many shapes, a memory-only probe runs first (it pays off on large questions).
@@ -48,6 +50,12 @@ class Floors:
     b: np.ndarray
     replica: np.ndarray
     rate: np.ndarray  # cost or energy per GPU-hour (1 for time and gpus)
+    fixed: np.ndarray  # cost per plan (0 for the other objectives)
+
+    def take(self, index: np.ndarray) -> Floors:
+        """The floors of the shapes ``index`` (indices or a boolean mask)."""
+        return Floors(self.objective, self.a[index], self.b[index], self.replica[index],
+                      self.rate[index], self.fixed[index])
 
     def at(self, shape: np.ndarray, dp: np.ndarray) -> np.ndarray:
         """The objective's floor for rows (shape index, dp)."""
@@ -57,7 +65,7 @@ class Floors:
         elif self.objective == "gpus":
             value = (replica * dp).astype(float)
         else:
-            value = self.rate[shape] * replica * (a + b * dp) / 3600.0
+            value = self.rate[shape] * replica * (a + b * dp) / 3600.0 + self.fixed[shape]
         return np.where(np.isfinite(value), value, np.inf)
 
 
@@ -75,7 +83,7 @@ class Floors:
                ) -> tuple[np.ndarray, np.ndarray]:
         """Per shape, a dp range that holds every dp whose floor lies in (low, high]
         (a little wider; callers filter with ``at``)."""
-        a, b, replica, rate = self.a, self.b, self.replica, self.rate
+        a, b, replica, rate, fixed = self.a, self.b, self.replica, self.rate, self.fixed
         with np.errstate(divide="ignore", invalid="ignore"):
             if self.objective == "time":  # a/dp + b <= x  <=>  dp >= a/(x - b)
                 def cut(x: float) -> np.ndarray:
@@ -87,8 +95,9 @@ class Floors:
                         return x / replica
                 else:
                     def cut(x: float) -> np.ndarray:
-                        return np.where(b > 0, (x * 3600.0 / (rate * replica) - a) / b,
-                                        np.where(rate * replica * a / 3600.0 <= x, np.inf,
+                        y = x - fixed
+                        return np.where(b > 0, (y * 3600.0 / (rate * replica) - a) / b,
+                                        np.where(rate * replica * a / 3600.0 <= y, np.inf,
                                                  -np.inf))
                 lo, hi = np.floor(cut(low)) - 1, np.ceil(cut(high)) + 1
         lo = np.where(np.isnan(lo), dp_min, lo)
@@ -111,82 +120,74 @@ def smallest_dp(a: np.ndarray, b: np.ndarray, limit_s: float, dp_max: np.ndarray
     return np.minimum(need, dp_max + 1).astype(np.int64)
 
 
-def memory_floor(q: Question, x: LayoutArrays) -> np.ndarray:
+def _lean_masks(q: Question) -> list[int]:
+    """The masks that store least of those the question searches (``Question.masks``):
+    memory never grows as a mask drops more parts, so the union of the module masks bounds
+    every module mask, and full recomputation bounds itself (first: it stores least)."""
+    modules = [int(m) for m in q.masks if not m & FULL_BIT]
+    return ([FULL_BIT] if any(m & FULL_BIT for m in q.masks) else []) + (
+        [int(np.bitwise_or.reduce(modules))] if modules else [])
+
+
+def memory_floor(q: Question, x: LayoutArrays, *, any_accelerator: bool = False
+                 ) -> np.ndarray:
     """A lower bound of the memory of ``x`` under every recomputation mask the question
-    searches (``Question.masks``): memory never grows as a mask drops more parts, so the union
-    of the module masks bounds them all, and full recomputation bounds itself."""
-    masks = q.masks
-    modules = [int(m) for m in masks if not m & FULL_BIT]
+    searches (``_lean_masks``). With ``any_accelerator``, the bound for the accelerator whose
+    software needs the most (``stepmodel.memory`` without the hardware table): at least the
+    bound on every one."""
     bound = np.full(len(x), np.inf)
-    if modules:
-        union = int(np.bitwise_or.reduce(modules))
-        bound = memory(q.js, dataclasses.replace(x, recompute=np.full(len(x), union)),
-                       hw=q.hw).total
-    if any(m & FULL_BIT for m in masks):
-        full = memory(q.js, dataclasses.replace(x, recompute=np.full(len(x), FULL_BIT)),
-                      hw=q.hw).total
-        bound = np.minimum(bound, full)
+    for mask in _lean_masks(q):
+        with_mask = dataclasses.replace(x, recompute=np.full(len(x), mask))
+        bound = np.minimum(bound, memory_total(q, with_mask, any_accelerator=any_accelerator))
     return bound
+
+
+def memory_floor_fits(q: Question, x: LayoutArrays, capacity: np.ndarray) -> np.ndarray:
+    """``memory_floor(q, x) <= capacity``, the second lean mask tried only where the first
+    does not fit."""
+    fits = np.zeros(len(x), bool)
+    todo = np.arange(len(x))
+    for mask in _lean_masks(q):
+        sub = x if todo.size == len(x) else x.take(todo)
+        sub = dataclasses.replace(sub, recompute=np.full(todo.size, mask))
+        fits[todo] = memory_total(q, sub) <= capacity[todo]
+        todo = todo[~fits[todo]]
+    return fits
 
 
 def take_shapes(shapes: Shapes, keep: np.ndarray) -> Shapes:
     return Shapes(*(getattr(shapes, f.name)[keep] for f in fields(shapes)))
 
 
-def tighten(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndarray,
+def tighten(q: Question, block: Shapes, accelerators: int, dp_max: np.ndarray,
             objective: str | None, stop_at: float | None = None
             ) -> tuple[Shapes, np.ndarray, np.ndarray, Floors | None, bool]:
-    """Drop shapes that cannot fit or meet the deadline or budget; floors for the rest.
+    """The shapes of ``block`` (one accelerator's, ``space.shape_block``, each with its
+    largest dp ``dp_max``) on each of the question's ``accelerators``, less those that cannot
+    fit or meet the deadline or budget; their smallest and largest dp and floors.
 
-    The last value is False when ``stop_at`` (a ``time.perf_counter()`` value) cut the memory
-    probe short: shapes not probed by then are left out (largest replicas are probed first).
+    The last value is False when ``stop_at`` (a ``time.perf_counter()`` value) cut a probe
+    short: shapes not probed by then are left out (largest replicas are probed first).
     """
     job, limits = q.job, q.limits
     alive = np.flatnonzero(dp_max >= 1)
-    shapes, dp_min, dp_max = take_shapes(shapes, alive), dp_min[alive], dp_max[alive]
+    block, dp_max = take_shapes(block, alive), dp_max[alive]
     complete = True
+    if len(block) * accelerators > MEMORY_FIRST_SHAPES:
+        # Memory first (cheaper than a full evaluation): most shapes of a large model never fit.
+        accel, at, complete = _fitting(q, block, accelerators, dp_max, stop_at)
+    else:
+        accel = np.repeat(np.arange(accelerators, dtype=np.int64), len(block))
+        at = np.tile(np.arange(len(block), dtype=np.int64), accelerators)
+    shapes, dp_max = placed(block, accel, at), dp_max[at]
+    dp_min = np.ones(len(shapes), np.int64)
     if len(shapes) == 0:
         return shapes, dp_min, dp_max, None, complete
-    if len(shapes) > MEMORY_FIRST_SHAPES:
-        # Memory first (cheaper than a full evaluation): most shapes of a large model never fit.
-        order = np.argsort(-(shapes.tp * shapes.pp * shapes.cp), kind="stable")
-        shapes, dp_min, dp_max = take_shapes(shapes, order), dp_min[order], dp_max[order]
-        fits_parts: list[np.ndarray] = []
-        for start in range(0, len(shapes), PROBE_CHUNK):
-            if fits_parts and stop_at is not None and time.perf_counter() > stop_at:
-                complete = False
-                break
-            part = np.arange(start, min(len(shapes), start + PROBE_CHUNK))
-            sub = take_shapes(shapes, part)
-            smallest = memory_floor(q, layouts_of(sub, np.arange(part.size), dp_max[part],
-                                                   np.ones(part.size, np.int64)))
-            fits_parts.append(part[smallest <= q.hw.memory_bytes[sub.accel]])
-        fits = np.concatenate(fits_parts)
-        shapes, dp_min, dp_max = take_shapes(shapes, fits), dp_min[fits], dp_max[fits]
-        if len(shapes) == 0:
-            return shapes, dp_min, dp_max, None, complete
-    per_mb_parts: list[np.ndarray] = []
-    cost_parts: list[np.ndarray] = []
-    energy_parts: list[np.ndarray] = []
-    for start in range(0, len(shapes), PROBE_CHUNK):
-        if per_mb_parts and stop_at is not None and time.perf_counter() > stop_at:
-            complete = False  # shapes not probed by then are left out
-            done = start
-            shapes, dp_min, dp_max = (take_shapes(shapes, np.arange(done)), dp_min[:done],
-                                      dp_max[:done])
-            break
-        part = np.arange(start, min(len(shapes), start + PROBE_CHUNK))
-        probe = evaluate_arrays(job, layouts_of(shapes, part, dp_max[part],
-                                              np.ones(part.size, np.int64)),
-                                q.hw, q.calibration, q.js)
-        t = probe.time
-        per_mb_parts.append(t.compute + t.memory_bound + t.tp_comm + t.cp_comm + t.ep_comm)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            # rate + fixed/GPU-hours of the probe row >= rate, and the probe row's GPU-hours
-            # are at least the floor's, so rate_probe * floor <= rate * floor + fixed.
-            cost_parts.append(probe.cost_usd / probe.gpu_hours)
-            energy_parts.append(probe.energy_mwh / probe.gpu_hours)
-    per_mb = np.concatenate(per_mb_parts)
+    per_mb, probed = _per_microbatch(q, shapes, dp_max, stop_at)
+    if not probed.all():
+        complete = False  # shapes not probed by then are left out
+        shapes, dp_min, dp_max = take_shapes(shapes, probed), dp_min[probed], dp_max[probed]
+        per_mb = per_mb[probed]
     a = job.tokens * per_mb / (job.seq_len * shapes.mb) * (1 - SLACK)
     sequences = job.global_batch or limits.tokens_per_step[1] / job.seq_len
     # 1F1B's bubble is (p-1)/v micro-batch times; the zero-bubble and DualPipe bubbles can be
@@ -194,19 +195,84 @@ def tighten(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndarray,
     one_f = shapes.schedule == ONE_F_ONE_B
     b = np.where(one_f, a * (shapes.pp - 1) / shapes.vp * shapes.mb / sequences, 0.0)
     replica = shapes.tp * shapes.pp * shapes.cp
-    cost_rate, energy_rate = np.concatenate(cost_parts), np.concatenate(energy_parts)
-    # A probe that cannot be placed (its dp leaves the scale-up domain of an accelerator with no
-    # scale-out figure) says nothing about the rate: 0 keeps the floor a true lower bound.
-    cost_rate = np.where(np.isfinite(cost_rate), cost_rate, 0.0)
-    energy_rate = np.where(np.isfinite(energy_rate), energy_rate, 0.0)
+    hw, accel = q.hw, shapes.accel
+    cost_rate, fixed = _known(hw.rate_usd_per_hour[accel]), _known(hw.fixed_usd[accel])
     if limits.deadline_days is not None:
         dp_min = np.maximum(dp_min, smallest_dp(a, b, limits.deadline_days * 86_400.0, dp_max))
     keep = dp_min <= dp_max
     if limits.budget_usd is not None:
-        keep &= ~(cost_rate * replica * (a + b * dp_min) / 3600.0 > limits.budget_usd)
-    shapes, dp_min, dp_max = take_shapes(shapes, keep), dp_min[keep], dp_max[keep]
+        keep &= ~(cost_rate * replica * (a + b * dp_min) / 3600.0 + fixed > limits.budget_usd)
+    if not keep.all():
+        shapes, dp_min, dp_max = take_shapes(shapes, keep), dp_min[keep], dp_max[keep]
     if objective is None:
         return shapes, dp_min, dp_max, None, complete
-    rate = {"cost": cost_rate, "energy": energy_rate}.get(objective, np.ones_like(a))
-    floors = Floors(objective, a[keep], b[keep], replica[keep], rate[keep])
+    if objective == "cost":
+        rate = cost_rate
+    elif objective == "energy":
+        one = np.ones_like(a)  # the energy of one GPU-hour
+        rate, fixed = _known(footprint.energy_mwh(one, one, hw.facility_w[accel])), 0.0 * one
+    else:
+        rate, fixed = np.ones_like(a), np.zeros_like(a)
+    floors = Floors(objective, a, b, replica, rate, fixed).take(keep)
     return shapes, dp_min, dp_max, floors, complete
+
+
+def _known(values: np.ndarray) -> np.ndarray:
+    """``values`` with 0 where unknown (NaN): 0 keeps a floor a true lower bound."""
+    return np.where(np.isfinite(values), values, 0.0)
+
+
+def _fitting(q: Question, block: Shapes, accelerators: int, dp_max: np.ndarray,
+             stop_at: float | None) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(accelerator, position in ``block``) of the shapes whose memory floor
+    (``memory_floor`` at ``dp_max``, one micro-batch) fits the accelerator, largest replicas
+    first (then by accelerator and position), and whether every shape was probed before
+    ``stop_at`` (those that were not are left out).
+
+    One probe per shape of the block bounds it on every accelerator from above (the software
+    that needs the most): where that fits, the shape fits; elsewhere each accelerator's own
+    floor decides."""
+    replica = block.tp * block.pp * block.cp
+    order = np.argsort(-replica, kind="stable")
+    capacity = q.hw.memory_bytes[np.arange(accelerators)]
+    fits = np.zeros((accelerators, len(block)), bool)
+    done = 0
+    step = max(1, PROBE_CHUNK // accelerators)
+    for start in range(0, order.size, step):
+        if start and stop_at is not None and time.perf_counter() > stop_at:
+            break
+        part = order[start:start + step]
+        x = layouts_of(block, part, dp_max[part], np.ones(part.size, np.int64))
+        most = memory_floor(q, x, any_accelerator=True)
+        for a in range(accelerators):
+            sure = most <= capacity[a]
+            fits[a, part[sure]] = True
+            unsure = np.flatnonzero(~sure)
+            on_a = dataclasses.replace(x.take(unsure), accel=np.full(unsure.size, a))
+            fits[a, part[unsure]] = memory_floor_fits(q, on_a, np.full(unsure.size,
+                                                                       capacity[a]))
+        done = start + part.size
+    accel, at = np.nonzero(fits)
+    first = np.argsort(-replica[at], kind="stable")
+    return accel[first], at[first], done == order.size
+
+
+def _per_microbatch(q: Question, shapes: Shapes, dp_max: np.ndarray,
+                    stop_at: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per shape, the matmul, memory-bound, tensor-, context- and expert-parallel seconds of
+    one micro-batch (the step model at ``dp_max`` with one micro-batch per step), and whether
+    it was probed.
+
+    The shapes are probed in interleaved chunks (every n-th shape), so that past ``stop_at``,
+    when no further chunk is started, those probed still span the whole space."""
+    per_mb = np.zeros(len(shapes))
+    probed = np.zeros(len(shapes), bool)
+    chunks = -(-len(shapes) // PROBE_CHUNK)
+    for first in range(chunks):
+        if first and stop_at is not None and time.perf_counter() > stop_at:
+            break
+        part = np.arange(first, len(shapes), chunks)
+        x = layouts_of(shapes, part, dp_max[part], np.ones(part.size, np.int64))
+        per_mb[part] = per_microbatch(q, x, ("compute", "membound", "tp", "cp", "ep"))
+        probed[part] = True
+    return per_mb, probed

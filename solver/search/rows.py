@@ -18,7 +18,7 @@ import numpy as np
 
 from solver.search.bounds import SLACK, Floors, take_shapes, tighten
 from solver.search.row_values import rows_for
-from solver.search.space import Shapes, dp_values, enumerate_shapes, search_masks
+from solver.search.space import Shapes, dp_values, on_accelerators, search_masks, shape_block
 from solver.search.table import (
     FAMILIES,
     Question,
@@ -79,7 +79,8 @@ def build_rows(job: TrainingJob, accelerators: Sequence[Accelerator], limits: Li
     ``keep_layers`` prunes each evaluated chunk to its first Pareto layers (exact, see
     ``pareto_keep``) so that large questions never hold every row at once. Chunks go from the
     most promising shapes to the least; past ``stop_at`` (a ``time.perf_counter()`` value) no
-    further chunk is started and the rows are marked incomplete.
+    further chunk is started and the rows are marked incomplete (the best-first search, with
+    an ``objective``, first evaluates ``CHUNK_ROWS`` rows or finds a feasible one).
     """
     fixed = {} if relaxed else limits.fixed
     masks = tuple(search_masks(job, fixed))
@@ -87,16 +88,22 @@ def build_rows(job: TrainingJob, accelerators: Sequence[Accelerator], limits: Li
     cap = None if relaxed else (limits.gpus or limits.max_gpus)
     exact = None if relaxed else limits.gpus
     # Shapes carry the fastest mask (none, or the fixed one): the floors' time bound.
-    shapes = enumerate_shapes(job, accelerators, limits.fixed, honour_fixed=not relaxed,
-                              max_replica=cap, replica_divides=exact, masks=(min(masks),))
-    if len(shapes) == 0:
+    block = shape_block(job, accelerators, limits.fixed, honour_fixed=not relaxed,
+                        max_replica=cap, replica_divides=exact, masks=(min(masks),))
+    if len(block) * len(accelerators) == 0:
         return _empty_rows(job, hw, q.js, calibration)
-    dp_max = _dp_max(q, shapes)
-    dp_min = np.ones(len(shapes), np.int64)
     floors, probed = None, True
-    if not relaxed:
-        shapes, dp_min, dp_max, floors, probed = tighten(q, shapes, dp_min, dp_max, objective,
-                                                         stop_at)
+    if relaxed:
+        shapes = on_accelerators(block, len(accelerators))
+        dp_max = _dp_max(q, shapes)
+        dp_min = np.ones(len(shapes), np.int64)
+    else:
+        # the bounds' probes get at most half the time left before ``stop_at``, rows the rest
+        now = time.perf_counter()
+        probe_stop = None if stop_at is None else now + max(0.0, stop_at - now) / 2
+        shapes, dp_min, dp_max, floors, probed = tighten(q, block, len(accelerators),
+                                                         _dp_max(q, block), objective,
+                                                         probe_stop)
     if floors is None or objective is None:
         rows = _evaluate_all(q, shapes, dp_min, dp_max, keep_layers, stop_at)
     else:
@@ -140,7 +147,17 @@ def _joined(parts: list[Rows], *, complete: bool) -> Rows:
 def _best_first(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndarray,
                 floors: Floors, layers: int, stop_at: float | None) -> Rows:
     """Evaluate rows in rounds of rising floor until the K-th best feasible row found is no
-    worse than every floor left: then no unevaluated row can be among the K best."""
+    worse than every floor left: then no unevaluated row can be among the K best.
+
+    Past ``stop_at`` (a ``time.perf_counter()`` value) no further chunk is started once a
+    feasible row is known or ``CHUNK_ROWS`` rows have been tried (the cheapest rows can all
+    be infeasible: a search stopped by the clock alone could end with nothing)."""
+    tried = 0
+
+    def out_of_time() -> bool:
+        return (stop_at is not None and time.perf_counter() > stop_at
+                and (found.size > 0 or tried >= CHUNK_ROWS))
+
     best_floor = floors.best(dp_min, dp_max)
     finite = best_floor[np.isfinite(best_floor)]
     parts: list[Rows] = []
@@ -154,22 +171,26 @@ def _best_first(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndar
     high = start_floor + gap
     found = np.zeros(0)  # the K best feasible objective values so far
     while True:
-        if stop_at is not None and time.perf_counter() > stop_at and (parts or low > -np.inf):
+        if out_of_time() and (parts or low > -np.inf):
             if not parts:
                 parts.append(rows_for(q, shapes, np.zeros(0, np.int64), np.zeros(0, np.int64)))
             return _joined(parts, complete=False)
-        lo, hi = floors.window(low, high, dp_min, dp_max)
-        live = np.flatnonzero(lo <= hi)
-        idx, dp = candidates(q, take_shapes(shapes, live), lo[live], hi[live])
+        # only shapes with a floor in (low, high] can have rows this round
+        reach = np.flatnonzero((best_floor <= high * (1 + SLACK)) & (worst > low))
+        lo, hi = floors.take(reach).window(low, high, dp_min[reach], dp_max[reach])
+        open_ = lo <= hi
+        live = reach[open_]
+        idx, dp = candidates(q, take_shapes(shapes, live), lo[open_], hi[open_])
         idx = live[idx]
         floor = floors.at(idx, dp)
         inside = (floor > low) & (floor <= high * (1 + SLACK))
         idx, dp = idx[inside], dp[inside]
         for start in range(0, idx.size, CHUNK_ROWS):
-            if parts and stop_at is not None and time.perf_counter() > stop_at:
+            if parts and out_of_time():
                 return _joined(parts, complete=False)
             part = rows_for(q, shapes, idx[start:start + CHUNK_ROWS],
                             dp[start:start + CHUNK_ROWS])
+            tried += min(CHUNK_ROWS, idx.size - start)
             values = objective_values(part, floors.objective)[feasible(part)]
             found = np.sort(np.concatenate([found, values[np.isfinite(values)]]))[:layers]
             parts.append(part.take(pareto_keep(part, layers)))

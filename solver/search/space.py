@@ -34,7 +34,7 @@ spacing at most 12.5%).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -74,6 +74,9 @@ class Shapes:
     recompute: np.ndarray
     schedule: np.ndarray
     split: np.ndarray
+    #: The shape's index among its accelerator's shapes: shapes of equal ``base`` differ in
+    #: the accelerator only.
+    base: np.ndarray
 
     def __len__(self) -> int:
         return int(self.tp.shape[0])
@@ -186,10 +189,36 @@ def enumerate_shapes(job: TrainingJob, accelerators: Sequence[Accelerator],
     ``max_replica`` drops shapes whose ``tp*pp*cp`` exceeds it, ``replica_divides`` those
     whose ``tp*pp*cp`` does not divide it (an exact GPU count).
     """
+    block = shape_block(job, accelerators, fixed, honour_fixed=honour_fixed,
+                        complete=complete, max_replica=max_replica,
+                        replica_divides=replica_divides, masks=masks)
+    return on_accelerators(block, len(accelerators))
+
+
+def on_accelerators(block: Shapes, n: int) -> Shapes:
+    """The shapes of ``block`` (one accelerator's) on each of ``n`` accelerators, accelerator
+    by accelerator."""
+    size = len(block)
+    columns = [np.repeat(np.arange(n, dtype=np.int64), size)]
+    columns += [np.tile(getattr(block, f.name), n) for f in fields(Shapes)[1:]]
+    return Shapes(*columns)
+
+
+def placed(block: Shapes, accel: np.ndarray, base: np.ndarray) -> Shapes:
+    """The shapes ``block[base]`` on accelerators ``accel`` (equal-length index arrays)."""
+    return Shapes(accel, *(getattr(block, f.name)[base] for f in fields(Shapes)[1:]))
+
+
+def shape_block(job: TrainingJob, accelerators: Sequence[Accelerator],
+                fixed: Mapping[str, Any], *, honour_fixed: bool = True,
+                complete: bool = False, max_replica: int | None = None,
+                replica_divides: int | None = None, masks: Sequence[int] = (0,)) -> Shapes:
+    """The shapes ``enumerate_shapes`` gives each accelerator (the same for every one: the
+    tp values range up to the largest scale-up domain among ``accelerators``), with
+    ``accel`` 0 and ``base`` their index."""
     m = job.model
     use = fixed if honour_fixed else {}
     zero_default = (0, 1, 2, 3) if complete or job.grad_reduce_overlap else (1, 2, 3)
-    recs = list(masks)
     widths = [m.heads, m.ffn_hidden] + ([m.moe_ffn_hidden] if m.is_moe else [])
     tp_cap = max((min(64, max(8, a.scaleup_domain)) for a in accelerators), default=8)
     tps = [t for t in _choices(use, "tp", divisors(int(np.gcd.reduce(widths)))
@@ -203,38 +232,42 @@ def enumerate_shapes(job: TrainingJob, accelerators: Sequence[Accelerator],
     gb = job.global_batch
     mbs = _choices(use, "micro_batch", divisors(gb) if gb else MICRO_BATCHES)
     zeros = _choices(use, "zero_stage", zero_default)
-    pipes = _pipelines(job, use)
-    parts: list[np.ndarray] = []
-    for a, _acc in enumerate(accelerators):
-        if pipes.size == 0:
-            continue
-        base = np.meshgrid(np.arange(len(pipes)), tps, cps, indexing="ij")
-        bp, bt, bc = (g.ravel().astype(np.int64) for g in base)
-        replica = pipes[bp, 0] * bt * bc
-        ok = np.ones(replica.size, bool)
-        if max_replica is not None:
-            ok &= replica <= max_replica
-        if replica_divides is not None:
-            ok &= replica_divides % replica == 0
-        bp, bt, bc = bp[ok], bt[ok], bc[ok]
-        grids = np.meshgrid(np.arange(bp.size), eps, mbs, zeros, recs, indexing="ij")
-        bi, e, b, z, r = (g.ravel().astype(np.int64) for g in grids)
-        pi, t, c = bp[bi], bt[bi], bc[bi]
-        p, v, sched, split = (pipes[pi, k] for k in range(4))
-        keep = np.ones(t.size, bool)
-        if max_replica is not None:  # ep must divide dp*cp for some dp within the cap
-            keep &= e <= (max_replica // (p * t * c)) * c
-        if replica_divides is not None:  # the GPU count pins dp
-            dp = replica_divides // (p * t * c)
-            keep &= (dp * c) % e == 0
-            if gb:
-                keep &= gb % (dp * b) == 0
-        t, c, e, b, z, r, p, v, sched, split = (a_[keep] for a_ in
-                                                (t, c, e, b, z, r, p, v, sched, split))
-        parts.append(np.stack([np.full(t.size, a), t, p, v, c, e, b, z, r, sched, split],
-                              axis=1))
-    table = np.concatenate(parts) if parts else np.zeros((0, 11), np.int64)
-    return Shapes(*(table[:, i].copy() for i in range(11)))
+    block = _block(_pipelines(job, use), tps, cps, eps, mbs, zeros, list(masks),
+                   max_replica=max_replica, replica_divides=replica_divides, gb=gb)
+    size = block[0].size
+    return Shapes(*[np.zeros(size, np.int64), *block, np.arange(size, dtype=np.int64)])
+
+
+def _block(pipes: np.ndarray, tps: Sequence[int], cps: Sequence[int], eps: Sequence[int],
+           mbs: Sequence[int], zeros: Sequence[int], recs: Sequence[int], *,
+           max_replica: int | None, replica_divides: int | None, gb: int
+           ) -> list[np.ndarray]:
+    """The shapes of one accelerator, as the columns of ``Shapes`` after ``accel`` (tp, pp,
+    vp, cp, ep, mb, zero, recompute, schedule, split)."""
+    if pipes.size == 0:
+        return [np.zeros(0, np.int64) for _ in range(10)]
+    grid = np.meshgrid(np.arange(len(pipes)), tps, cps, indexing="ij")
+    bp, bt, bc = (g.ravel().astype(np.int64) for g in grid)
+    replica = pipes[bp, 0] * bt * bc
+    ok = np.ones(replica.size, bool)
+    if max_replica is not None:
+        ok &= replica <= max_replica
+    if replica_divides is not None:
+        ok &= replica_divides % replica == 0
+    bp, bt, bc = bp[ok], bt[ok], bc[ok]
+    grids = np.meshgrid(np.arange(bp.size), eps, mbs, zeros, recs, indexing="ij")
+    bi, e, b, z, r = (g.ravel().astype(np.int64) for g in grids)
+    pi, t, c = bp[bi], bt[bi], bc[bi]
+    p, v, sched, split = (pipes[pi, k] for k in range(4))
+    keep = np.ones(t.size, bool)
+    if max_replica is not None:  # ep must divide dp*cp for some dp within the cap
+        keep &= e <= (max_replica // (p * t * c)) * c
+    if replica_divides is not None:  # the GPU count pins dp
+        dp = replica_divides // (p * t * c)
+        keep &= (dp * c) % e == 0
+        if gb:
+            keep &= gb % (dp * b) == 0
+    return [col[keep] for col in (t, p, v, c, e, b, z, r, sched, split)]
 
 
 def _pipelines(job: TrainingJob, use: Mapping[str, Any]) -> np.ndarray:
