@@ -480,3 +480,12 @@ def test_unknown_gpu_lists_close_matches(capsys: pytest.CaptureFixture[str]) -> 
     err = capsys.readouterr().err
     assert err.startswith("gpuplan: error: --gpu: unknown accelerator 'mi300'; did you mean ")
     assert "mi300x" in err
+
+
+def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    assert run(["--version"]) == 0
+    out = capsys.readouterr().out
+    assert out == f"gpuplan {version('gpuplan')}\n"
+    assert re.fullmatch(r"gpuplan \d+\.\d+\.\d+\S*\n", out)

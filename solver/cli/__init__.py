@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from typing import Annotated
 
 import typer
 
@@ -27,6 +28,27 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            text = version("gpuplan")
+        except PackageNotFoundError:  # run from a source tree that is not installed
+            text = "unknown"
+        sys.stdout.write(f"gpuplan {text}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", help="Print the version and exit.", callback=_version,
+        is_eager=True)] = False) -> None:
+    """How many accelerators, laid out how, for how long, at what cost."""
+
+
 app.command("evaluate")(evaluate)
 app.command("solve")(solve)
 app.command("pareto")(pareto)
