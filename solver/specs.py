@@ -27,6 +27,7 @@ from solver.validate import (
     as_int,
     as_name,
     as_optional_float,
+    as_tokens,
     close_matches,
     fail,
     parse_document,
@@ -110,6 +111,9 @@ class ModelSpec:
             set_(self, name, as_int(name, getattr(self, name)))
         set_(self, "kv_heads", as_int("kv_heads", self.kv_heads or self.heads))
         set_(self, "ffn_hidden", as_int("ffn_hidden", self.ffn_hidden or 4 * self.hidden))
+        if not self.head_dim and self.hidden % self.heads:
+            raise fail("heads", f"a divisor of hidden={self.hidden} (or an explicit head_dim)",
+                       self.heads)
         set_(self, "head_dim", as_int("head_dim", self.head_dim or self.hidden // self.heads))
         for name in ("shared_experts", "dense_layers", "q_lora_rank", "kv_lora_rank",
                      "qk_rope_head_dim", "v_head_dim", "moe_ffn_hidden", "expert_groups",
@@ -186,6 +190,9 @@ class ModelSpec:
 class TrainingJob:
     """What is trained: the model, how many tokens, at what global batch and sequence length.
 
+    ``model`` also takes what ``solver.model`` resolves, as the CLI's ``--model`` does (a
+    preset name or a model file); ``tokens`` also takes the CLI's ``--tokens`` text (``15T``,
+    ``300B``, ``1.5e12``; ``solver.validate.as_tokens``). Both are stored resolved.
     ``global_batch`` is in sequences per optimizer step; 0 lets ``solve`` choose it.
     ``seq_len`` 0 takes the model's ``seq_len``.
 
@@ -247,9 +254,8 @@ class TrainingJob:
     activation_offload: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.model, ModelSpec):
-            raise fail("model", "a ModelSpec", type(self.model).__name__)
-        object.__setattr__(self, "tokens", as_float("tokens", self.tokens, minimum=0.0))
+        object.__setattr__(self, "model", _job_model(self.model))
+        object.__setattr__(self, "tokens", as_tokens("tokens", self.tokens))
         if self.global_batch:
             object.__setattr__(self, "global_batch", as_int("global_batch", self.global_batch))
         else:
@@ -271,6 +277,24 @@ class TrainingJob:
         object.__setattr__(self, "moe_imbalance", imbalance)
         object.__setattr__(self, "dropout", as_float("dropout", self.dropout, minimum=0.0,
                                                      strict=False, maximum=DROPOUT_MAX))
+
+
+def _job_model(value: Any) -> ModelSpec:
+    """``TrainingJob.model``: a ``ModelSpec``, or what ``solver.model`` resolves as the CLI's
+    ``--model`` does (a preset name or a model file)."""
+    if isinstance(value, ModelSpec):
+        return value
+    expected = "a ModelSpec, a preset name (solver.models()) or a model file"
+    if not isinstance(value, (str, Path)):
+        raise fail("model", expected, type(value).__name__)
+    from solver import catalog  # catalog imports this module
+
+    try:
+        return catalog.model(str(value), field="model")
+    except SpecError as err:
+        if str(err).startswith("model:"):  # the name itself, not a model file's content
+            raise SpecError(f"{err} (expected {expected})") from None
+        raise
 
 
 def _peak_dict(value: Any) -> dict[str, float | None]:
