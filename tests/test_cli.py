@@ -489,3 +489,51 @@ def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]
     out = capsys.readouterr().out
     assert out == f"gpuplan {version('gpuplan')}\n"
     assert re.fullmatch(r"gpuplan \d+\.\d+\.\d+\S*\n", out)
+
+
+ZERO_COUNT_COMMANDS = {
+    "solve": ["solve", "--model", "llama3-8b", "--tokens", "1e12", "--gpu", "h100",
+              "--max-gpus", "64", "--time-limit", "5"],
+    "pareto": ["pareto", "--model", "llama3-8b", "--tokens", "1e12", "--gpu", "h100",
+               "--max-gpus", "64"],
+    "evaluate": EVALUATE,
+    "compare": ["compare", "a100-sxm4-80gb:tp8,pp8,dp16", "--model", "gpt3-175b",
+                "--tokens", "300e9", "--global-batch", "1536"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(ZERO_COUNT_COMMANDS))
+@pytest.mark.parametrize(("option", "value", "expected"), [
+    ("--seq-len", "0", "--seq-len: expected an integer >= 1 ("),
+    ("--global-batch", "0", "--global-batch: expected an integer >= 1 ("),
+    ("--seq-len", "-4", "--seq-len: expected an integer >= 1 ("),
+])
+def test_zero_seq_len_or_global_batch_given_is_an_error(
+        command: str, option: str, value: str, expected: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    argv = with_option(ZERO_COUNT_COMMANDS[command], option, value)
+    assert run(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"gpuplan: error: {expected}")
+    assert err.rstrip().endswith(f"got {value}")
+
+
+def test_seq_len_and_global_batch_not_given_still_mean_the_default(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from solver.errors import SpecError
+    from solver.scenario import Scenario
+
+    seen: list[Scenario] = []
+
+    def stop(self: Scenario, **options: Any) -> None:
+        seen.append(self)
+        raise SpecError("stopped: the question was built")
+
+    monkeypatch.setattr(Scenario, "solve", stop)
+    assert run(ZERO_COUNT_COMMANDS["solve"]) == 2 and "stopped" in capsys.readouterr().err
+    # llama3-8b's preset: seq_len = 8192; global_batch 0 lets the solver choose.
+    assert (seen[0].job.seq_len, seen[0].job.global_batch) == (8192, 0)
+    # EVALUATE gives --seq-len 2048, GPT-3's own length (Brown et al. 2020): leaving it out is
+    # the same question.
+    assert run_json(with_option(EVALUATE, "--seq-len", None), capsys) == run_json(EVALUATE,
+                                                                                   capsys)

@@ -22,10 +22,11 @@ def parse_tokens(text: str, *, field: str = "--tokens") -> float:
 ModelOpt = Annotated[str, typer.Option("--model", help="Preset name or model file "
                                        "(TOML/JSON, or a Hugging Face config.json).")]
 TokensOpt = Annotated[str, typer.Option("--tokens", help="Training tokens: 300e9, 300B, 15T.")]
-SeqLenOpt = Annotated[int, typer.Option("--seq-len", help="Sequence length (default: the "
-                                        "model's).")]
-GlobalBatchOpt = Annotated[int, typer.Option("--global-batch", help="Sequences per optimizer "
-                                             "step.")]
+SeqLenOpt = Annotated[int | None, typer.Option(
+    "--seq-len", help="Sequence length (default: the model's).", show_default=False)]
+GlobalBatchOpt = Annotated[int | None, typer.Option(
+    "--global-batch", help="Sequences per optimizer step (pareto: default the solver "
+    "chooses; evaluate and compare need it).", show_default=False)]
 PrecisionOpt = Annotated[str, typer.Option("--precision", help="bf16 or fp8.")]
 FlashOpt = Annotated[bool, typer.Option("--flash-attention/--no-flash-attention",
                                         help="Attention kernels that never store the scores.")]
@@ -106,13 +107,33 @@ def parse_cost_params(items: list[str] | None) -> dict[str, str]:
     return params
 
 
-def build_job(model: str, tokens: str, seq_len: int, global_batch: int, precision: str,
+#: What ``--seq-len`` and ``--global-batch`` count, and what leaving them out means.
+COUNT_OPTIONS = {"seq_len": ("--seq-len", "tokens per sequence", "the model's"),
+                 "global_batch": ("--global-batch", "sequences per step", "the solver's choice")}
+
+
+def given_count(key: str, value: int | None) -> int:
+    """A ``--seq-len`` or ``--global-batch`` as given: not given is 0 (the default); given, it
+    must be a positive integer (0 on the command line is an error, not "the default")."""
+    if value is None:
+        return 0
+    if value < 1:
+        option, what, default = COUNT_OPTIONS[key]
+        raise SpecError(f"{option}: expected an integer >= 1 ({what}; leave the option out "
+                        f"for {default}), got {value}")
+    return value
+
+
+def build_job(model: str, tokens: str, seq_len: int | None, global_batch: int | None,
+              precision: str,
               flash_attention: bool, tp_comm_overlap: bool = False,
               grad_reduce_overlap: bool = True, zero3_impl: str = "fsdp",
               grad_dtype: str = "fp32", ep_comm_overlap: bool = False,
               moe_dispatcher: str = "alltoall", fp8_dispatch: bool = False,
               moe_imbalance: float = 1.0, moments_dtype: str = "fp32", dropout: float = 0.0,
               fp8_params: bool = False, activation_offload: bool = False) -> TrainingJob:
+    seq_len, global_batch = given_count("seq_len", seq_len), given_count("global_batch",
+                                                                         global_batch)
     spec: ModelSpec = catalog.model(model, field="--model")
     try:
         return TrainingJob(model=spec, tokens=parse_tokens(tokens), global_batch=global_batch,

@@ -80,8 +80,8 @@ def pareto(
     plot: Annotated[str | None, typer.Option(
         "--plot", help="Draw the front to FILE.png or FILE.svg (needs gpuplan[plot]).",
         show_default=False)] = None,
-    global_batch: GlobalBatchOpt = 0,
-    seq_len: SeqLenOpt = 0,
+    global_batch: GlobalBatchOpt = None,
+    seq_len: SeqLenOpt = None,
     precision: PrecisionOpt = "bf16",
     flash_attention: FlashOpt = True,
     tp_comm_overlap: TpOverlapOpt = False,

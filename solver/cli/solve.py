@@ -11,6 +11,7 @@ import typer
 
 from solver.cli import render
 from solver.cli.common import (
+    COUNT_OPTIONS,
     CostModelOpt,
     CostParamOpt,
     Fix,
@@ -21,6 +22,7 @@ from solver.cli.common import (
     SplitFix,
     ZeroFix,
     as_option_error,
+    given_count,
     parse_cost_params,
     print_json,
 )
@@ -209,6 +211,8 @@ def merged_question(scenario: Path | None, options: dict[str, Any],
         for key in ("gpus", "max_gpus"):
             given.values.pop(key, None)
             given.origins.pop(key, None)
+    for key in COUNT_OPTIONS:  # 0 given on the command line is an error, not "the default"
+        given_count(key, options.get(key))
     for key, value in options.items():
         if value is not None:
             given.set(key, check_value(key, value, OPTIONS[key]), OPTIONS[key])
