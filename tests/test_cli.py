@@ -537,3 +537,33 @@ def test_seq_len_and_global_batch_not_given_still_mean_the_default(
     # the same question.
     assert run_json(with_option(EVALUATE, "--seq-len", None), capsys) == run_json(EVALUATE,
                                                                                    capsys)
+
+
+@pytest.mark.parametrize(("command", "words"), [
+    ("solve", ["[model]."]),
+    ("pareto", ["gpuplan[plot])."]),
+    ("compare", ["[cp=", "split=]\""]),
+])
+def test_help_keeps_its_bracketed_words(command: str, words: list[str],
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Help is rich markup: an unescaped "[model]" would be read as a style and vanish."""
+    assert run([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    for word in words:
+        assert word in out, word
+
+
+def test_no_help_text_has_a_bracket_rich_would_eat() -> None:
+    import typer
+
+    from solver.cli import app
+
+    tag = re.compile(r"(?<!\\)\[[a-z#/@][^[]*?]")  # rich's markup tag, not escaped
+
+    def texts(command: Any) -> list[str]:
+        found = [command.help or "", *(getattr(p, "help", "") or "" for p in command.params)]
+        for sub in getattr(command, "commands", {}).values():
+            found += texts(sub)
+        return found
+
+    assert [t for t in texts(typer.main.get_command(app)) if tag.search(t)] == []

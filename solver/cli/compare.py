@@ -43,7 +43,8 @@ from solver.comparison import compare as run_compare
 from solver.errors import SpecError
 from solver.export import tokens_text
 
-LAYOUT_HELP = ('A layout: "ACCELERATOR tp=N pp=N dp=N [cp= ep= vp= mb= zero= recompute= '
+#: Help text is rich markup: "\\[" keeps a bracket that would read as a style tag.
+LAYOUT_HELP = ('A layout: "ACCELERATOR tp=N pp=N dp=N \\[cp= ep= vp= mb= zero= recompute= '
                'schedule= split=]"; repeatable.')
 
 

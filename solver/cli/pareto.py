@@ -78,7 +78,7 @@ def pareto(
     points: Annotated[int, typer.Option("--points", help="At most this many points (one or "
                                         "two solves each).")] = DEFAULT_POINTS,
     plot: Annotated[str | None, typer.Option(
-        "--plot", help="Draw the front to FILE.png or FILE.svg (needs gpuplan[plot]).",
+        "--plot", help="Draw the front to FILE.png or FILE.svg (needs gpuplan\\[plot]).",
         show_default=False)] = None,
     global_batch: GlobalBatchOpt = None,
     seq_len: SeqLenOpt = None,

@@ -80,7 +80,8 @@ def solve(
     scenario: ScenarioArg = None,
     model: Annotated[str | None, typer.Option(
         "--model", help="Preset name or model file (TOML/JSON, or a Hugging Face "
-        "config.json); required unless the scenario gives [model].", show_default=False)
+        "config.json); required unless the scenario gives \\[model].",  # "\\[": rich markup
+        show_default=False)
     ] = None,
     tokens: Annotated[str | None, typer.Option(
         "--tokens", help="Training tokens: 300e9, 300B, 15T; required unless the scenario "
