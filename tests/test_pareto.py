@@ -6,7 +6,7 @@
   nothing better than the faster one that is strictly faster than the slower one.
 - On the issue's question (llama3-70b over H100 and A100, at most 4,096 GPUs) more cost never
   buys more time: sorted by time, cost strictly falls.
-- The command line: the table, ``--json`` as INTERFACE.md says, ``--plot`` (PNG/SVG with
+- The command line: the table, ``--json`` as docs/interface.md says, ``--plot`` (PNG/SVG with
   matplotlib; a one-line error and exit 2 when the extra is missing, simulated here, so the
   suite passes without matplotlib).
 """
