@@ -1,6 +1,6 @@
 """gpuplan: how many accelerators, laid out how, for how long, at what cost.
 
-The public library API (INTERFACE.md). Everything else is internal.
+The public library API (docs/interface.md). Everything else is internal.
 """
 
 from __future__ import annotations

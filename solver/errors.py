@@ -1,6 +1,6 @@
 """Exceptions raised by the gpuplan library.
 
-The CLI maps each to a one-line message and an exit code (INTERFACE.md): ``SpecError`` is
+The CLI maps each to a one-line message and an exit code (docs/interface.md): ``SpecError`` is
 invalid input (exit 2). The library itself never prints.
 """
 

@@ -1,4 +1,4 @@
-"""What gpuplan says about one layout: the ``Estimate`` (INTERFACE.md, "JSON")."""
+"""What gpuplan says about one layout: the ``Estimate`` (docs/interface.md, "JSON")."""
 
 from __future__ import annotations
 

@@ -18,7 +18,8 @@ The parameters are shared by every cost model (``--cost-param KEY=VALUE``, ``cos
   thegreenwebfoundation/co2.js ``average-intensities.json``), or the figure of ``region``.
 - ``region``: a Google Cloud region (location-based grid intensity 2024,
   GoogleCloudPlatform/region-carbon-info ``data/yearly/2024.csv``) or a country (Ember 2024).
-  The two datasets use different methods (hardware.md sec. 6): compare plans within one.
+  The two datasets use different methods (generation-based national averages against
+  location-based regional ones): compare plans within one.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ DEFAULT_REGION = "us"
 _GCP = "Google Cloud region, location-based 2024 (GoogleCloudPlatform/region-carbon-info)"
 _EMBER = "country, generation-based 2024 (Ember via thegreenwebfoundation/co2.js)"
 GRID_G_PER_KWH: dict[str, tuple[float, str]] = {
-    # Ember 2024, national (hardware.md sec. 6a)
+    # Ember 2024, national
     "world": (472.94, _EMBER), "us": (383.55, _EMBER), "china": (557.5, _EMBER),
     "india": (708.96, _EMBER), "eu-27": (213.02, _EMBER), "germany": (342.06, _EMBER),
     "france": (44.18, _EMBER), "uk": (215.79, _EMBER), "netherlands": (252.7, _EMBER),
@@ -51,7 +52,7 @@ GRID_G_PER_KWH: dict[str, tuple[float, str]] = {
     "norway": (30.75, _EMBER), "japan": (483.73, _EMBER), "south-korea": (415.65, _EMBER),
     "taiwan": (635.15, _EMBER), "singapore": (498.74, _EMBER), "australia": (553.76, _EMBER),
     "canada": (184.99, _EMBER), "brazil": (106.06, _EMBER),
-    # Google Cloud regions 2024 (hardware.md sec. 6c)
+    # Google Cloud regions 2024
     "us-central1": (412.72, _GCP), "us-central2": (372.23, _GCP), "us-east1": (575.77, _GCP),
     "us-east4": (323.05, _GCP), "us-east5": (323.05, _GCP), "us-south1": (302.95, _GCP),
     "us-west1": (79.23, _GCP), "northamerica-northeast1": (5.48, _GCP),

@@ -168,8 +168,8 @@ def _from_qwen2_moe(c: _Config) -> dict[str, Any]:
         raise c.reject("shared_expert_intermediate_size",
                        f"a multiple of moe_intermediate_size={expert}")
     # The shared expert is one MLP of width shared_expert_intermediate_size: counted as
-    # shared/expert experts of the routed width (same parameters); its 1-wide sigmoid gate
-    # (hidden parameters per layer) is not counted.
+    # shared_width / routed_width experts of the routed width (same parameters); its 1-wide
+    # sigmoid gate (hidden parameters per layer) is not counted.
     spec.update(experts=c.integer("num_experts"), top_k=c.integer("num_experts_per_tok"),
                 moe_ffn_hidden=expert, shared_experts=shared // expert)
     return spec

@@ -1,4 +1,4 @@
-"""What ``solve`` returns: a ``Plan`` (INTERFACE.md, "JSON")."""
+"""What ``solve`` returns: a ``Plan`` (docs/interface.md, "JSON")."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from solver.estimate import SCHEMA_VERSION, Estimate
 
 OBJECTIVES = ("time", "cost", "gpus", "energy")
 STATUSES = ("optimal", "feasible", "infeasible", "unknown")
-#: CLI exit code by status (INTERFACE.md): a plan 0, proven infeasible 1, none found in time 3.
+#: CLI exit code by status (docs/interface.md): a plan 0, proven infeasible 1, none found in time 3.
 EXIT_CODES = {"optimal": 0, "feasible": 0, "infeasible": 1, "unknown": 3}
 
 

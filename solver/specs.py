@@ -1,7 +1,8 @@
 """The typed inputs of gpuplan: model, job, accelerator, layout and limits.
 
 Each is a frozen dataclass that validates itself on construction and raises ``SpecError`` naming
-the offending field (INTERFACE.md, "Library"). Field names and defaults are the public contract.
+the offending field (docs/interface.md, "Library"). Field names and defaults are the public
+contract.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ PEAK_KEYS = ("fp32", "tf32", "bf16", "fp8")
 class ModelSpec:
     """The shape of a decoder-only transformer.
 
-    The first fields are INTERFACE.md's; the rest describe what exact parameter counts need
+    The first fields are the original contract's; the rest describe what exact parameter counts need
     (biases, norm kind, learned positions, MLA attention, dense leading layers of MoE models).
     ``experts == 1`` means a dense model. ``head_dim`` 0 means ``hidden // heads``.
     Multi-head latent attention (DeepSeek-V2/V3) is on when ``kv_lora_rank > 0``.
@@ -87,7 +88,7 @@ class ModelSpec:
     shared_experts: int = 0
     gated_mlp: bool = False
     tied_embeddings: bool = False
-    # Beyond INTERFACE.md (all defaulted): what exact counts and memory need.
+    # Beyond the original contract (all defaulted): what exact counts and memory need.
     head_dim: int = 0
     norm: str = "layernorm"
     linear_bias: bool = True
@@ -313,7 +314,7 @@ def _peak_dict(value: Any) -> dict[str, float | None]:
 
 @dataclass(frozen=True)
 class Accelerator:
-    """One accelerator and the fabric around it (INTERFACE.md, "Plugins").
+    """One accelerator and the fabric around it (docs/interface.md, "Plugins").
 
     Bandwidths are GB/s per accelerator in one direction. ``scaleout_bw_gb_s`` None means no
     published figure: groups that would leave the scale-up domain are then not allowed.
@@ -509,7 +510,7 @@ class Layout:
 
 @dataclass(frozen=True)
 class Limits:
-    """What a plan must respect (INTERFACE.md). None means no limit.
+    """What a plan must respect (docs/interface.md). None means no limit.
 
     ``tokens_per_step`` bounds the global batch the solver may choose when the job leaves it
     open: (1M, 16M) tokens by default, the range published pre-training runs use (GPT-3 3.2M,
