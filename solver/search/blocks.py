@@ -9,7 +9,7 @@ one call over hundreds of thousands (``benchmarks/evaluate_speed.py`` shows the 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields, replace
 from typing import TypeVar
 
 import numpy as np
@@ -17,7 +17,7 @@ import numpy as np
 from solver.search.table import Question, join_results
 from solver.stepmodel.arrays import LayoutArrays
 from solver.stepmodel.evaluate import StepResult, evaluate_arrays, memory_fits
-from solver.stepmodel.memory import memory
+from solver.stepmodel.memory import MemoryArrays, memory
 from solver.stepmodel.timing import slowest_rank
 
 #: Layouts per block.
@@ -38,10 +38,39 @@ def _blockwise(fn: Callable[[LayoutArrays, slice], T], x: LayoutArrays) -> list[
     return out
 
 
-def evaluate(q: Question, x: LayoutArrays) -> StepResult:
-    """``evaluate_arrays`` of the layouts ``x`` for the question's job, block by block."""
-    return join_results(_blockwise(
-        lambda part, _: evaluate_arrays(q.job, part, q.hw, q.calibration, q.js), x))
+def evaluate(q: Question, x: LayoutArrays, mem: Memory | None = None) -> StepResult:
+    """``evaluate_arrays`` of the layouts ``x`` for the question's job, block by block
+    (``mem``: their memory, when ``memory_check`` has it already)."""
+    def one(part: LayoutArrays, at: slice) -> StepResult:
+        known = None if mem is None else mem.take(at).arrays
+        return evaluate_arrays(q.job, part, q.hw, q.calibration, q.js, mem=known)
+
+    return join_results(_blockwise(one, x))
+
+
+@dataclass(frozen=True)
+class Memory:
+    """The memory of N layouts (``stepmodel.memory``) and whether each fits
+    (``StepResult.fits_memory``: the device memory and any offloaded activations within the
+    host memory)."""
+
+    arrays: MemoryArrays
+    fits: np.ndarray
+
+    @property
+    def total(self) -> np.ndarray:
+        return self.arrays.total
+
+    def take(self, index: np.ndarray | slice) -> Memory:
+        return Memory(replace(self.arrays, **{f.name: getattr(self.arrays, f.name)[index]
+                                              for f in fields(self.arrays)}), self.fits[index])
+
+    def put(self, rows: np.ndarray, other: Memory, index: np.ndarray | slice = slice(None)
+            ) -> None:
+        """Write ``other[index]`` over rows ``rows`` of this one, in place."""
+        for f in fields(self.arrays):
+            getattr(self.arrays, f.name)[rows] = getattr(other.arrays, f.name)[index]
+        self.fits[rows] = other.fits[index]
 
 
 def memory_total(q: Question, x: LayoutArrays, nmb: np.ndarray | None = None, *,
@@ -59,21 +88,22 @@ def memory_total(q: Question, x: LayoutArrays, nmb: np.ndarray | None = None, *,
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def memory_check(q: Question, x: LayoutArrays, nmb: np.ndarray | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """``memory_total`` and whether the layout fits (``StepResult.fits_memory``: the device
-    memory and any offloaded activations within the host memory)."""
-    def one(part: LayoutArrays, at: slice) -> tuple[np.ndarray, np.ndarray]:
-        mem = memory(q.js, part, None if nmb is None else nmb[at], q.hw)
-        hw = q.hw
-        return mem.total, memory_fits(mem, hw.memory_bytes[part.accel],
-                                      hw.host_memory_bytes[part.accel])
+def memory_check(q: Question, x: LayoutArrays, nmb: np.ndarray | None = None) -> Memory:
+    """The ``Memory`` of the layouts ``x``, with ``nmb`` micro-batches per step in place of
+    ``x.nmb`` where given."""
+    hw = q.hw
+
+    def one(part: LayoutArrays, at: slice) -> Memory:
+        mem = memory(q.js, part, None if nmb is None else nmb[at], hw)
+        fits = memory_fits(mem, hw.memory_bytes[part.accel], hw.host_memory_bytes[part.accel])
+        return Memory(mem, fits)
 
     parts = _blockwise(one, x)
     if len(parts) == 1:
         return parts[0]
-    return (np.concatenate([total for total, _ in parts]),
-            np.concatenate([fits for _, fits in parts]))
+    joined = {f.name: np.concatenate([getattr(p.arrays, f.name) for p in parts])
+              for f in fields(MemoryArrays)}
+    return Memory(MemoryArrays(**joined), np.concatenate([p.fits for p in parts]))
 
 
 def per_microbatch(q: Question, x: LayoutArrays, names: Sequence[str]) -> np.ndarray:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from solver.layout_options import FULL_BIT
-from solver.search.blocks import evaluate, memory_check
+from solver.search.blocks import Memory, evaluate, memory_check
 from solver.search.space import Shapes
 from solver.search.table import Question, Rows, concat, layouts_of, violations
 from solver.stepmodel.arrays import LayoutArrays
@@ -30,10 +30,10 @@ def rows_for(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray) -> Ro
     and for a row where none fits the one with the least memory, are evaluated in full."""
     idx, dp = _schedulable(q, shapes, idx, dp)
     n = idx.size
-    nmb, needed, fits = _microbatches_and_memory(q, shapes, idx, dp, q.masks[0])
-    over = np.flatnonzero(~fits)
+    nmb, mem = _microbatches_and_memory(q, shapes, idx, dp, q.masks[0])
+    over = np.flatnonzero(~mem.fits)
     if len(q.masks) == 1 or over.size == 0:
-        return _evaluated(q, shapes, idx, dp, nmb, q.masks[0])
+        return _evaluated(q, shapes, idx, dp, nmb, q.masks[0], mem)
     # The first mask (none) repeats no work: where it fits it is the fastest. Only the rows it
     # leaves over memory try the others: first the masks that store least (full
     # recomputation, every module at once), and where even they do not fit, nothing else can.
@@ -43,7 +43,7 @@ def rows_for(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray) -> Ro
     rest = [m for m in others if m not in lean]
     sub_idx, sub_dp = idx[over], dp[over]
     everywhere = np.arange(over.size)
-    trials = [_Trial(q.masks[0], everywhere, nmb[over], needed[over], fits[over])]
+    trials = [_Trial(q.masks[0], everywhere, nmb[over], mem.take(over))]
     # these rows do not fit without recomputation: most fit with none of the masks either
     trials += [_Trial(m, everywhere, *_microbatches_and_memory(q, shapes, sub_idx, sub_dp, m,
                                                                tight=True))
@@ -51,45 +51,45 @@ def rows_for(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray) -> Ro
     if rest:
         fits_lean = np.zeros(over.size, bool)
         for trial in trials[1:]:
-            fits_lean |= trial.fits
+            fits_lean |= trial.mem.fits
         hope = np.flatnonzero(fits_lean)
         trials += [_Trial(m, hope, *_microbatches_and_memory(q, shapes, sub_idx[hope],
                                                              sub_dp[hope], m, tight=True))
                    for m in rest]
     fit = np.ones(n, bool)
     fit[over] = False
-    first = _evaluated(q, shapes, idx[fit], dp[fit], nmb[fit], q.masks[0])
-    picked = _fastest_fitting(q, shapes, sub_idx, sub_dp, trials)
+    first = _evaluated(q, shapes, idx[fit], dp[fit], nmb[fit], q.masks[0], mem.take(fit))
+    parts, picked = _fastest_fitting(q, shapes, sub_idx, sub_dp, trials)
     order = np.empty(n, np.int64)
     order[fit] = np.arange(len(first))
-    order[over] = len(first) + np.arange(over.size)
-    joined = concat([first, picked]).take(order)
+    order[over] = len(first) + picked
+    joined = concat([first, *parts]).take(order)
     return Rows(joined.result, joined.violates,
                 evaluated=n + sum(t.at.size for t in trials[1:]))
 
 
 @dataclass(frozen=True)
 class _Trial:
-    """One recomputation mask for the rows at positions ``at``: their micro-batches per step,
-    memory per accelerator and whether it fits (``StepResult.fits_memory``)."""
+    """One recomputation mask for the rows at positions ``at``: their micro-batches per step
+    and memory."""
 
     mask: int
     at: np.ndarray
     nmb: np.ndarray
-    needed: np.ndarray
-    fits: np.ndarray
+    mem: Memory
 
 
 def _fastest_fitting(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray,
-                     trials: Sequence[_Trial]) -> Rows:
+                     trials: Sequence[_Trial]) -> tuple[list[Rows], np.ndarray]:
     """Per row (shape ``idx``, ``dp``), the fastest trial that fits and can be placed, else
-    the one with the least memory (the first such trial on ties)."""
+    the one with the least memory (the first such trial on ties): the rows evaluated, and
+    where each row's pick lies in them joined."""
     k = idx.size
     needed = np.full((len(trials), k), np.inf)
     fits = np.zeros((len(trials), k), bool)
     for t, trial in enumerate(trials):
-        needed[t, trial.at] = trial.needed
-        fits[t, trial.at] = trial.fits
+        needed[t, trial.at] = trial.mem.total
+        fits[t, trial.at] = trial.mem.fits
     seconds = np.full((len(trials), k), np.inf)
     where = np.full((len(trials), k), -1)
     parts: list[Rows] = []
@@ -101,7 +101,8 @@ def _fastest_fitting(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarra
             return
         trial = trials[t]
         at = trial.at[sel]
-        part = _evaluated(q, shapes, idx[at], dp[at], trial.nmb[sel], trial.mask)
+        part = _evaluated(q, shapes, idx[at], dp[at], trial.nmb[sel], trial.mask,
+                          trial.mem.take(sel))
         r = part.result
         seconds[t, at] = np.where(r.fits_memory & r.placeable, r.training_s, np.inf)
         where[t, at] = offset + np.arange(at.size)
@@ -118,7 +119,7 @@ def _fastest_fitting(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarra
         wanted = np.zeros(k, bool)
         wanted[rows[missing & (choice == t)]] = True
         evaluate(t, np.flatnonzero(wanted[trial.at]))
-    return concat(parts).take(where[choice, rows])
+    return parts, where[choice, rows]
 
 
 def _microbatch_range(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray
@@ -148,35 +149,34 @@ def _schedulable(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray
 
 
 def _microbatches_and_memory(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray,
-                             mask: int, *, tight: bool = False
-                             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                             mask: int, *, tight: bool = False) -> tuple[np.ndarray, Memory]:
     """The micro-batches per step of the rows (shape ``idx``, ``dp``; schedulable,
-    ``_schedulable``) with recomputation ``mask``, their memory per accelerator and whether
-    they fit (``tight``: see ``largest_fitting_m``)."""
+    ``_schedulable``) with recomputation ``mask``, and their memory (``tight``: see
+    ``largest_fitting_m``)."""
     job = q.job
     if job.global_batch:
         nmb = job.global_batch // (dp * shapes.mb[idx])
-        return (nmb, *memory_check(q, layouts_of(shapes, idx, dp, nmb, mask)))
+        return nmb, memory_check(q, layouts_of(shapes, idx, dp, nmb, mask))
     lo, hi, step = _microbatch_range(q, shapes, idx, dp)
     probe = layouts_of(shapes, idx, dp, hi, mask)
-    best, needed, fits = largest_fitting_m(q, probe, lo, hi, step, tight=tight)
-    return np.where(best >= lo, best, lo), needed, fits  # none fits: the smallest, flagged
+    best, mem = largest_fitting_m(q, probe, lo, hi, step, tight=tight)
+    return np.where(best >= lo, best, lo), mem  # none fits: the smallest, flagged
 
 
 def _evaluated(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray, nmb: np.ndarray,
-               mask: int) -> Rows:
-    """The rows (shape ``idx``, ``dp``, ``nmb``) with recomputation ``mask``, evaluated."""
-    result = evaluate(q, layouts_of(shapes, idx, dp, nmb, mask))
+               mask: int, mem: Memory) -> Rows:
+    """The rows (shape ``idx``, ``dp``, ``nmb``) with recomputation ``mask`` and memory
+    ``mem``, evaluated."""
+    result = evaluate(q, layouts_of(shapes, idx, dp, nmb, mask), mem)
     return Rows(result, violations(result, q.limits, relaxed=q.relaxed), evaluated=idx.size)
 
 
 def largest_fitting_m(q: Question, x: LayoutArrays, low: np.ndarray, high: np.ndarray,
                       step: np.ndarray | None = None, *, tight: bool = False
-                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      ) -> tuple[np.ndarray, Memory]:
     """Largest ``m`` in ``[low, high]`` (multiples of ``step``, as ``low`` and ``high`` are)
     whose memory fits the capacity of each layout's accelerator (``low - 1`` if none), and
-    at that ``m`` (at ``low`` if none fits) the memory and whether it fits
-    (``memory_check``).
+    the memory at that ``m`` (at ``low`` if none fits).
 
     Memory never decreases with ``m`` and stops growing once the pipeline's warm-up depth is
     in flight, so a vectorised bisection over at most that depth finds it; each round
@@ -187,37 +187,34 @@ def largest_fitting_m(q: Question, x: LayoutArrays, low: np.ndarray, high: np.nd
     n = low.size
     capacity = q.hw.memory_bytes[x.accel]
 
-    def at(m: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def at(m: np.ndarray, rows: np.ndarray) -> Memory:
         return memory_check(q, x if rows.size == n else x.take(rows), m[rows])
 
     if tight:
-        needed, fits = at(low, np.arange(n))
-        rest = np.flatnonzero(needed <= capacity)
+        mem = at(low, np.arange(n))
+        rest = np.flatnonzero(mem.total <= capacity)
         answer = low - 1
-        high_mem, high_fits = at(high, rest)
-        top = high_mem <= capacity[rest]
+        high_mem = at(high, rest)
+        top = high_mem.total <= capacity[rest]
         answer[rest[top]] = high[rest[top]]
-        needed[rest[top]], fits[rest[top]] = high_mem[top], high_fits[top]
+        mem.put(rest[top], high_mem, top)
         between = rest[~top]
     else:
-        needed, fits = at(high, np.arange(n))
-        answer = np.where(needed <= capacity, high, low - 1)
+        mem = at(high, np.arange(n))
+        answer = np.where(mem.total <= capacity, high, low - 1)
         rest = np.flatnonzero(answer < low)
-        needed[rest], fits[rest] = at(low, rest)
-        between = rest[needed[rest] <= capacity[rest]]
-    # ``needed`` and ``fits`` hold the memory at ``low`` where the bisection starts
+        mem.put(rest, at(low, rest))
+        between = rest[mem.total[rest] <= capacity[rest]]
+    # ``mem`` holds the memory at ``low`` where the bisection starts
     answer[between] = _bisect(q, x.take(between), capacity[between], low[between],
-                              high[between], step[between], (needed, fits), between)
-    return answer, needed, fits
+                              high[between], step[between], mem, between)
+    return answer, mem
 
 
 def _bisect(q: Question, sub: LayoutArrays, cap: np.ndarray, lo: np.ndarray, high: np.ndarray,
-            grain: np.ndarray, state: tuple[np.ndarray, np.ndarray], rows: np.ndarray
-            ) -> np.ndarray:
-    """``largest_fitting_m`` where ``lo`` fits and ``high`` does not; ``state`` (memory and
-    whether it fits) holds at ``rows`` the values at ``lo`` on entry and at the answer on
-    return."""
-    needed, fits = state
+            grain: np.ndarray, mem: Memory, rows: np.ndarray) -> np.ndarray:
+    """``largest_fitting_m`` where ``lo`` fits and ``high`` does not; ``mem`` holds at
+    ``rows`` the memory at ``lo`` on entry and at the answer on return."""
     depth = -(-saturation(sub) // grain) * grain
     # invariant: a fits, b does not (b holds as much in flight as ``high``)
     a, b = lo.copy(), np.minimum(high, np.maximum(depth, lo))
@@ -227,8 +224,8 @@ def _bisect(q: Question, sub: LayoutArrays, cap: np.ndarray, lo: np.ndarray, hig
             return a
         g = grain[open_]
         mid = (a[open_] // g + b[open_] // g) // 2 * g
-        mem, mem_fits = memory_check(q, sub.take(open_), mid)
-        ok = mem <= cap[open_]
+        at_mid = memory_check(q, sub.take(open_), mid)
+        ok = at_mid.total <= cap[open_]
         a[open_] = np.where(ok, mid, a[open_])
         b[open_] = np.where(ok, b[open_], mid)
-        needed[rows[open_[ok]]], fits[rows[open_[ok]]] = mem[ok], mem_fits[ok]
+        mem.put(rows[open_[ok]], at_mid, ok)

@@ -170,11 +170,12 @@ class StepResult:
 
 
 def evaluate_arrays(job: TrainingJob, x: LayoutArrays, hw: HardwareTable,
-                    cal: Calibration = DEFAULT_CALIBRATION, js: JobShape | None = None
-                    ) -> StepResult:
-    """Evaluate every layout of ``x`` for ``job`` on the accelerators of ``hw``."""
+                    cal: Calibration = DEFAULT_CALIBRATION, js: JobShape | None = None,
+                    mem: MemoryArrays | None = None) -> StepResult:
+    """Evaluate every layout of ``x`` for ``job`` on the accelerators of ``hw`` (``mem``:
+    their memory, ``memory(js, x, hw=hw)``, when the caller has it already)."""
     js = job_shape(job) if js is None else js
-    mem = memory(js, x, hw=hw)
+    mem = memory(js, x, hw=hw) if mem is None else mem
     with np.errstate(invalid="ignore", divide="ignore"):
         times = step_time(js, x, hw, cal)
         step_s = times.step
