@@ -567,3 +567,29 @@ def test_no_help_text_has_a_bracket_rich_would_eat() -> None:
         return found
 
     assert [t for t in texts(typer.main.get_command(app)) if tag.search(t)] == []
+
+
+def test_piped_output_is_not_wrapped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CliRunner's stdout is not a terminal: the Plan line comes out whole (``| grep ^Plan``)."""
+    from typer.testing import CliRunner
+
+    from solver.cli import app
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    result = CliRunner().invoke(app, [
+        "solve", "--model", "llama3-8b", "--tokens", "1e12", "--gpu", "h100", "--gpus", "64",
+        "--tp", "2", "--pp", "1", "--cp", "1", "--ep", "1", "--vp", "1", "--global-batch", "512",
+        "--micro-batch", "1", "--zero", "1", "--recompute", "full"])
+    assert result.exit_code == 0, result.output
+    # 64 = TP2 x PP1 x DP32; 512 sequences / (DP32 x micro-batch 1) = 16 micro-batches.
+    expected = ("Plan: 64 x h100-sxm5-80gb  TP2 PP1 DP32 CP1 EP1 VP1  micro-batch 1 x 16 "
+                "(global 512)  ZeRO-1  recompute full")
+    assert len(expected) > 80
+    assert [line for line in result.output.splitlines() if line.startswith("Plan")] == [expected]
+
+
+def test_columns_still_sets_the_width_when_piped(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("COLUMNS", "60")
+    assert run(EVALUATE) == 0
+    assert max(len(line) for line in capsys.readouterr().out.splitlines()) <= 60

@@ -92,7 +92,9 @@ def test_compare_needs_a_layout_and_a_global_batch() -> None:
         solver.compare(job, LAYOUTS[:1])
 
 
-def test_compare_cli_table_at_80_columns(capsys: pytest.CaptureFixture[str]) -> None:
+def test_compare_cli_table_at_80_columns(capsys: pytest.CaptureFixture[str],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # an 80-column terminal (piped output is not wrapped)
     argv = [*ARGV]
     for text in LAYOUTS:
         argv += ["--layout", text]

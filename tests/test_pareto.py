@@ -133,7 +133,9 @@ def test_issue_front_more_cost_never_buys_more_time(capsys: pytest.CaptureFixtur
         assert bound is None or p["estimate"]["training_days"] <= bound * (1 + 1e-9)
 
 
-def test_pareto_table_reads_at_80_columns(capsys: pytest.CaptureFixture[str]) -> None:
+def test_pareto_table_reads_at_80_columns(capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # an 80-column terminal (piped output is not wrapped)
     assert run([*ISSUE, "--points", "4", "--axes", "time,gpus"]) == 0
     out = capsys.readouterr().out
     assert "Pareto front" in out and "GPUs" in out

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from solver.cli import render
 from solver.errors import SpecError
@@ -106,7 +105,7 @@ def stdout_to(path: Path | None) -> Iterator[None]:
     buffer = io.StringIO()
     terminal = render.console
     # The tables go to the file as plain text, whatever the terminal supports.
-    render.console = Console(file=buffer, highlight=False, color_system=None)
+    render.console = render.WideWhenPiped(file=buffer, highlight=False, color_system=None)
     try:
         with contextlib.redirect_stdout(buffer):
             yield

@@ -4,12 +4,35 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.table import Table
 
 from solver.estimate import Estimate
 
-console = Console(highlight=False)
+#: Line width when the output is not a terminal (a pipe, a file): no line of ours wraps, and
+#: rich tables still take only the width they need.
+PIPE_WIDTH = 10_000
+
+
+class WideWhenPiped(Console):
+    """A console that wraps at the terminal's width on a terminal and not at all otherwise, so
+    ``gpuplan solve ... | grep ^Plan`` gets whole lines (rich would take the width of whichever
+    of stdin, stdout and stderr is a terminal, or 80). ``COLUMNS``, when set, still wins."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        columns = self._environ.get("COLUMNS", "")
+        if self._width is None and not columns.isdigit() and not self.is_terminal:
+            return ConsoleDimensions(PIPE_WIDTH, size.height)
+        return size
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self._width, self._height = new_size
+
+
+console: Console = WideWhenPiped(highlight=False)
 
 
 def _fmt(value: Any) -> str:
