@@ -593,3 +593,29 @@ def test_columns_still_sets_the_width_when_piped(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("COLUMNS", "60")
     assert run(EVALUATE) == 0
     assert max(len(line) for line in capsys.readouterr().out.splitlines()) <= 60
+
+
+def test_help_and_catalog_output_point_to_docs_interface_not_outside_the_project(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A user of the wheel has no ../shared: the contract is docs/interface.md."""
+    import typer
+
+    import solver
+    from solver.cli import app
+
+    outside = re.compile(r"shared/|INTERFACE\.md")
+
+    def helps(command: Any) -> list[str]:
+        found = [command.help or "", *(getattr(p, "help", "") or "" for p in command.params)]
+        for sub in getattr(command, "commands", {}).values():
+            found += helps(sub)
+        return found
+
+    texts = helps(typer.main.get_command(app))
+    assert [t for t in texts if outside.search(t)] == []
+    assert any("docs/interface.md" in t for t in texts if t.startswith("Print JSON"))
+    for name in solver.accelerators():
+        assert run(["hardware", "show", name]) == 0
+    for name in sorted(PRESETS):
+        assert run(["models", "show", name]) == 0
+    assert not outside.search(capsys.readouterr().out)

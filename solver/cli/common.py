@@ -69,8 +69,8 @@ ScheduleOpt = Annotated[str, typer.Option(
 SplitOpt = Annotated[str, typer.Option(
     "--pipeline-split", help="Edge stages that count the embedding or the loss as a layer: "
     "even, embedding, loss or both.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (INTERFACE.md) instead of a "
-                                       "table.")]
+JsonOpt = Annotated[bool, typer.Option(
+    "--json", help="Print JSON (its fields: docs/interface.md) instead of a table.")]
 CostModelOpt = Annotated[str | None, typer.Option(
     "--cost-model", help="Cost model by name (default: cloud; see gpuplan plugins list).",
     show_default=False, metavar="NAME")]

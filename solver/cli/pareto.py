@@ -59,7 +59,7 @@ from solver.pareto import pareto as run_pareto
 from solver.scenario import check_question, check_value
 from solver.specs import Limits
 
-#: Exit code by front status, as ``solve``'s (INTERFACE.md).
+#: Exit code by front status, as ``solve``'s (docs/interface.md, exit codes).
 EXIT_CODES = {"complete": 0, "sampled": 0, "infeasible": 1, "unknown": 3}
 
 
