@@ -263,7 +263,7 @@ def test_pareto_passes_the_new_options_on(monkeypatch: pytest.MonkeyPatch,
 
     from solver.errors import SpecError
 
-    pareto_cli = importlib.import_module("solver.cli.pareto")
+    pareto_lib = importlib.import_module("solver.pareto")  # the CLI calls it at run time
 
     seen: list[Any] = []
 
@@ -271,7 +271,7 @@ def test_pareto_passes_the_new_options_on(monkeypatch: pytest.MonkeyPatch,
         seen.append((job, limits))
         raise SpecError("stopped: the question was built")
 
-    monkeypatch.setattr(pareto_cli, "run_pareto", stop)
+    monkeypatch.setattr(pareto_lib, "pareto", stop)
     code = run(["pareto", "--model", "mixtral-8x7b", "--tokens", "1T", "--gpu", "h100",
                 "--max-gpus", "64", "--schedule", "zero-bubble", "--pipeline-split", "both",
                 "--moe-dispatcher", "deepep", "--no-fp8-dispatch", "--moe-imbalance", "2",
@@ -297,7 +297,7 @@ def test_solve_and_pareto_pass_dropout_fp8_weights_and_offload_on(
         raise SpecError("stopped: the question was built")
 
     monkeypatch.setattr(Scenario, "solve", stop)
-    monkeypatch.setattr(importlib.import_module("solver.cli.pareto"), "run_pareto", stop)
+    monkeypatch.setattr(importlib.import_module("solver.pareto"), "pareto", stop)
     new = ["--precision", "fp8", "--dropout", "0.1", "--fp8-params", "--activation-offload"]
     for command in ("solve", "pareto"):
         code = run([command, "--model", "llama3-8b", "--tokens", "1T", "--gpu", "h100",
@@ -619,3 +619,46 @@ def test_help_and_catalog_output_point_to_docs_interface_not_outside_the_project
     for name in sorted(PRESETS):
         assert run(["models", "show", name]) == 0
     assert not outside.search(capsys.readouterr().out)
+
+
+def test_help_does_not_import_the_search_or_numpy() -> None:
+    """``gpuplan --help`` stays fast: OR-Tools, pandas and NumPy load when a command runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys, contextlib, io\n"
+            "from solver.cli import run\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    for argv in (['--help'], ['solve', '--help'], ['pareto', '--help'],\n"
+            "                 ['evaluate', '--help'], ['compare', '--help'], ['--version']):\n"
+            "        assert run(argv) == 0, argv\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & "
+            "{'numpy', 'ortools', 'pandas', 'scipy'}))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_pareto_cli_default_points_is_the_librarys() -> None:
+    import importlib
+
+    from solver.pareto import DEFAULT_POINTS
+
+    assert importlib.import_module("solver.cli.pareto").DEFAULT_POINTS == DEFAULT_POINTS
+
+
+def test_shell_completion_is_on() -> None:
+    import os
+    import shutil
+    import subprocess
+
+    gpuplan = shutil.which("gpuplan")
+    if gpuplan is None:
+        pytest.skip("the gpuplan script is not installed")
+    env = {**os.environ, "_GPUPLAN_COMPLETE": "complete_bash", "COMP_WORDS": "gpuplan sol",
+           "COMP_CWORD": "1"}
+    done = subprocess.run([gpuplan], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and done.stdout.split() == ["solve"]
+    env |= {"COMP_WORDS": "gpuplan solve --seq", "COMP_CWORD": "2"}
+    done = subprocess.run([gpuplan], env=env, capture_output=True, text=True, check=False)
+    assert done.stdout.split() == ["--seq-len"]

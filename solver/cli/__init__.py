@@ -25,7 +25,7 @@ app = typer.Typer(
     name="gpuplan",
     help="How many accelerators, laid out how, for how long, at what cost.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 

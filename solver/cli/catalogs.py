@@ -8,7 +8,6 @@ import typer
 from rich import box
 from rich.table import Table
 
-from solver import catalog
 from solver.cli import render
 from solver.cli.common import JsonOpt, print_json
 
@@ -19,6 +18,8 @@ models_app = typer.Typer(help="Model presets.", no_args_is_help=True)
 @hardware_app.command("list")
 def hardware_list(json_out: JsonOpt = False) -> None:
     """List every accelerator."""
+    from solver import catalog  # imported when the command runs: --help stays fast
+
     accs = list(catalog.accelerators().values())
     if json_out:
         print_json({"schema_version": 1, "accelerators": [a.to_dict() for a in accs]})
@@ -42,6 +43,8 @@ def hardware_list(json_out: JsonOpt = False) -> None:
 def hardware_show(name: Annotated[str, typer.Argument(help="Name or alias.")],
                   json_out: JsonOpt = False) -> None:
     """Show one accelerator with its sources."""
+    from solver import catalog  # imported when the command runs: --help stays fast
+
     acc = catalog.accelerator(name, field="NAME")
     data = acc.to_dict()
     if json_out:
@@ -57,6 +60,8 @@ def hardware_show(name: Annotated[str, typer.Argument(help="Name or alias.")],
 @models_app.command("list")
 def models_list(json_out: JsonOpt = False) -> None:
     """List the model presets."""
+    from solver import catalog  # imported when the command runs: --help stays fast
+
     specs = list(catalog.models().values())
     if json_out:
         print_json({"schema_version": 1, "models": [m.to_dict() for m in specs]})
@@ -71,6 +76,8 @@ def models_list(json_out: JsonOpt = False) -> None:
 def models_show(name: Annotated[str, typer.Argument(help="Preset name or model file.")],
                 json_out: JsonOpt = False) -> None:
     """Show one model (preset or file) with its parameter counts and sources."""
+    from solver import catalog  # imported when the command runs: --help stays fast
+
     spec = catalog.model(name, field="NAME")
     data = spec.to_dict()
     if json_out:

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from solver import catalog, plugins
+from solver import plugins
 from solver.errors import SpecError
 from solver.specs import ModelSpec, TrainingJob
 from solver.validate import as_tokens
@@ -134,6 +134,8 @@ def build_job(model: str, tokens: str, seq_len: int | None, global_batch: int | 
               fp8_params: bool = False, activation_offload: bool = False) -> TrainingJob:
     seq_len, global_batch = given_count("seq_len", seq_len), given_count("global_batch",
                                                                          global_batch)
+    from solver import catalog  # NumPy through the cost models: not for --help
+
     spec: ModelSpec = catalog.model(model, field="--model")
     try:
         return TrainingJob(model=spec, tokens=parse_tokens(tokens), global_batch=global_batch,

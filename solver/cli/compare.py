@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -38,10 +38,10 @@ from solver.cli.common import (
     print_json,
 )
 from solver.cli.pareto import money, short_layout
-from solver.comparison import Comparison
-from solver.comparison import compare as run_compare
 from solver.errors import SpecError
-from solver.export import tokens_text
+
+if TYPE_CHECKING:
+    from solver.comparison import Comparison
 
 #: Help text is rich markup: "\\[" keeps a bracket that would read as a style tag.
 LAYOUT_HELP = ('A layout: "ACCELERATOR tp=N pp=N dp=N \\[cp= ep= vp= mb= zero= recompute= '
@@ -76,6 +76,9 @@ def compare(
     json_out: JsonOpt = False,
 ) -> None:
     """Evaluate several layouts of one job side by side and say why one wins."""
+    from solver.comparison import compare as run_compare
+    from solver.export import tokens_text
+
     given = [*(layouts or ()), *(layout or ())]
     if not given:
         raise SpecError("--layout: expected at least one layout, e.g. --layout "

@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from solver import evaluation
 from solver.cli import render
 from solver.cli.common import (
     RECOMPUTE_HELP,
@@ -86,7 +85,7 @@ def evaluate(
                     ep_comm_overlap, moe_dispatcher, fp8_dispatch, moe_imbalance,
                     moments_dtype, dropout, fp8_params, activation_offload)
     cost_params = parse_cost_params(cost_param)
-    from solver import catalog
+    from solver import catalog, evaluation
 
     acc = catalog.accelerator(gpu, field="--gpu")
     try:

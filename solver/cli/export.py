@@ -9,15 +9,16 @@ stderr; with ``--json`` the plan's JSON gains a field ``export``. A plan without
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from solver.cli.common import print_json
 from solver.errors import SpecError
-from solver.export import FOLLOWS, FORMATS, export
-from solver.plan import Plan
-from solver.specs import TrainingJob
+
+if TYPE_CHECKING:
+    from solver.plan import Plan
+    from solver.specs import TrainingJob
 
 ExportOpt = Annotated[str | None, typer.Option(
     "--export", help="Print the plan as a launcher config instead of the summary: "
@@ -27,6 +28,8 @@ ExportOpt = Annotated[str | None, typer.Option(
 
 def check_format(fmt: str | None) -> None:
     """Refuse an unknown format before any solving."""
+    from solver.export import FORMATS
+
     if fmt is not None and fmt not in FORMATS:
         raise SpecError(f"--export: expected one of {'|'.join(FORMATS)}, "
                         f"got {fmt!r}")
@@ -34,6 +37,8 @@ def check_format(fmt: str | None) -> None:
 
 def export_field(plan: Plan, job: TrainingJob, fmt: str) -> dict[str, Any] | None:
     """The ``export`` field of ``solve --json``: format, upstream version followed, text."""
+    from solver.export import FOLLOWS, export
+
     if plan.estimate is None:
         return None
     return {"format": fmt, "follows": FOLLOWS[fmt],
@@ -43,6 +48,8 @@ def export_field(plan: Plan, job: TrainingJob, fmt: str) -> dict[str, Any] | Non
 def emit(plan: Plan, job: TrainingJob, fmt: str, *, json_out: bool,
          show: Any) -> int:
     """Print the export of ``plan`` (or, without a plan, what ``show`` prints); the exit code."""
+    from solver.export import export
+
     if json_out:
         data = plan.to_dict()
         data["export"] = export_field(plan, job, fmt)

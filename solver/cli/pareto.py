@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
@@ -46,18 +46,15 @@ from solver.cli.common import (
 )
 from solver.cli.output import check_target
 from solver.errors import SpecError
-from solver.estimate import Estimate
-from solver.export import tokens_text
-from solver.pareto import (
-    DEFAULT_POINTS,
-    SECOND_AXES,
-    ParetoFront,
-    check_plot_path,
-    require_matplotlib,
-)
-from solver.pareto import pareto as run_pareto
-from solver.scenario import check_question, check_value
 from solver.specs import Limits
+
+if TYPE_CHECKING:  # the search (OR-Tools) is imported when a command runs, not for --help
+    from solver.estimate import Estimate
+    from solver.pareto import ParetoFront
+
+#: solver.pareto.DEFAULT_POINTS, here so that the help does not import the search (a test
+#: checks they agree).
+DEFAULT_POINTS = 12
 
 #: Exit code by front status, as ``solve``'s (docs/interface.md, exit codes).
 EXIT_CODES = {"complete": 0, "sampled": 0, "infeasible": 1, "unknown": 3}
@@ -112,6 +109,11 @@ def pareto(
     json_out: JsonOpt = False,
 ) -> None:
     """The Pareto front of training time against cost or GPU count; each point proven."""
+    from solver.export import tokens_text
+    from solver.pareto import SECOND_AXES, check_plot_path, require_matplotlib
+    from solver.pareto import pareto as run_pareto
+    from solver.scenario import check_question, check_value
+
     axis_pair = [a.strip().lower() for a in axes.split(",")]
     if len(axis_pair) != 2 or axis_pair[0] != "time" or \
             axis_pair[1] not in SECOND_AXES:

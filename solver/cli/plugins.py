@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from solver import catalog, plugins
+from solver import plugins
 from solver.cli import render
 from solver.cli.common import JsonOpt, print_json
 
@@ -15,6 +15,8 @@ plugins_app = typer.Typer(help="Plugins: built-in and installed (entry-point gro
 @plugins_app.command("list")
 def plugins_list(json_out: JsonOpt = False) -> None:
     """List each plugin: name, version, distribution, hooks, what it provides, status."""
+    from solver import catalog  # imported when the command runs: --help stays fast
+
     provided = catalog.provided_by()  # calls every hook: problems show on stderr
     infos = plugins.plugin_infos()
     if json_out:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, ConsoleDimensions
 from rich.table import Table
 
-from solver.estimate import Estimate
+if TYPE_CHECKING:
+    from solver.estimate import Estimate
 
 #: Line width when the output is not a terminal (a pipe, a file): no line of ours wraps, and
 #: rich tables still take only the width they need.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -29,8 +29,10 @@ from solver.cli.common import (
 from solver.cli.export import ExportOpt, check_format, emit
 from solver.cli.output import OutputOpt, stdout_to, wants_json
 from solver.errors import SpecError
-from solver.plan import Plan
-from solver.scenario import Scenario, Values, build, check_value, read_values
+
+if TYPE_CHECKING:  # the search and the step model load when a command runs, not for --help
+    from solver.plan import Plan
+    from solver.scenario import Scenario
 
 
 class Progress:
@@ -206,6 +208,8 @@ def solve(
 def merged_question(scenario: Path | None, options: dict[str, Any],
                     cost_params: dict[str, str]) -> Scenario:
     """The scenario file's values with the options given on the command line over them."""
+    from solver.scenario import Values, build, check_value, read_values
+
     given = read_values(scenario) if scenario is not None else Values()
     if options["gpus"] is not None or options["max_gpus"] is not None:
         # --gpus and --max-gpus are alternatives: either replaces the file's count limits.
