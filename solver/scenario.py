@@ -8,7 +8,7 @@ A scenario holds what ``gpuplan solve`` takes as options, in sections (``docs/sc
               grad_reduce_overlap, zero3_impl, grad_dtype, ep_comm_overlap, moe_dispatcher,
               fp8_dispatch, moe_imbalance, moments_dtype, dropout, fp8_params,
               activation_offload
-    [limits]  accelerators, gpus, max_gpus, deadline_days, budget_usd, tokens_per_step
+    [limits]  accelerators, gpus, max_gpus, deadline_days, budget_usd, tokens_per_step, risk
     [fixed]   tp, pp, dp, cp, ep, vp, micro_batch, zero_stage, recompute, schedule,
               pipeline_split
     [solve]   objective, time_limit, top, workers, seed, cost_model, [solve.cost_params]
@@ -48,6 +48,7 @@ from solver.specs import (
     MOE_DISPATCHERS,
     MOMENTS_DTYPES,
     PRECISIONS,
+    RISKS,
     ZERO3_IMPLEMENTATIONS,
     Limits,
     ModelSpec,
@@ -76,7 +77,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
             "ep_comm_overlap", "moe_dispatcher", "fp8_dispatch", "moe_imbalance",
             "moments_dtype", "dropout", "fp8_params", "activation_offload"),
     "limits": ("accelerators", "gpus", "max_gpus", "deadline_days", "budget_usd",
-               "tokens_per_step"),
+               "tokens_per_step", "risk"),
     "fixed": LAYOUT_FIELDS,
     "solve": ("objective", "time_limit", "top", "workers", "seed", "cost_model",
               "cost_params"),
@@ -129,6 +130,8 @@ def check_value(key: str, value: Any, label: str) -> Any:
         return as_int(label, value)
     if key in ("deadline_days", "budget_usd"):
         return as_float(label, value)
+    if key == "risk":
+        return as_choice(label, value, RISKS)
     if key == "tokens_per_step":
         if not isinstance(value, (list, tuple)) or len(value) != 2:
             raise fail(label, "a pair [low, high] of tokens per optimizer step", value)
@@ -361,6 +364,7 @@ def build(given: Values, names: Mapping[str, str] | None = None) -> Scenario:
         limits = Limits(accelerators=tuple(values.get("accelerators", ())), gpus=gpus,
                         max_gpus=max_gpus, deadline_days=values.get("deadline_days"),
                         budget_usd=values.get("budget_usd"), fixed=fixed,
+                        risk=values.get("risk", "expected"),
                         **({"tokens_per_step": values["tokens_per_step"]}
                            if "tokens_per_step" in values else {}))
     except SpecError as err:

@@ -45,6 +45,8 @@ MOMENTS_DTYPES = ("fp32", "bf16")
 MOE_DISPATCHERS = ("alltoall", "deepep")
 #: The highest dropout rate a job may give (``TrainingJob.dropout``).
 DROPOUT_MAX = 0.99
+#: Which end of the error band a deadline is judged at (``Limits.risk``).
+RISKS = ("expected", "high")
 #: Shapes of the scale-up fabric (``Accelerator.scaleup_topology``).
 SCALEUP_TOPOLOGIES = ("switch", "mesh", "torus")
 #: The plain recomputation modes; ``Layout.recompute`` also takes Megatron-LM's modules
@@ -514,7 +516,10 @@ class Limits:
 
     ``tokens_per_step`` bounds the global batch the solver may choose when the job leaves it
     open: (1M, 16M) tokens by default, the range published pre-training runs use (GPT-3 3.2M,
-    Llama 3 405B 4M-16M, DeepSeek-V3 about 15M tokens per step).
+    Llama 3 405B 4M-16M, DeepSeek-V3 about 15M tokens per step). ``risk``: ``"expected"``
+    judges a deadline against the predicted training days; ``"high"`` against the high end of
+    their error band (``solver.uncertainty``), so the deadline holds on the pessimistic side of
+    what the published runs say about predictions like this one.
     """
 
     accelerators: tuple[str, ...] = ()
@@ -524,8 +529,10 @@ class Limits:
     budget_usd: float | None = None
     fixed: Mapping[str, Any] = field(default_factory=dict)
     tokens_per_step: tuple[float, float] = (1_000_000.0, 16_000_000.0)
+    risk: str = "expected"
 
     def __post_init__(self) -> None:
+        as_choice("risk", self.risk, RISKS)
         accels = self.accelerators
         if isinstance(accels, str):
             accels = (accels,)

@@ -37,6 +37,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import numpy as np
+
 from solver.specs import Accelerator, Layout, TrainingJob
 
 #: Where the efficiencies of a family without a run of its own come from (``Calibration``'s
@@ -216,5 +218,29 @@ def band(job: TrainingJob, layout: Layout, accelerator: Accelerator) -> Band:
     return band_from(shipped(), query(job, layout, accelerator), inherited=inherited)
 
 
-__all__ = ["RULE", "Band", "Query", "Residual", "Rule", "band", "band_from", "distance",
-           "shipped", "spread"]
+@functools.lru_cache(maxsize=65_536)
+def _high(q: Query) -> float:
+    return band_from(shipped(), q).high
+
+
+def high_factors(job: TrainingJob, families: Sequence[str], accel: np.ndarray,
+                 gpus: np.ndarray) -> np.ndarray:
+    """The high end of the band over the predicted time, for each layout (its accelerator's
+    family ``families[accel[i]]`` and its ``gpus[i]``): what ``Limits.risk = "high"`` judges
+    a deadline against. Computed once per distinct (family, GPU count)."""
+    accel, gpus = np.asarray(accel, np.int64), np.asarray(gpus, np.int64)
+    out = np.empty(accel.shape)
+    if accel.size == 0:
+        return out
+    pairs, inverse = np.unique(np.stack([accel.ravel(), gpus.ravel()]), axis=1,
+                               return_inverse=True)
+    values = np.array([_high(Query(families[int(a)], job.precision, bool(job.model.is_moe),
+                                   int(g), int(job.seq_len))) for a, g in pairs.T])
+    return values[np.asarray(inverse).ravel()].reshape(accel.shape)
+
+
+#: No band is narrower than its floor: ``exp(floor)`` bounds every high factor from below.
+HIGH_FACTOR_FLOOR = math.exp(RULE.floor)
+
+__all__ = ["HIGH_FACTOR_FLOOR", "RULE", "Band", "Query", "Residual", "Rule", "band",
+           "band_from", "distance", "high_factors", "shipped", "spread"]

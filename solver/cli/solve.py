@@ -65,6 +65,7 @@ OPTIONS = {
     "activation_offload": "--activation-offload",
     "accelerators": "--gpu", "gpus": "--gpus",
     "max_gpus": "--max-gpus", "deadline_days": "--deadline-days", "budget_usd": "--budget-usd",
+    "risk": "--risk",
     "tp": "--tp", "pp": "--pp", "dp": "--dp", "cp": "--cp", "ep": "--ep", "vp": "--vp",
     "micro_batch": "--micro-batch", "zero_stage": "--zero", "recompute": "--recompute",
     "schedule": "--schedule", "pipeline_split": "--pipeline-split",
@@ -95,6 +96,10 @@ def solve(
     max_gpus: Annotated[int | None, typer.Option("--max-gpus", help="At most this many "
                                                  "accelerators.")] = None,
     deadline_days: Annotated[float | None, typer.Option("--deadline-days")] = None,
+    risk: Annotated[str | None, typer.Option(
+        "--risk", help="expected|high: judge the deadline at the predicted training days or "
+        "at the high end of their error band (default: expected).",
+        show_default=False)] = None,
     budget_usd: Annotated[float | None, typer.Option("--budget-usd")] = None,
     objective: Annotated[str | None, typer.Option(
         "--objective", help="time|cost|gpus|energy (default: time).", show_default=False)
@@ -181,7 +186,8 @@ def solve(
         "moments_dtype": moments_dtype, "dropout": dropout, "fp8_params": fp8_params,
         "activation_offload": activation_offload,
         "accelerators": gpu or None, "gpus": gpus, "max_gpus": max_gpus,
-        "deadline_days": deadline_days, "budget_usd": budget_usd, "tp": tp, "pp": pp, "dp": dp,
+        "deadline_days": deadline_days, "budget_usd": budget_usd, "risk": risk,
+        "tp": tp, "pp": pp, "dp": dp,
         "cp": cp, "ep": ep, "vp": vp, "micro_batch": micro_batch, "zero_stage": zero,
         "recompute": recompute, "schedule": schedule, "pipeline_split": pipeline_split,
         "objective": objective, "time_limit": time_limit, "top": top,

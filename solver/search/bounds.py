@@ -28,7 +28,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from solver import footprint
+from solver import footprint, uncertainty
 from solver.layout_options import FULL_BIT, ONE_F_ONE_B
 from solver.search.blocks import memory_total, per_microbatch
 from solver.search.space import Shapes, placed
@@ -192,13 +192,19 @@ def tighten(q: Question, block: Shapes, accelerators: int, dp_max: np.ndarray,
     sequences = job.global_batch or limits.tokens_per_step[1] / job.seq_len
     # 1F1B's bubble is (p-1)/v micro-batch times; the zero-bubble and DualPipe bubbles can be
     # as small as zero (pipeline.bubble), so their floor counts none.
-    one_f = shapes.schedule == ONE_F_ONE_B
-    b = np.where(one_f, a * (shapes.pp - 1) / shapes.vp * shapes.mb / sequences, 0.0)
+    # (Only where there is a bubble: a probe that could not be placed has an infinite a.)
+    bubbled = (shapes.schedule == ONE_F_ONE_B) & (shapes.pp > 1)
+    b = np.zeros_like(a)
+    b[bubbled] = a[bubbled] * ((shapes.pp - 1) / shapes.vp * shapes.mb)[bubbled] / sequences
     replica = shapes.tp * shapes.pp * shapes.cp
     hw, accel = q.hw, shapes.accel
     cost_rate, fixed = _known(hw.rate_usd_per_hour[accel]), _known(hw.fixed_usd[accel])
     if limits.deadline_days is not None:
-        dp_min = np.maximum(dp_min, smallest_dp(a, b, limits.deadline_days * 86_400.0, dp_max))
+        # At the band's high end every row takes at least HIGH_FACTOR_FLOOR times its
+        # prediction: the deadline over that floor keeps the smallest dp a true bound.
+        risk = uncertainty.HIGH_FACTOR_FLOOR if limits.risk == "high" else 1.0
+        dp_min = np.maximum(dp_min, smallest_dp(a, b, limits.deadline_days * 86_400.0 / risk,
+                                                dp_max))
     keep = dp_min <= dp_max
     if limits.budget_usd is not None:
         keep &= ~(cost_rate * replica * (a + b * dp_min) / 3600.0 + fixed > limits.budget_usd)

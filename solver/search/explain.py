@@ -28,7 +28,10 @@ def why_this_plan(est: Estimate, limits: Limits, objective: str) -> list[str]:
     lines = []
     used, cap = est.memory_gib_per_gpu, est.memory_capacity_gib
     lines.append(f"memory: {used:.1f} of {cap:.0f} GiB per accelerator")
-    if limits.deadline_days is not None:
+    if limits.deadline_days is not None and limits.risk == "high":
+        lines.append(f"deadline: {est.training_days_range[1]:.1f} days at the high end of the "
+                     f"error band, of {limits.deadline_days:g}")
+    elif limits.deadline_days is not None:
         lines.append(f"deadline: {est.training_days:.1f} of {limits.deadline_days:g} days")
     if limits.budget_usd is not None:
         lines.append(f"budget: ${est.cost_usd:,.0f} of ${limits.budget_usd:,.0f}")
@@ -80,8 +83,10 @@ def _relief(family: str, rows: Rows, ok: np.ndarray, limits: Limits,
                 f"(limit: {limit})")
     if family == "deadline":
         days = float(r.training_days[ok].min())
+        judged = (", judged at the high end of its error band" if limits.risk == "high"
+                  else "")
         return (f"deadline: the fastest plan within the other limits takes {days:,.1f} days "
-                f"(deadline: {limits.deadline_days:g} days)")
+                f"(deadline: {limits.deadline_days:g} days{judged})")
     if family == "budget":
         cost = float(np.nanmin(np.where(ok, r.cost_usd, np.nan)))
         return (f"budget: the cheapest plan within the other limits costs ${cost:,.0f} "

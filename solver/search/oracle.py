@@ -16,7 +16,7 @@ import numpy as np
 
 from solver.search.rows import DEFAULT_MAX_GPUS
 from solver.search.space import Shapes, enumerate_shapes, search_masks
-from solver.search.table import fixed_violation
+from solver.search.table import deadline_days, fixed_violation
 from solver.specs import Accelerator, Limits, TrainingJob
 from solver.stepmodel.arrays import HardwareTable, LayoutArrays
 from solver.stepmodel.evaluate import StepResult, evaluate_arrays
@@ -97,7 +97,7 @@ def brute_force(job: TrainingJob, accelerators: Sequence[Accelerator], limits: L
                 ok &= r.gpus <= limits.max_gpus
             with np.errstate(invalid="ignore"):
                 if limits.deadline_days is not None:
-                    ok &= r.training_days <= limits.deadline_days
+                    ok &= deadline_days(r, job, limits, hw.families) <= limits.deadline_days
                 if limits.budget_usd is not None:
                     ok &= r.cost_usd <= limits.budget_usd
             values = objective_value(r, objective)

@@ -168,7 +168,8 @@ def _evaluated(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray, nmb
     """The rows (shape ``idx``, ``dp``, ``nmb``) with recomputation ``mask`` and memory
     ``mem``, evaluated."""
     result = evaluate(q, layouts_of(shapes, idx, dp, nmb, mask), mem)
-    return Rows(result, violations(result, q.limits, relaxed=q.relaxed), evaluated=idx.size)
+    return Rows(result, violations(result, q.limits, relaxed=q.relaxed, job=q.job,
+                                   families=q.hw.families), evaluated=idx.size)
 
 
 def largest_fitting_m(q: Question, x: LayoutArrays, low: np.ndarray, high: np.ndarray,

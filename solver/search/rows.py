@@ -132,7 +132,7 @@ def smallest_memory(rows: Rows) -> np.ndarray:
     chunked pruning so that explanations can quote the smallest footprint)."""
     if len(rows) == 0:
         return np.zeros(0, np.int64)
-    group = rows.x.accel * 16 + signature(rows)
+    group = rows.x.accel * 32 + signature(rows)
     order = np.lexsort((rows.result.memory.total, group))
     first = np.r_[True, group[order][1:] != group[order][:-1]]
     return np.sort(order[first])
@@ -256,9 +256,12 @@ def _empty_rows(job: TrainingJob, hw: HardwareTable, js: JobShape, cal: Calibrat
 
 
 def signature(rows: Rows) -> np.ndarray:
-    """Bit mask of the families a row violates (deadline and budget excluded: monotone)."""
+    """Bit mask of the families a row violates. The budget is left out: it is monotone in
+    (gpus, time) within an accelerator. The deadline is kept in: judged at the high end of
+    the error band (``Limits.risk``) it is not monotone in them (the band's width varies with
+    the GPU count), and rows that share their deadline verdict can be compared safely."""
     sig = np.zeros(len(rows), np.int64)
-    for bit, family in enumerate(("memory", "interconnect", "fixed", "gpus")):
+    for bit, family in enumerate(("memory", "interconnect", "fixed", "gpus", "deadline")):
         sig |= rows.violates[family].astype(np.int64) << bit
     return sig
 
@@ -268,7 +271,7 @@ def pareto_keep(rows: Rows, layers: int) -> np.ndarray:
     n = len(rows)
     if n == 0:
         return np.zeros(0, np.int64)
-    group = rows.x.accel * 16 + signature(rows)
+    group = rows.x.accel * 32 + signature(rows)
     time = np.where(np.isfinite(rows.result.training_s), rows.result.training_s, np.inf)
     _, time_rank = np.unique(time, return_inverse=True)
     remaining = np.arange(n)

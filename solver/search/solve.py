@@ -109,7 +109,8 @@ def _judge(job: TrainingJob, rows: Rows, i: int, accs: dict[str, Accelerator],
         broken.append("gpus")
     if limits.max_gpus is not None and layout.gpus > limits.max_gpus:
         broken.append("max_gpus")
-    if limits.deadline_days is not None and not est.training_days <= limits.deadline_days:
+    judged = est.training_days_range[1] if limits.risk == "high" else est.training_days
+    if limits.deadline_days is not None and not judged <= limits.deadline_days:
         broken.append("deadline")
     if limits.budget_usd is not None and not est.cost_usd <= limits.budget_usd:
         broken.append("budget")

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from solver import uncertainty
 from solver.layout_options import SCHEDULE_CODE, SPLIT_CODE, recompute_code
 from solver.search.space import Shapes
 from solver.specs import Limits, TrainingJob
@@ -160,7 +161,17 @@ def fixed_violation(x: LayoutArrays, fixed: Mapping[str, Any]) -> np.ndarray:
     return bad
 
 
-def violations(r: StepResult, limits: Limits, *, relaxed: bool) -> dict[str, np.ndarray]:
+def deadline_days(r: StepResult, job: TrainingJob, limits: Limits, families: Sequence[str]
+                  ) -> np.ndarray:
+    """The training days a deadline is judged against: the prediction, or with
+    ``Limits.risk = "high"`` the high end of its error band."""
+    if limits.risk != "high":
+        return r.training_days
+    return r.training_days * uncertainty.high_factors(job, families, r.x.accel, r.gpus)
+
+
+def violations(r: StepResult, limits: Limits, *, relaxed: bool, job: TrainingJob,
+               families: Sequence[str]) -> dict[str, np.ndarray]:
     n = len(r.x)
     gpus_bad = np.zeros(n, bool)
     if limits.gpus is not None:
@@ -168,8 +179,8 @@ def violations(r: StepResult, limits: Limits, *, relaxed: bool) -> dict[str, np.
     if limits.max_gpus is not None:
         gpus_bad |= r.gpus > limits.max_gpus
     with np.errstate(invalid="ignore"):
-        deadline_bad = (r.training_days > limits.deadline_days if limits.deadline_days
-                        is not None else np.zeros(n, bool))
+        deadline_bad = (deadline_days(r, job, limits, families) > limits.deadline_days
+                        if limits.deadline_days is not None else np.zeros(n, bool))
         budget_bad = (~(r.cost_usd <= limits.budget_usd) if limits.budget_usd is not None
                       else np.zeros(n, bool))
     return {

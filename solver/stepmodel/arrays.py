@@ -83,6 +83,7 @@ class HardwareTable:
     """Per-accelerator figures as arrays (NaN where a figure is not published)."""
 
     names: tuple[str, ...]
+    families: tuple[str, ...]
     peak_flops: FloatArray  # FLOP/s at the job's precision, dense
     bf16_peak_flops: FloatArray
     matmul_efficiency: FloatArray  # BF16 best-shape matmul throughput over the BF16 peak
@@ -121,6 +122,7 @@ class HardwareTable:
 
         return cls(
             names=tuple(a.name for a in accelerators),
+            families=tuple(a.family for a in accelerators),
             peak_flops=column([a.peak_for(precision) for a in accelerators], 1e12),
             bf16_peak_flops=column([a.peak_for("bf16") for a in accelerators], 1e12),
             matmul_efficiency=column([a.matmul_efficiency for a in accelerators]),
