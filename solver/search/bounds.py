@@ -84,7 +84,9 @@ class Floors:
         """Per shape, a dp range that holds every dp whose floor lies in (low, high]
         (a little wider; callers filter with ``at``)."""
         a, b, replica, rate, fixed = self.a, self.b, self.replica, self.rate, self.fixed
-        with np.errstate(divide="ignore", invalid="ignore"):
+        # An open end (``high`` near the largest float) may overflow to inf: the window only
+        # widens, which is safe.
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             if self.objective == "time":  # a/dp + b <= x  <=>  dp >= a/(x - b)
                 def cut(x: float) -> np.ndarray:
                     return np.where(x > b, a / (x - b), np.inf)
