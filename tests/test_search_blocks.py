@@ -3,7 +3,11 @@
 - ``search.blocks.evaluate`` (blocks of ``BLOCK_ROWS``, memory handed in) equals one
   ``evaluate_arrays`` call, field by field and bit for bit;
 - ``search.blocks.memory_check`` is ``memory`` with ``StepResult.fits_memory``'s rule;
-- ``stepmodel.timing.slowest_rank`` times ``nmb`` is what ``step_time`` reports per part;
+- ``stepmodel.timing.slowest_rank`` times ``nmb`` is what ``step_time`` reports per part, and
+  it does not read the ZeRO stage (the bounds share one probe among shapes differing in it);
+- memory depends on the accelerator only through its software figures (``memory.Runtime``;
+  the bounds probe once per group of equal figures), and without the hardware table it is
+  at least what any accelerator needs (the bounds' upper bound);
 - a question solved with the rows memory-first and the bounds' probes gives the plan of the
   same question solved on a tiny block size (every shortcut taken many times over).
 """
@@ -17,7 +21,7 @@ import pytest
 
 import solver
 from solver.layout_options import DUALPIPE, FULL_BIT, MODULE_BIT, ONE_F_ONE_B, ZERO_BUBBLE
-from solver.search import blocks
+from solver.search import blocks, bounds
 from solver.search.table import Question
 from solver.stepmodel.arrays import HardwareTable, LayoutArrays
 from solver.stepmodel.calibration import DEFAULT_CALIBRATION
@@ -94,6 +98,40 @@ def test_slowest_rank_is_what_step_time_reports_per_micro_batch() -> None:
                        ("offload", "offload")):
         np.testing.assert_array_equal(getattr(t, part), x.nmb * getattr(rank, name),
                                       err_msg=part)
+
+
+def test_slowest_rank_does_not_depend_on_the_zero_stage() -> None:
+    q, x = question(), layouts(1_000, seed=3)
+    ranks = []
+    for stage in range(4):
+        at_stage = dataclasses.replace(x, zero=np.full(len(x), stage))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ranks.append(arrays(slowest_rank(q.js, at_stage, q.hw, q.calibration)))
+    for other in ranks[1:]:
+        for name, value in ranks[0].items():
+            np.testing.assert_array_equal(other[name], value, err_msg=name)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp8"])
+def test_memory_reads_the_accelerator_only_through_its_software(precision: str) -> None:
+    job = solver.TrainingJob(model=solver.model("mixtral-8x7b"), tokens=1e12,
+                             global_batch=1024, precision=precision)
+    accs = list(solver.catalog.accelerators().values())
+    hw = HardwareTable.build(accs, job.precision)
+    q = Question(job, job_shape(job), solver.Limits(), hw, DEFAULT_CALIBRATION, False, (0,))
+    x = layouts(500, seed=4)
+    most = memory(q.js, x).total
+    groups = bounds._software_groups(q, len(accs))
+    assert sorted(np.concatenate(groups).tolist()) == list(range(len(accs)))
+    for group in groups:
+        on = [arrays(memory(q.js, dataclasses.replace(x, accel=np.full(len(x), a)), hw=hw))
+              for a in group]
+        for other in on[1:]:
+            for name, value in on[0].items():
+                np.testing.assert_array_equal(other[name], value, err_msg=name)
+        assert np.all(on[0]["weights"] + on[0]["gradients"] + on[0]["optimizer"]
+                      + on[0]["activations"] + on[0]["buffers"] + on[0]["reserve"]
+                      <= most * (1 + 1e-12))
 
 
 def test_tiny_blocks_give_the_same_plan(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,6 +34,7 @@ from solver.search.blocks import memory_total, per_microbatch
 from solver.search.space import Shapes, placed
 from solver.search.table import Question, layouts_of
 from solver.stepmodel.arrays import LayoutArrays
+from solver.stepmodel.memory import Runtime
 
 SLACK = 1e-9  # relative: float noise must never turn a tie into a cut
 #: Above this many shapes, a memory-only probe runs first (it pays off on large questions).
@@ -144,19 +145,6 @@ def memory_floor(q: Question, x: LayoutArrays, *, any_accelerator: bool = False
     return bound
 
 
-def memory_floor_fits(q: Question, x: LayoutArrays, capacity: np.ndarray) -> np.ndarray:
-    """``memory_floor(q, x) <= capacity``, the second lean mask tried only where the first
-    does not fit."""
-    fits = np.zeros(len(x), bool)
-    todo = np.arange(len(x))
-    for mask in _lean_masks(q):
-        sub = x if todo.size == len(x) else x.take(todo)
-        sub = dataclasses.replace(sub, recompute=np.full(todo.size, mask))
-        fits[todo] = memory_total(q, sub) <= capacity[todo]
-        todo = todo[~fits[todo]]
-    return fits
-
-
 def take_shapes(shapes: Shapes, keep: np.ndarray) -> Shapes:
     return Shapes(*(getattr(shapes, f.name)[keep] for f in fields(shapes)))
 
@@ -181,11 +169,11 @@ def tighten(q: Question, block: Shapes, accelerators: int, dp_max: np.ndarray,
     else:
         accel = np.repeat(np.arange(accelerators, dtype=np.int64), len(block))
         at = np.tile(np.arange(len(block), dtype=np.int64), accelerators)
-    shapes, dp_max = placed(block, accel, at), dp_max[at]
+    shapes, siblings, dp_max = placed(block, accel, at), _zero_siblings(block, dp_max), dp_max[at]
     dp_min = np.ones(len(shapes), np.int64)
     if len(shapes) == 0:
         return shapes, dp_min, dp_max, None, complete
-    per_mb, probed = _per_microbatch(q, shapes, dp_max, stop_at)
+    per_mb, probed = _per_microbatch(q, shapes, dp_max, siblings[at], stop_at)
     if not probed.all():
         complete = False  # shapes not probed by then are left out
         shapes, dp_min, dp_max = take_shapes(shapes, probed), dp_min[probed], dp_max[probed]
@@ -221,8 +209,8 @@ def tighten(q: Question, block: Shapes, accelerators: int, dp_max: np.ndarray,
         rate, fixed = _known(footprint.energy_mwh(one, one, hw.facility_w[accel])), 0.0 * one
     else:
         rate, fixed = np.ones_like(a), np.zeros_like(a)
-    floors = Floors(objective, a, b, replica, rate, fixed).take(keep)
-    return shapes, dp_min, dp_max, floors, complete
+    floors = Floors(objective, a, b, replica, rate, fixed)
+    return shapes, dp_min, dp_max, floors if keep.all() else floors.take(keep), complete
 
 
 def _known(values: np.ndarray) -> np.ndarray:
@@ -238,8 +226,9 @@ def _fitting(q: Question, block: Shapes, accelerators: int, dp_max: np.ndarray,
     ``stop_at`` (those that were not are left out).
 
     One probe per shape of the block bounds it on every accelerator from above (the software
-    that needs the most): where that fits, the shape fits; elsewhere each accelerator's own
-    floor decides."""
+    that needs the most): where that fits, the shape fits. Elsewhere the floor on the
+    accelerator's own software decides, probed once for the accelerators whose software is
+    the same (``_software_groups``)."""
     replica = block.tp * block.pp * block.cp
     order = np.argsort(-replica, kind="stable")
     capacity = q.hw.memory_bytes[np.arange(accelerators)]
@@ -252,35 +241,75 @@ def _fitting(q: Question, block: Shapes, accelerators: int, dp_max: np.ndarray,
         part = order[start:start + step]
         x = layouts_of(block, part, dp_max[part], np.ones(part.size, np.int64))
         most = memory_floor(q, x, any_accelerator=True)
-        for a in range(accelerators):
-            sure = most <= capacity[a]
-            fits[a, part[sure]] = True
-            unsure = np.flatnonzero(~sure)
-            on_a = dataclasses.replace(x.take(unsure), accel=np.full(unsure.size, a))
-            fits[a, part[unsure]] = memory_floor_fits(q, on_a, np.full(unsure.size,
-                                                                       capacity[a]))
+        for group in _software_groups(q, accelerators):
+            sure = most[np.newaxis, :] <= capacity[group, np.newaxis]
+            unsure = np.flatnonzero(~sure.all(axis=0))
+            on_group = dataclasses.replace(x.take(unsure), accel=np.full(unsure.size, group[0]))
+            floor = memory_floor(q, on_group)
+            fits[np.ix_(group, part)] = sure
+            fits[np.ix_(group, part[unsure])] = floor[np.newaxis, :] <= capacity[group, np.newaxis]
         done = start + part.size
     accel, at = np.nonzero(fits)
     first = np.argsort(-replica[at], kind="stable")
     return accel[first], at[first], done == order.size
 
 
-def _per_microbatch(q: Question, shapes: Shapes, dp_max: np.ndarray,
+def _software_groups(q: Question, accelerators: int) -> list[np.ndarray]:
+    """The accelerators in groups of equal software figures (``memory.Runtime``): memory
+    reads the hardware table only through them, so every accelerator of a group holds the
+    same memory for the same layout (``tests/test_search_blocks.py`` checks it)."""
+    every = LayoutArrays.from_columns(**{f.name: 0 for f in fields(LayoutArrays)
+                                         if f.name != "accel"},
+                                      accel=np.arange(accelerators))
+    runtime = Runtime.of(every, q.hw)
+    figures = np.stack([np.broadcast_to(getattr(runtime, f.name), (accelerators,))
+                        for f in fields(runtime)], axis=1)
+    _, group = np.unique(figures, axis=0, return_inverse=True)
+    group = group.reshape(-1)
+    return [np.flatnonzero(group == g) for g in range(int(group.max(initial=-1)) + 1)]
+
+
+def _zero_siblings(block: Shapes, dp_max: np.ndarray) -> np.ndarray:
+    """Per shape of the block, a number shared by the shapes that differ in the ZeRO stage
+    alone (and ``base``, their index)."""
+    columns = [getattr(block, f.name) for f in fields(block)
+               if f.name not in ("accel", "zero", "base")] + [dp_max]
+    order = np.lexsort(columns)
+    new = np.zeros(order.size, bool)
+    new[:1] = True
+    for column in columns:
+        ranked = column[order]
+        new[1:] |= ranked[1:] != ranked[:-1]
+    sibling = np.empty(order.size, np.int64)
+    sibling[order] = np.cumsum(new) - 1
+    return sibling
+
+
+def _per_microbatch(q: Question, shapes: Shapes, dp_max: np.ndarray, siblings: np.ndarray,
                     stop_at: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Per shape, the matmul, memory-bound, tensor-, context- and expert-parallel seconds of
     one micro-batch (the step model at ``dp_max`` with one micro-batch per step), and whether
     it was probed.
 
-    The shapes are probed in interleaved chunks (every n-th shape), so that past ``stop_at``,
-    when no further chunk is started, those probed still span the whole space."""
-    per_mb = np.zeros(len(shapes))
-    probed = np.zeros(len(shapes), bool)
-    chunks = -(-len(shapes) // PROBE_CHUNK)
-    for first in range(chunks):
-        if first and stop_at is not None and time.perf_counter() > stop_at:
+    ZeRO changes the data-parallel traffic, the optimizer step and memory, not one
+    micro-batch's time on the slowest rank (``timing.slowest_rank`` never reads it; a test
+    checks it): the shapes on one accelerator with equal ``siblings`` (``_zero_siblings``)
+    share one probe. The probes go in interleaved chunks (every n-th), so that past
+    ``stop_at``, when no further chunk is started, those probed still span the space."""
+    n = len(shapes)
+    key = shapes.accel * (int(siblings.max(initial=0)) + 1) + siblings
+    first = np.full(int(key.max(initial=0)) + 1, n)
+    np.minimum.at(first, key, np.arange(n))  # each key's first shape: the one probed
+    reps = np.sort(first[first < n])  # in the order of the shapes
+    per_mb = np.zeros(n)
+    probed = np.zeros(n, bool)
+    chunks = -(-reps.size // PROBE_CHUNK)
+    for start in range(chunks):
+        if start and stop_at is not None and time.perf_counter() > stop_at:
             break
-        part = np.arange(first, len(shapes), chunks)
-        x = layouts_of(shapes, part, dp_max[part], np.ones(part.size, np.int64))
-        per_mb[part] = per_microbatch(q, x, ("compute", "membound", "tp", "cp", "ep"))
-        probed[part] = True
-    return per_mb, probed
+        rep = reps[start::chunks]
+        x = layouts_of(shapes, rep, dp_max[rep], np.ones(rep.size, np.int64))
+        per_mb[rep] = per_microbatch(q, x, ("compute", "membound", "tp", "cp", "ep"))
+        probed[rep] = True
+    shared = first[key]
+    return per_mb[shared], probed[shared]
