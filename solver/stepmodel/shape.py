@@ -109,7 +109,7 @@ def job_shape(job: TrainingJob) -> JobShape:
 
     def acts(moe: bool, fp8_: bool) -> LayerActivations:
         return layer_activations(m, s, moe=moe, fp8=fp8_, flash=flash, routed=routed,
-                                 dropout=job.dropout > 0)
+                                 dropout=bool(job.dropout))
 
     mtp_layer = counts.layer_moe_nonexpert + m.experts * counts.expert_mlp if m.is_moe \
         else counts.layer_dense
