@@ -1,5 +1,5 @@
-"""ModelSpec's launcher facts (rope, norm epsilon, qk norm, dropout, router): validation and
-the job's dropout taken from the model."""
+"""ModelSpec's launcher facts (rope, norm epsilon, qk norm, dropout, router): validation, the
+job's dropout taken from the model, and the presets' values against their published configs."""
 
 from __future__ import annotations
 
@@ -118,3 +118,90 @@ def test_job_dropout_from_the_model_reaches_the_activations() -> None:
 
     assert activations(dropout=0.1) - activations() == pytest.approx(
         2 * 2 * 1024 * 64 / 2**30, rel=1e-3)  # the JSON rounds GiB to 8 decimals
+
+
+# ------------------------------------------------------------------------------ presets
+
+
+def preset(name: str) -> solver.ModelSpec:
+    return solver.models()[name]
+
+
+def test_llama3_presets_carry_their_config_json() -> None:
+    # meta-llama/Meta-Llama-3-8B and -70B config.json: rope_theta 500000.0, rms_norm_eps 1e-05,
+    # rope_scaling null, attention_dropout 0.0.
+    for name in ("llama3-8b", "llama3-70b"):
+        model = preset(name)
+        assert (model.rope_theta, model.norm_eps, model.dropout) == (500000.0, 1e-05, 0.0)
+        assert (model.rope_scaling, model.rope_scaling_factor) == ("none", 1.0)
+        assert not model.qk_norm
+
+
+def test_llama31_405b_carries_its_long_context_scaling() -> None:
+    # meta-llama/Llama-3.1-405B config.json: rope_theta 500000.0, rms_norm_eps 1e-05,
+    # rope_scaling {rope_type "llama3", factor 8.0, original_max_position_embeddings 8192};
+    # planned at the pre-training length 8192 (arXiv:2407.21783 sec. 3.4), not 131072.
+    model = preset("llama3.1-405b")
+    assert (model.rope_theta, model.norm_eps, model.dropout) == (500000.0, 1e-05, 0.0)
+    assert (model.rope_scaling, model.rope_scaling_factor, model.rope_original_seq_len) == (
+        "llama3", 8.0, 8192)
+    assert model.seq_len == 8192
+
+
+def test_mixtral_preset_carries_its_config_json() -> None:
+    # mistralai/Mixtral-8x7B-v0.1 config.json: rope_theta 1000000.0, rms_norm_eps 1e-05,
+    # router_aux_loss_coef 0.02, attention_dropout 0.0; Softmax(TopK(.)) gating
+    # (arXiv:2401.04088 eq. 1): softmax scores, top-2 renormalised, no bias, no scaling.
+    model = preset("mixtral-8x7b")
+    assert (model.rope_theta, model.norm_eps, model.dropout) == (1000000.0, 1e-05, 0.0)
+    assert (model.router_score, model.router_norm_topk, model.router_expert_bias) == (
+        "softmax", True, False)
+    assert (model.router_balance, model.router_aux_loss_coeff, model.router_scaling) == (
+        "aux_loss", 0.02, 1.0)
+
+
+def test_deepseek_v3_preset_carries_its_config_json_and_paper() -> None:
+    # deepseek-ai/DeepSeek-V3 config.json: rope_theta 10000, rms_norm_eps 1e-06, rope_scaling
+    # {type "yarn", factor 40, original_max_position_embeddings 4096}, scoring_func "sigmoid",
+    # topk_method "noaux_tc", routed_scaling_factor 2.5, norm_topk_prob true, seq_aux true,
+    # n_group 8, topk_group 4, num_nextn_predict_layers 1, attention_dropout 0.0.
+    # arXiv:2412.19437 sec. 4.2: sequence-wise balance factor alpha = 0.0001.
+    # Megatron-LM's DeepSeek-V3 example: --qk-layernorm.
+    model = preset("deepseek-v3")
+    assert (model.rope_theta, model.norm_eps, model.dropout) == (10000.0, 1e-06, 0.0)
+    assert (model.rope_scaling, model.rope_scaling_factor, model.rope_original_seq_len) == (
+        "yarn", 40.0, 4096)
+    assert (model.router_score, model.router_expert_bias, model.router_scaling) == (
+        "sigmoid", True, 2.5)
+    assert (model.router_norm_topk, model.router_balance, model.router_aux_loss_coeff) == (
+        True, "seq_aux_loss", 0.0001)
+    assert (model.expert_groups, model.expert_group_topk, model.mtp_layers) == (8, 4, 1)
+    assert model.qk_norm and model.seq_len == 4096
+
+
+def test_gpt3_preset_follows_gpt2_and_megatron() -> None:
+    # GPT-2 config.json layer_norm_epsilon 1e-05, resid_pdrop/attn_pdrop 0.1; Megatron-LM's
+    # TransformerConfig defaults (hidden_dropout 0.1, attention_dropout 0.1, layernorm_epsilon
+    # 1e-5), which its GPT-3 175B example keeps.
+    model = preset("gpt3-175b")
+    assert (model.norm_eps, model.dropout, model.position_embedding) == (1e-05, 0.1, "learned")
+    assert model.rope_scaling == "none"
+    job = solver.TrainingJob(model=model, tokens=300e9)
+    assert job.dropout == 0.1
+    assert solver.TrainingJob(model=model, tokens=300e9, dropout=0.0).dropout == 0.0
+
+
+def test_gpt4_estimate_says_its_facts_are_assumed() -> None:
+    model = preset("gpt4-estimate")
+    assert (model.norm_eps, model.dropout, model.router_score) == (1e-05, 0.0, "softmax")
+    text = Path(solver.__file__).parent.joinpath("presets", "gpt4-estimate.toml").read_text(
+        encoding="utf-8")
+    assert "Launcher facts, all ASSUMED" in text
+
+
+def test_every_preset_reads_back_through_a_model_file(tmp_path: Path) -> None:
+    for name, model in solver.models().items():
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(model.to_dict()), encoding="utf-8")
+        assert load_model_file(path) == model
+        assert dataclasses.replace(model) == model
