@@ -23,7 +23,7 @@ table.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -218,6 +218,49 @@ class CostBasis:
                 f"{fp.grid_g_per_kwh:g} gCO2/kWh ({fp.basis})")
 
 
+def no_power(acc: Accelerator) -> str:
+    """Why ``acc`` has no energy figure, and what to do about it (one clause)."""
+    return (f"{acc.name} has no published power figure (tdp_w, docs/prices.md), which energy "
+            "needs; give one in an accelerator file of your own (GPUPLAN_HARDWARE_PATH, "
+            "docs/plugins.md)")
+
+
+def require_figures(accs: Sequence[Accelerator], basis: CostBasis, *, price: bool,
+                    power: bool) -> None:
+    """Refuse a question that needs a price (``price``: objective cost, a budget) or a power
+    figure (``power``: objective energy) that none of the candidates ``accs`` has.
+
+    A ``SpecError`` (exit 2 on the command line) naming each accelerator and what it lacks,
+    rather than a search over no candidates that would be reported "infeasible", as though
+    proven impossible. When one candidate has the figures the question is searched, and the
+    others are left out with a note (``solver.search.solve.select_accelerators``).
+    """
+    reasons: dict[str, str] = {}  # accelerator -> why it cannot answer
+    key = "accelerators"  # the input the message names
+    for acc in sorted(accs, key=lambda a: a.name):
+        if price:
+            found = basis.price(acc)
+            if found.rate_usd_per_hour is None:
+                reasons[acc.name] = found.why_not
+                if basis.named:  # the named cost model is what cannot price it
+                    key = "cost_model"
+                continue
+        if power and acc.tdp_w is None:
+            reasons[acc.name] = no_power(acc)
+            continue
+        return
+    if not reasons:
+        return
+    names = list(reasons)
+    rests = {why.removeprefix(f"{name} has ") for name, why in reasons.items()}
+    if len(names) > 1 and len(rests) == 1 and all(
+            why.startswith(f"{name} has ") for name, why in reasons.items()):
+        text = f"{', '.join(names[:-1])} and {names[-1]} have {rests.pop()}"
+    else:
+        text = "; ".join(reasons.values())
+    raise SpecError(f"{key}: {text}")
+
+
 def resolve(cost_model: str | CostModel | CostBasis | None = None,
             cost_params: Params | None = None) -> CostBasis:
     """The cost basis for ``cost_model`` (a name, a ``CostModel``, or None for the default,
@@ -254,4 +297,5 @@ def resolve(cost_model: str | CostModel | CostBasis | None = None,
                      named=cost_model is not None, custom=cost_model is not None or bool(given))
 
 
-__all__ = ["DEFAULT_COST_MODEL", "CostBasis", "CostModel", "CostParam", "Price", "resolve"]
+__all__ = ["DEFAULT_COST_MODEL", "CostBasis", "CostModel", "CostParam", "Price", "no_power",
+           "require_figures", "resolve"]

@@ -326,8 +326,10 @@ def test_unpriced_accelerators_are_left_out_of_a_cost_question_with_a_note() -> 
     limits = solver.Limits(accelerators=("h100-sxm5-80gb", "mi300x"), max_gpus=64)
     plan = solver.solve(job, limits, objective="cost", workers=1)
     assert plan.estimate is not None and plan.estimate.layout.accelerator == "h100-sxm5-80gb"
-    assert any(n.startswith("mi300x: left out, mi300x has no published on-demand price")
-               for n in plan.notes)
-    with pytest.raises(solver.SpecError, match="cost_model: mi300x has no published"):
+    # The note names the accelerator, the price basis and the parameter that prices it.
+    assert any(n.startswith("mi300x: left out, mi300x has no on-demand list price on gpuplan's "
+                            "price basis (docs/prices.md)")
+               and "--cost-param price_usd_per_hour=" in n for n in plan.notes)
+    with pytest.raises(solver.SpecError, match="cost_model: mi300x has no on-demand list price"):
         solver.solve(job, solver.Limits(accelerators=("mi300x",), max_gpus=64),
                      objective="cost", cost_model="cloud")

@@ -4,8 +4,11 @@ Both follow the ``solver.CostModel`` contract: a rate per accelerator-hour plus 
 per plan (``solver/costs.py`` says why). Their defaults and sources:
 
 ``cloud`` (the default): the accelerator's on-demand list price per accelerator-hour
-(``price_usd_per_hour`` of ``hardware_specs/*.toml``, each with its provider, region and date),
-or ``price_usd_per_hour`` given as a parameter (for every candidate accelerator).
+(``price_usd_per_hour`` of ``hardware_specs/*.toml``, all on one basis: a hyperscaler's US
+on-demand list price, AWS else GCP else Azure, each with its provider, region and date;
+``docs/prices.md``), or ``price_usd_per_hour`` given as a parameter (for every candidate
+accelerator). An accelerator without a price on that basis (the H800, whose only published
+figure is DeepSeek-V3's assumed $2 an hour) cannot be priced unless the parameter is given.
 
 ``owned``: the purchase price amortised over the hardware's life, plus energy, plus an
 overhead for everything else a facility costs, all per accelerator-hour:
@@ -48,8 +51,9 @@ def cloud_rate(acc: Accelerator, params: Params) -> float | None:
     if price is None:
         price = acc.price_usd_per_hour
     if price is None:
-        raise SpecError(f"{acc.name} has no published on-demand price; give the cost "
-                        "parameter price_usd_per_hour")
+        raise SpecError(f"{acc.name} has no on-demand list price on gpuplan's price basis "
+                        "(docs/prices.md); give one with the cost parameter price_usd_per_hour: "
+                        "--cost-param price_usd_per_hour=USD")
     return float(price)
 
 
@@ -81,7 +85,8 @@ CLOUD = CostModel(
     fixed_usd=fixed,
     params=(CostParam("price_usd_per_hour", None, "USD per accelerator-hour for every "
                       "candidate (default: each accelerator's list price)"), FIXED),
-    sources=("hardware_specs/*.toml: price_usd_per_hour, each with provider, region and date",),
+    sources=("hardware_specs/*.toml: price_usd_per_hour, each with provider, region and date, "
+             "on the basis of docs/prices.md",),
 )
 
 OWNED = CostModel(

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from solver import catalog, costs, evaluation
+from solver import catalog, costs, evaluation, launchers
 from solver.costs import CostBasis, CostModel
 from solver.errors import SpecError
 from solver.estimate import Estimate, estimate_at
@@ -42,8 +42,9 @@ def select_accelerators(limits: Limits, objective: str, basis: CostBasis | None 
     """The candidate accelerators, and notes on those left out for lack of data.
 
     ``basis`` prices them (default: the ``cloud`` cost model). Where a cost is needed (objective
-    cost, a budget), accelerators it cannot price are left out; when the cost model was named
-    and prices none of them, that is a ``SpecError`` saying what is missing.
+    cost, a budget), accelerators it cannot price are left out; when none of the candidates has
+    the figures the question needs, that is a ``SpecError`` saying what is missing
+    (``costs.require_figures``).
     """
     basis = basis if basis is not None else costs.resolve()
     if limits.accelerators:
@@ -55,22 +56,18 @@ def select_accelerators(limits: Limits, objective: str, basis: CostBasis | None 
     notes = [basis.summary()] if basis.custom else []
     needs_price = objective == "cost" or limits.budget_usd is not None
     needs_power = objective == "energy"
+    costs.require_figures(accs, basis, price=needs_price, power=needs_power)
     kept = []
-    unpriced = []
     for acc in sorted(accs, key=lambda a: a.name):
         price = basis.price(acc)
-        if price.rate_usd_per_hour is None:
-            unpriced.append(price.why_not)
         if needs_price and price.rate_usd_per_hour is None:
             notes.append(f"{acc.name}: left out, {price.why_not}")
         elif needs_power and acc.tdp_w is None:
-            notes.append(f"{acc.name}: left out, no power (TDP) figure is published")
+            notes.append(f"{acc.name}: left out, {costs.no_power(acc)}")
         else:
             if basis.named and price.rate_usd_per_hour is None:
                 notes.append(f"{acc.name}: no cost reported, {price.why_not}")
             kept.append(acc)
-    if needs_price and basis.named and accs and len(unpriced) == len(accs):
-        raise SpecError(f"cost_model: {unpriced[0]}")
     return kept, notes
 
 
@@ -117,6 +114,10 @@ def _judge(job: TrainingJob, rows: Rows, i: int, accs: dict[str, Accelerator],
     for key, value in limits.fixed.items():
         if getattr(layout, key) != value:
             broken.append(f"fixed {key}")
+    if limits.launcher is not None:
+        refused = launchers.why_not(limits.launcher, judged_job, layout)
+        if refused is not None:
+            broken.append(f"launcher {limits.launcher}: {refused}")
     if broken or abs(est.training_days - float(rows.result.training_days[i])) > 1e-9 * max(
             1.0, est.training_days):
         raise RuntimeError(f"gpuplan bug: the plan fails its own check: {broken}")
@@ -146,8 +147,12 @@ def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "t
     if objective not in OBJECTIVES:
         raise SpecError(f"objective: expected one of {'|'.join(OBJECTIVES)}, got {objective!r}")
     time_limit_s, workers, seed, top = solve_options(time_limit_s, workers, seed, top)
+    if limits.launcher is not None:  # a fixed field or the job the launcher cannot run
+        launchers.check_fixed(limits.launcher, job, limits.fixed)
     basis = costs.resolve(cost_model, cost_params)
     accs, notes = select_accelerators(limits, objective, basis)
+    if limits.launcher is not None:
+        notes.append(launchers.search_note(limits.launcher, job))
     by_name = {a.name: a for a in accs}
     hw = HardwareTable.build(accs, job.precision, basis)
     rows = build_rows(job, accs, limits, hw, objective=objective, keep_layers=top,
