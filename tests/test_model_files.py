@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+import solver
 from solver.errors import SpecError
 from solver.model_files import (
     is_hf_config,
@@ -120,8 +121,11 @@ def test_hf_llama3_8b_config_counts_like_the_preset(tmp_path: Path) -> None:
         "num_key_value_heads": 8, "vocab_size": 128256, "max_position_embeddings": 8192,
         "tie_word_embeddings": False, "attention_bias": False,
     }
-    spec = load_model_file(write_json(tmp_path / "config.json", config))
-    assert spec.name == "config"  # no name, no _name_or_path: the file stem
+    folder = tmp_path / "Meta-Llama-3-8B"
+    folder.mkdir()
+    spec = load_model_file(write_json(folder / "config.json", config))
+    assert spec.name == "Meta-Llama-3-8B"  # no name, no _name_or_path: the checkpoint's folder
+    assert spec.seq_len == 8192
     preset = {m.name: m for m in preset_models()}["llama3-8b"]
     assert count_params(spec).total == count_params(preset).total
 
@@ -257,6 +261,203 @@ def test_hf_qwen2_moe_shared_expert_width() -> None:
               "max_position_embeddings": 512, "decoder_sparse_step": 1, "mlp_only_layers": []}
     spec = model_from_hf_config(config, where="c", name="qm")
     assert (spec.experts, spec.top_k, spec.moe_ffn_hidden, spec.shared_experts) == (8, 2, 16, 4)
+
+
+# ------------------------------------------------------------------- launcher facts, length
+
+
+#: meta-llama/Llama-3.1-8B config.json as published on Hugging Face (typed from it).
+LLAMA31_8B = {
+    "architectures": ["LlamaForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+    "bos_token_id": 128000, "eos_token_id": 128001, "hidden_act": "silu", "hidden_size": 4096,
+    "initializer_range": 0.02, "intermediate_size": 14336, "max_position_embeddings": 131072,
+    "mlp_bias": False, "model_type": "llama", "num_attention_heads": 32,
+    "num_hidden_layers": 32, "num_key_value_heads": 8, "pretraining_tp": 1,
+    "rms_norm_eps": 1e-05,
+    "rope_scaling": {"factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                     "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+    "rope_theta": 500000.0, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+    "transformers_version": "4.43.0.dev0", "use_cache": True, "vocab_size": 128256,
+}
+
+
+def test_hf_llama31_8b_plans_its_pretraining_length(tmp_path: Path) -> None:
+    # Llama 3.1 was pre-trained at 8K and extended to 128K (arXiv:2407.21783 sec. 3.4.1-3.4.2);
+    # the config's rope_scaling keeps the 8K as original_max_position_embeddings.
+    folder = tmp_path / "Llama-3.1-8B"
+    folder.mkdir()
+    path = write_json(folder / "config.json", LLAMA31_8B)
+    spec = load_model_file(path)
+    assert spec.name == "Llama-3.1-8B"
+    assert spec.seq_len == 8192
+    assert (spec.rope_theta, spec.norm_eps, spec.dropout) == (500000.0, 1e-05, 0.0)
+    assert (spec.rope_scaling, spec.rope_scaling_factor, spec.rope_original_seq_len) == (
+        "llama3", 8.0, 8192)
+    assert "131072" in spec.description and "--seq-len" in spec.description
+    # The job plans 8192 unless told otherwise.
+    assert solver.TrainingJob(model=solver.model(str(path)), tokens=1e12).seq_len == 8192
+    job = solver.TrainingJob(model=solver.model(str(path)), tokens=1e12, seq_len=131072)
+    assert job.seq_len == 131072
+
+
+def test_hf_longest_context_is_capped_without_a_scaling(tmp_path: Path) -> None:
+    # No rope_scaling: max_position_embeddings 32768 is capped at 8192 (Llama 3's pre-training
+    # length); 4096 stays.
+    config = {**LLAMA31_8B, "rope_scaling": None, "max_position_embeddings": 32768}
+    spec = load_model_file(write_json(tmp_path / "long.json", config))
+    assert spec.name == "long" and spec.seq_len == 8192
+    assert "32768" in spec.description and "capped" in spec.description
+    config["max_position_embeddings"] = 4096
+    assert load_model_file(write_json(tmp_path / "short.json", config)).seq_len == 4096
+
+
+def test_hf_name_rules(tmp_path: Path) -> None:
+    folder = tmp_path / "checkpoint"
+    folder.mkdir()
+    named = {**LLAMA31_8B, "_name_or_path": "meta-llama/Llama-3.1-8B"}
+    assert load_model_file(write_json(folder / "config.json", named)).name == \
+        "meta-llama/Llama-3.1-8B"
+    local = {**LLAMA31_8B, "name_or_path": "/data/models/my-llama/"}
+    assert load_model_file(write_json(folder / "config.json", local)).name == "my-llama"
+    assert load_model_file(write_json(folder / "llama31.json", LLAMA31_8B)).name == "llama31"
+
+
+def test_hf_rope_parameters_layout() -> None:
+    # Newer transformers releases write rope_theta and the scaling under rope_parameters.
+    config = {key: value for key, value in LLAMA31_8B.items()
+              if key not in ("rope_theta", "rope_scaling")}
+    config["rope_parameters"] = {"rope_theta": 500000.0, **LLAMA31_8B["rope_scaling"]}  # type: ignore[dict-item]
+    spec = model_from_hf_config(config, where="c", name="l")
+    assert (spec.rope_theta, spec.rope_scaling, spec.seq_len) == (500000.0, "llama3", 8192)
+
+
+#: deepseek-ai/DeepSeek-V3 config.json as published on Hugging Face (every key gpuplan reads).
+DEEPSEEK_V3 = {
+    "architectures": ["DeepseekV3ForCausalLM"], "attention_bias": False,
+    "attention_dropout": 0.0, "aux_loss_alpha": 0.001, "first_k_dense_replace": 3,
+    "hidden_size": 7168, "intermediate_size": 18432, "kv_lora_rank": 512,
+    "max_position_embeddings": 163840, "model_type": "deepseek_v3",
+    "moe_intermediate_size": 2048, "moe_layer_freq": 1, "n_group": 8, "n_routed_experts": 256,
+    "n_shared_experts": 1, "norm_topk_prob": True, "num_attention_heads": 128,
+    "num_experts_per_tok": 8, "num_hidden_layers": 61, "num_key_value_heads": 128,
+    "num_nextn_predict_layers": 1, "q_lora_rank": 1536, "qk_nope_head_dim": 128,
+    "qk_rope_head_dim": 64, "rms_norm_eps": 1e-06,
+    "rope_scaling": {"beta_fast": 32, "beta_slow": 1, "factor": 40, "mscale": 1.0,
+                     "mscale_all_dim": 1.0, "original_max_position_embeddings": 4096,
+                     "type": "yarn"},
+    "rope_theta": 10000, "routed_scaling_factor": 2.5, "scoring_func": "sigmoid",
+    "seq_aux": True, "tie_word_embeddings": False, "topk_group": 4, "topk_method": "noaux_tc",
+    "v_head_dim": 128, "vocab_size": 129280,
+}
+
+
+def test_hf_deepseek_v3_router_and_facts(tmp_path: Path) -> None:
+    folder = tmp_path / "DeepSeek-V3"
+    folder.mkdir()
+    spec = load_model_file(write_json(folder / "config.json", DEEPSEEK_V3))
+    assert spec.name == "DeepSeek-V3"
+    assert (spec.router_score, spec.router_expert_bias, spec.router_scaling) == (
+        "sigmoid", True, 2.5)
+    assert (spec.router_norm_topk, spec.router_balance, spec.router_aux_loss_coeff) == (
+        True, "seq_aux_loss", 0.001)
+    assert (spec.expert_groups, spec.expert_group_topk, spec.mtp_layers) == (8, 4, 1)
+    assert (spec.norm_eps, spec.rope_theta, spec.dropout, spec.qk_norm) == (
+        1e-06, 10000.0, 0.0, True)
+    assert (spec.rope_scaling, spec.rope_scaling_factor, spec.rope_original_seq_len) == (
+        "yarn", 40.0, 4096)
+    assert spec.seq_len == 4096  # pre-training length, arXiv:2412.19437 sec. 4.2
+    preset = {m.name: m for m in preset_models()}["deepseek-v3"]
+    assert count_params(spec) == count_params(preset)
+
+
+def test_hf_deepseek_v2_router_defaults() -> None:
+    # DeepSeek-V2-style config without scoring_func/seq_aux/topk_method: softmax scores, no
+    # expert bias, DeepSeek's config-class default seq_aux = true.
+    spec = model_from_hf_config(deepseek_v3_config(), where="c", name="v2")
+    assert (spec.router_score, spec.router_expert_bias, spec.router_balance) == (
+        "softmax", False, "seq_aux_loss")
+    assert (spec.router_scaling, spec.router_aux_loss_coeff) == (1.0, 0.0)
+    plain = model_from_hf_config(deepseek_v3_config(seq_aux=False), where="c", name="v2")
+    assert plain.router_balance == "aux_loss"
+
+
+#: mistralai/Mixtral-8x7B-v0.1 config.json as published on Hugging Face.
+MIXTRAL_8X7B = {
+    "architectures": ["MixtralForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 1,
+    "eos_token_id": 2, "hidden_act": "silu", "hidden_size": 4096, "initializer_range": 0.02,
+    "intermediate_size": 14336, "max_position_embeddings": 32768, "model_type": "mixtral",
+    "num_attention_heads": 32, "num_experts_per_tok": 2, "num_hidden_layers": 32,
+    "num_key_value_heads": 8, "num_local_experts": 8, "output_router_logits": False,
+    "rms_norm_eps": 1e-05, "rope_theta": 1e6, "router_aux_loss_coef": 0.02,
+    "sliding_window": None, "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+    "transformers_version": "4.36.0.dev0", "use_cache": True, "vocab_size": 32000,
+}
+
+
+def test_hf_mixtral_router_and_facts() -> None:
+    spec = model_from_hf_config(MIXTRAL_8X7B, where="c", name="mixtral")
+    assert (spec.router_score, spec.router_aux_loss_coeff, spec.rope_theta) == (
+        "softmax", 0.02, 1e6)
+    assert (spec.router_norm_topk, spec.router_balance, spec.router_expert_bias) == (
+        True, "aux_loss", False)
+    assert (spec.norm_eps, spec.dropout) == (1e-05, 0.0)
+    # No rope_scaling: the 32768-token context is capped at 8192 (the paper trained at 32K:
+    # --seq-len 32768 plans that).
+    assert spec.seq_len == 8192
+    preset = {m.name: m for m in preset_models()}["mixtral-8x7b"]
+    assert count_params(spec) == count_params(preset)
+    assert (preset.router_score, preset.router_norm_topk, preset.router_aux_loss_coeff) == (
+        spec.router_score, spec.router_norm_topk, spec.router_aux_loss_coeff)
+
+
+def test_hf_gpt2_and_opt_dropout_and_eps() -> None:
+    # openai-community/gpt2 config.json: layer_norm_epsilon 1e-05, resid_pdrop 0.1,
+    # attn_pdrop 0.1. facebook/opt-125m: dropout 0.1, attention_dropout 0.0, no epsilon key
+    # (nn.LayerNorm's 1e-5).
+    gpt2 = model_from_hf_config({"model_type": "gpt2", "n_layer": 2, "n_embd": 32, "n_head": 4,
+                                 "vocab_size": 50257, "n_positions": 1024,
+                                 "layer_norm_epsilon": 1e-05, "resid_pdrop": 0.1,
+                                 "attn_pdrop": 0.1, "embd_pdrop": 0.1}, where="c", name="g")
+    assert (gpt2.norm_eps, gpt2.dropout, gpt2.seq_len, gpt2.rope_scaling) == (
+        1e-05, 0.1, 1024, "none")
+    opt = model_from_hf_config({"model_type": "opt", "num_hidden_layers": 2, "hidden_size": 32,
+                                "num_attention_heads": 4, "ffn_dim": 128, "vocab_size": 100,
+                                "max_position_embeddings": 2048, "dropout": 0.1,
+                                "attention_dropout": 0.0}, where="c", name="o")
+    assert (opt.norm_eps, opt.dropout, opt.seq_len) == (1e-05, 0.1, 2048)
+
+
+def test_hf_qwen2_moe_router() -> None:
+    config = {"model_type": "qwen2_moe", "hidden_size": 64, "intermediate_size": 128,
+              "moe_intermediate_size": 32, "shared_expert_intermediate_size": 64,
+              "num_hidden_layers": 2, "num_attention_heads": 4, "num_experts": 8,
+              "num_experts_per_tok": 2, "vocab_size": 100, "max_position_embeddings": 512,
+              "norm_topk_prob": False, "router_aux_loss_coef": 0.001}
+    spec = model_from_hf_config(config, where="c", name="q")
+    assert (spec.router_norm_topk, spec.router_aux_loss_coeff, spec.router_score) == (
+        False, 0.001, "softmax")
+
+
+@pytest.mark.parametrize("changes, key", [
+    ({"scoring_func": "relu"}, "scoring_func"),
+    ({"rms_norm_eps": -1e-06}, "rms_norm_eps"),
+    ({"rms_norm_eps": "1e-6"}, "rms_norm_eps"),
+    ({"routed_scaling_factor": 0}, "routed_scaling_factor"),
+    ({"aux_loss_alpha": -0.1}, "aux_loss_alpha"),
+    ({"attention_dropout": 1.5}, "attention_dropout"),
+    ({"rope_theta": -10000}, "rope_theta"),
+    ({"rope_scaling": "yarn"}, "rope_scaling"),
+    ({"rope_scaling": {"type": "ntk-by-parts", "factor": 4}}, r"rope_scaling\.rope_type"),
+    ({"rope_scaling": {"type": "yarn", "factor": 40}},
+     r"rope_scaling\.original_max_position_embeddings"),
+    ({"rope_scaling": {"type": "yarn", "factor": 0.5, "original_max_position_embeddings": 4}},
+     r"rope_scaling\.factor"),
+    ({"seq_aux": "yes"}, "seq_aux"),
+    ({"norm_topk_prob": 1}, "norm_topk_prob"),
+])
+def test_hf_bad_fact_names_its_key(changes: dict[str, Any], key: str) -> None:
+    with pytest.raises(SpecError, match=rf"^ds\.json: {key}: expected"):
+        model_from_hf_config({**DEEPSEEK_V3, **changes}, where="ds.json", name="ds")
 
 
 def test_hf_model_type_from_architectures_only() -> None:

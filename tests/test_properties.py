@@ -78,8 +78,11 @@ def questions(draw: st.DrawFn) -> tuple[TrainingJob, Limits, str, int]:
                       flash_attention=draw(st.booleans()))
     objective = draw(st.sampled_from(["time", "cost", "gpus", "energy"]))
     budget = 10.0 ** draw(st.floats(2.0, 7.0)) if draw(st.integers(0, 3)) == 0 else None
-    pool = PRICED if objective == "cost" or budget is not None else \
-        POWERED if objective == "energy" else CATALOG
+    # Only accelerators with the figures the question needs (a price for a cost objective or
+    # a budget, a power figure for energy): a question without any is refused (SpecError).
+    pool = [n for n in CATALOG
+            if (n in PRICED or (objective != "cost" and budget is None))
+            and (n in POWERED or objective != "energy")]
     accelerators = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3, unique=True))
     count = draw(st.sampled_from([1, 8, 24, 64, 256, 1000, 4096]))
     exact = draw(st.integers(0, 4)) == 0
