@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import solver
 from solver.errors import SpecError
@@ -577,3 +579,29 @@ def test_presets_load_with_sources_and_descriptions() -> None:
         assert spec.sources
     assert "UNOFFICIAL" in presets["gpt4-estimate"].description
     assert any("arXiv:2005.14165" in s for s in presets["gpt3-175b"].sources)
+
+
+#: The config.json keys of the launcher facts, with values of every JSON kind.
+_FACT_KEYS = ["rope_theta", "rope_scaling", "rope_parameters", "rms_norm_eps",
+              "layer_norm_epsilon", "attention_dropout", "hidden_dropout", "resid_pdrop",
+              "dropout", "scoring_func", "topk_method", "routed_scaling_factor",
+              "norm_topk_prob", "seq_aux", "aux_loss_alpha", "router_aux_loss_coef",
+              "original_max_position_embeddings", "_name_or_path", "name_or_path"]
+_SCALARS = (st.none() | st.booleans() | st.integers(-10**6, 10**6)
+            | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8))
+_VALUES = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+    st.sampled_from(["rope_type", "type", "factor", "original_max_position_embeddings",
+                     "rope_theta"]) | st.text(max_size=4), inner, max_size=4), max_leaves=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(changes=st.dictionaries(st.sampled_from(_FACT_KEYS), _VALUES, max_size=6),
+       base=st.sampled_from(["llama", "mixtral", "deepseek"]))
+def test_random_fact_values_load_or_raise_spec_error(changes: dict[str, Any], base: str) -> None:
+    config = {"llama": LLAMA31_8B, "mixtral": MIXTRAL_8X7B, "deepseek": DEEPSEEK_V3}[base]
+    try:
+        spec = model_from_hf_config({**config, **changes}, where="c", name="x")
+    except SpecError as err:
+        assert str(err).startswith("c: ") and "\n" not in str(err)
+    else:
+        assert 1 <= spec.seq_len <= 131072 and spec.norm_eps > 0
