@@ -213,7 +213,15 @@ def test_megatron_export_parses_with_the_upstream_flags(
         assert m.layers % x.pp == 0
     if m.dense_layers:
         assert args.moe_layer_freq == f"([0]*{m.dense_layers}+[1]*{m.moe_layers})"
-    if x.tp > 1 or x.cp > 1:
+    # ZeRO-2/3 run as Megatron-FSDP, which validate_args refuses with
+    # CUDA_DEVICE_MAX_CONNECTIONS=1 and without --ckpt-format fsdp_dtensor; TP or CP > 1
+    # otherwise needs it set to 1 (before Blackwell).
+    assert args.use_megatron_fsdp == (x.zero_stage >= 2)
+    if x.zero_stage >= 2:
+        assert args.ckpt_format == "fsdp_dtensor"
+        assert "unset CUDA_DEVICE_MAX_CONNECTIONS" in text
+        assert "export CUDA_DEVICE_MAX_CONNECTIONS" not in text
+    elif x.tp > 1 or x.cp > 1:
         assert "export CUDA_DEVICE_MAX_CONNECTIONS=1" in text
     # Dropout always (Megatron-LM's default is 0.1); --fp8-param-gather only with the
     # distributed optimizer (validate_args); CPU offloading below --num-layers, without PP or
@@ -269,16 +277,28 @@ def test_expert_overlap_is_exported() -> None:
     assert not args.overlap_moe_expert_parallel_comm
 
 
-def test_megatron_says_what_it_cannot_express() -> None:
+def test_megatron_zero_stages_as_megatron_runs_them() -> None:
+    """ZeRO-1 is the distributed optimizer; ZeRO-2 and ZeRO-3 are Megatron-FSDP with the
+    sharding strategies optim_grads and optim_grads_params, passed beside
+    --use-distributed-optimizer and --no-gradient-accumulation-fusion as Megatron-LM's FSDP
+    guide (docs/source/api-guide/custom_fsdp.md) does, with --ckpt-format fsdp_dtensor
+    (validate_args: "Megatron FSDP only supports fsdp_dtensor checkpoint format")."""
     job, est = job_and_estimate(*CASES["zero3"][:4], **CASES["zero3"][4])
     text = export(est, "megatron", job=job)
     argv = megatron_argv(text)
-    assert "--use-distributed-optimizer" in argv
-    assert "--use-megatron-fsdp" not in argv  # only named in the comment
-    assert re.search(r"^\s*# ZeRO-3: Megatron-LM has no flag for it", text, re.M)
+    i = argv.index("--data-parallel-sharding-strategy")
+    assert argv[i + 1] == "optim_grads_params"
+    assert {"--use-megatron-fsdp", "--use-distributed-optimizer",
+            "--no-gradient-accumulation-fusion"} <= set(argv)
+    assert argv[argv.index("--ckpt-format") + 1] == "fsdp_dtensor"
+    assert "unset CUDA_DEVICE_MAX_CONNECTIONS" in text.splitlines()
     job, est = job_and_estimate(*CASES["zero2-gpt3"][:4], **CASES["zero2-gpt3"][4])
-    assert re.search(r"^\s*# ZeRO-2: Megatron-LM has no flag", export(est, "megatron", job=job),
-                     re.M)
+    argv = megatron_argv(export(est, "megatron", job=job))
+    assert argv[argv.index("--data-parallel-sharding-strategy") + 1] == "optim_grads"
+    job, est = job_and_estimate(*CASES["llama405-even"][:4], **CASES["llama405-even"][4])
+    argv = megatron_argv(export(est, "megatron", job=job))
+    assert "--use-distributed-optimizer" in argv and "--use-megatron-fsdp" not in argv
+    assert "--data-parallel-sharding-strategy" not in argv and "--ckpt-format" not in argv
 
 
 def test_megatron_writes_dropout_fp8_weights_and_offload() -> None:
@@ -359,6 +379,11 @@ def _check_type(key: str, value: Any, kind: str) -> None:
 def test_torchtitan_toml_parses_with_torchtitan_names(
         case: tuple[solver.TrainingJob, solver.Estimate]) -> None:
     job, est = case
+    if job.model.name.startswith("gpt3"):
+        # torchtitan ships llama3 and deepseek_v3 train specs only: no job config could start.
+        with pytest.raises(solver.SpecError, match="torchtitan at 6404b932421f ships no model"):
+            export(est, "torchtitan", job=job)
+        return
     config = tomllib.loads(export(est, "torchtitan", job=job))
     for section, fields in config.items():
         assert isinstance(fields, dict), section
@@ -404,12 +429,36 @@ def test_torchtitan_toml_parses_with_torchtitan_names(
 
 def test_torchtitan_model_names_and_comments() -> None:
     job, est = job_and_estimate(*CASES["deepseek"][:4], **CASES["deepseek"][4])
-    config = tomllib.loads(export(est, "torchtitan", job=job))
-    assert (config["model"]["name"], config["model"]["flavor"]) == ("deepseek_v3", "671B")
-    job, est = job_and_estimate(*CASES["gpt3"][:4], **CASES["gpt3"][4])
     text = export(est, "torchtitan", job=job)
-    assert "# torchtitan ships no gpt3-175b model" in text
-    assert re.search(r"^# ZeRO-0: torchtitan has no optimizer-only sharding", text, re.M)
+    config = tomllib.loads(text)
+    assert (config["model"]["name"], config["model"]["flavor"]) == ("deepseek_v3", "671B")
+    # The 671B flavor (torchtitan/models/deepseek_v3/__init__.py) keeps DeepSeekV3ModelArgs'
+    # norm_eps default 1e-5; config.json's rms_norm_eps is 1e-6, which the TOML cannot set.
+    assert "norm_eps 1e-06 (flavor: 1e-05, field norm_eps)" in " ".join(text.split())
+    job, est = job_and_estimate(*CASES["gpt3"][:4], **CASES["gpt3"][4])
+    with pytest.raises(solver.SpecError, match="ships no model for gpt3-175b"):
+        export(est, "torchtitan", job=job)
+    job, est = job_and_estimate(*CASES["llama405-even"][:4], **CASES["llama405-even"][4])
+    text = export(est, "torchtitan", job=job)
+    assert re.search(r"^# ZeRO-1: torchtitan has no optimizer-only sharding", text, re.M)
+    # ZeRO-0 is DDP: torchtitan replicates over data_parallel_replicate_degree.
+    job, est = job_and_estimate("llama3-8b", 1e12, 512, "bf16",
+                                accelerator="h100-sxm5-80gb", tp=1, pp=1, dp=64)
+    par = tomllib.loads(export(est, "torchtitan", job=job))["parallelism"]
+    assert (par["data_parallel_replicate_degree"], par["data_parallel_shard_degree"]) == (64, 1)
+
+
+def test_torchtitan_float8_is_a_combination_torchtitan_accepts() -> None:
+    """Float8Converter refuses recipe_name beside enable_fsdp_float8_all_gather (tensorwise
+    with FP8 gathers is the converter's default, recipe_name unset), and
+    parallelize_deepseekv3 refuses float8 other than rowwise under TP."""
+    job, est = job_and_estimate(*CASES["deepseek"][:4], **CASES["deepseek"][4])  # TP4
+    float8 = tomllib.loads(export(est, "torchtitan", job=job))["float8"]
+    assert float8["recipe_name"] == "rowwise"
+    assert not float8.get("enable_fsdp_float8_all_gather", False)
+    job, est = job_and_estimate(*CASES["deepseek-ep64"][:4], **CASES["deepseek-ep64"][4])
+    float8 = tomllib.loads(export(est, "torchtitan", job=job))["float8"]
+    assert "recipe_name" not in float8 and float8["enable_fsdp_float8_all_gather"] is True
 
 
 # ---------------------------------------------------------------------------- DeepSpeed
@@ -481,8 +530,10 @@ def test_solve_export_prints_only_the_config(capsys: pytest.CaptureFixture[str])
     assert "MEGATRON_ARGS=(" in captured.out
     megatron_parser().parse_args(megatron_argv(captured.out))
     assert captured.err.count("\n") == 1 and "megatron config on stdout" in captured.err
-    assert run([*SOLVE, "--export", "torchtitan"]) == 0
-    tomllib.loads(capsys.readouterr().out)
+    # torchtitan ships no GPT-3 model: refused with one line and exit 2.
+    assert run([*SOLVE, "--export", "torchtitan"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ships no model for gpt3-175b" in err
     assert run([*SOLVE, "--export", "deepspeed"]) == 0
     json.loads(capsys.readouterr().out)
 

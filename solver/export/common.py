@@ -15,11 +15,14 @@ FORMATS = ("megatron", "torchtitan", "deepspeed")
 #: The upstream file and commit whose names each exporter uses.
 MEGATRON_LM_COMMIT = "000c4ac24f61159c138b0975def722c65245983c"
 TORCHTITAN_COMMIT = "6404b932421f5ce382e7dac5ad381b2c17b1373c"
-DEEPSPEED_COMMIT = "ac2f3a347d5c7467879ff60f3324718eef881dc6"
+#: DeepSpeed master of 2026-08-22 (after v0.19.5; the commit solver/launchers.py reads the
+#: capabilities at). The commit followed before, ac2f3a347d5c, is in no branch or tag of
+#: deepspeedai/DeepSpeed, so its config classes could not be run.
+DEEPSPEED_COMMIT = "edaa7221267243c7be7fb49c5d5f5c4fb97b4641"
 FOLLOWS = {
     "megatron": f"NVIDIA/Megatron-LM megatron/training/arguments.py @ {MEGATRON_LM_COMMIT[:12]}",
     "torchtitan": f"pytorch/torchtitan torchtitan/config/job_config.py @ {TORCHTITAN_COMMIT[:12]}",
-    "deepspeed": f"deepspeedai/DeepSpeed deepspeed/runtime/constants.py @ {DEEPSPEED_COMMIT[:12]}",
+    "deepspeed": f"deepspeedai/DeepSpeed deepspeed/runtime/config.py @ {DEEPSPEED_COMMIT[:12]}",
 }
 
 
@@ -80,6 +83,13 @@ def stage_layers(layers: int, pp: int, vp: int, embedding: int = 0, loss: int = 
     chunks[0] -= embedding
     chunks[-1] -= loss + mtp
     return chunks
+
+
+def number_text(value: float) -> str:
+    """``500000.0`` -> ``500000``, ``1e-06`` -> ``1e-06``, ``2.5`` -> ``2.5``."""
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:g}"
 
 
 def _middle(n: int, k: int) -> list[int]:

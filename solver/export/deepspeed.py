@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from solver.errors import SpecError
 from solver.estimate import Estimate
-from solver.export.common import header
+from solver.export.common import DEEPSPEED_COMMIT, header, number_text
 from solver.specs import TrainingJob
 
 
 def deepspeed(est: Estimate, job: TrainingJob) -> str:
     """A DeepSpeed JSON config; ``"_comment"`` holds what DeepSpeed's config cannot say."""
     m, x = job.model, est.layout
+    if m.is_moe and x.zero_stage == 3:
+        raise SpecError("export: DeepSpeed refuses its native MoE layers under ZeRO-3 "
+                        "(DeepSpeedEngine._validate_zero3_moe_compatibility at "
+                        f"{DEEPSPEED_COMMIT[:12]}); plan ZeRO-1 or ZeRO-2 for {m.name}")
     notes = header(est, job, "DeepSpeed", "deepspeed")
     dp = x.dp
     notes.append(f"train_batch_size = micro-batch x accumulation x data-parallel ranks = "
@@ -28,6 +33,7 @@ def deepspeed(est: Estimate, job: TrainingJob) -> str:
     if x.ep > 1:
         notes.append(f"EP{x.ep}: set by the model code (deepspeed.moe.layer.MoE(ep_size="
                      f"{x.ep}, num_experts={m.experts}, k={m.top_k}))")
+    notes.append(_model_facts(job))
     if job.precision == "fp8":
         notes.append("FP8: DeepSpeed's config has no FP8 switch; the model code must use "
                      "Transformer Engine layers. BF16 is set for everything else")
@@ -73,3 +79,33 @@ def deepspeed(est: Estimate, job: TrainingJob) -> str:
         notes.append("activation_checkpointing configures deepspeed.checkpointing; the model "
                      "code must wrap each layer with deepspeed.checkpointing.checkpoint")
     return json.dumps(config, indent=2) + "\n"
+
+
+def _model_facts(job: TrainingJob) -> str:
+    """The model's architecture facts, which DeepSpeed's config cannot hold: the model code
+    must build them."""
+    m = job.model
+    facts = [f"norm epsilon {m.norm_eps:g}"]
+    if m.position_embedding == "rope":
+        facts.insert(0, f"RoPE base {number_text(m.rope_theta)}" + (
+            "" if m.rope_scaling == "none" else
+            f", {m.rope_scaling} scaling x{m.rope_scaling_factor:g} from "
+            f"{m.rope_original_seq_len}"))
+    if m.qk_norm:
+        facts.append("query/key norms")
+    if m.is_moe:
+        router = f"router: {m.router_score} scores"
+        if m.router_norm_topk:
+            router += ", top-k weights renormalised"
+        if m.router_expert_bias:
+            router += ", expert bias (aux-loss-free balancing)"
+        if m.router_scaling != 1.0:
+            router += f", weights x{m.router_scaling:g}"
+        if m.expert_groups and m.expert_group_topk:
+            router += f", top-{m.expert_group_topk} of {m.expert_groups} expert groups"
+        if m.router_balance != "none":
+            router += f", {m.router_balance}" + (
+                f" x{m.router_aux_loss_coeff:g}" if m.router_aux_loss_coeff else "")
+        facts.append(router)
+    return ("model facts the model code must build (no DeepSpeed config key holds them): "
+            + "; ".join(facts))

@@ -36,7 +36,13 @@ MEGATRON_FLAGS = (
     "--make-vocab-size-divisible-by", "--recompute-modules", "--moe-router-num-groups",
     "--moe-router-group-topk", "--moe-enable-deepep", "--use-precision-aware-optimizer",
     "--exp-avg-dtype", "--exp-avg-sq-dtype", "--hidden-dropout", "--attention-dropout",
-    "--fp8-param-gather", "--cpu-offloading-num-layers",
+    "--fp8-param-gather", "--cpu-offloading-num-layers", "--no-gradient-accumulation-fusion",
+    "--rotary-base", "--use-rope-scaling", "--rope-scaling-factor",
+    "--rotary-seq-len-interpolation-factor", "--norm-epsilon", "--rope-type", "--no-rope-fusion",
+    "--qk-layernorm", "--moe-router-load-balancing-type", "--moe-router-score-function",
+    "--moe-router-pre-softmax", "--moe-router-topk-scaling-factor",
+    "--moe-router-enable-expert-bias", "--moe-aux-loss-coeff", "--rotary-scaling-factor",
+    "--mscale", "--mscale-all-dim",
 )
 
 
@@ -95,7 +101,10 @@ def megatron(est: Estimate, job: TrainingJob) -> str:
                            f"Launch pretrain_gpt.py with torchrun on {x.gpus:,} processes, "
                            'passing "${MEGATRON_ARGS[@]}" plus your data, tokenizer, '
                            "optimizer and checkpoint arguments."])
-    if x.tp > 1 or x.cp > 1:
+    if x.zero_stage >= 2:
+        lines.append("# Megatron-FSDP refuses CUDA_DEVICE_MAX_CONNECTIONS=1 (validate_args):")
+        lines.append("unset CUDA_DEVICE_MAX_CONNECTIONS")
+    elif x.tp > 1 or x.cp > 1:
         lines.append("# Megatron-LM requires this with TP or CP > 1 before Blackwell:")
         lines.append("export CUDA_DEVICE_MAX_CONNECTIONS=1")
     lines.append("MEGATRON_ARGS=(")
@@ -109,20 +118,29 @@ def megatron(est: Estimate, job: TrainingJob) -> str:
 
 
 def _megatron_data_parallel(est: Estimate, job: TrainingJob, arg: Any, note: Any) -> None:
-    """ZeRO (the distributed optimizer), gradient precision and the overlapped reductions."""
+    """ZeRO, gradient precision and the overlapped reductions, as Megatron-LM runs them.
+
+    ZeRO-1 is the distributed optimizer (``--use-distributed-optimizer``). ZeRO-2 and ZeRO-3 are
+    Megatron-FSDP: ``--use-megatron-fsdp`` with ``--data-parallel-sharding-strategy
+    optim_grads`` (optimizer states and gradients) or ``optim_grads_params`` (and weights),
+    beside ``--use-distributed-optimizer`` and ``--no-gradient-accumulation-fusion`` as
+    Megatron-LM's Megatron-FSDP guide (``docs/source/api-guide/custom_fsdp.md``) and its
+    functional test ``gpt3_mcore_te_tp2_zp_z3_resume_fsdp_dtensor`` pass them. ``validate_args``
+    at the followed commit requires ``--ckpt-format fsdp_dtensor`` with Megatron-FSDP and
+    ``CUDA_DEVICE_MAX_CONNECTIONS`` not 1 (the snippet unsets it).
+    """
     x = est.layout
     if x.zero_stage >= 1:
         arg("--use-distributed-optimizer")
     if x.zero_stage >= 2:
-        note(f"ZeRO-{x.zero_stage}: Megatron-LM has no flag for it; "
-             "--use-distributed-optimizer shards only the optimizer states (ZeRO-1), so "
-             "gradients" + (" and weights" if x.zero_stage == 3 else "") +
-             " stay replicated and memory per GPU is higher than planned "
-             f"({est.memory_gib_per_gpu:.1f} GiB). The nearest is Megatron-FSDP: "
-             "--use-megatron-fsdp --data-parallel-sharding-strategy "
-             + ("optim_grads_params" if x.zero_stage == 3 else "optim_grads")
-             + " --ckpt-format fsdp_dtensor (not written: it replaces the distributed "
-             "optimizer and is not exercised with every layout)")
+        note(f"ZeRO-{x.zero_stage} as Megatron-FSDP: optimizer states, gradients"
+             + (" and weights" if x.zero_stage == 3 else "") + " sharded over the "
+             f"{x.dp * x.cp} data-parallel ranks (its checkpoints are fsdp_dtensor)")
+        arg("--use-megatron-fsdp")
+        arg("--data-parallel-sharding-strategy",
+            "optim_grads_params" if x.zero_stage == 3 else "optim_grads")
+        arg("--no-gradient-accumulation-fusion")
+        arg("--ckpt-format", "fsdp_dtensor")
     if job.grad_dtype == "bf16":
         arg("--grad-reduce-in-bf16")
     if job.grad_reduce_overlap and x.dp * x.cp > 1:
@@ -262,9 +280,7 @@ def _megatron_model(m: ModelSpec, job: TrainingJob, arg: Any, note: Any, ep: int
                 arg("--moe-token-dispatcher-type", "alltoall")
             if job.ep_comm_overlap:
                 arg("--overlap-moe-expert-parallel-comm")
-        if m.expert_groups and m.expert_group_topk:
-            arg("--moe-router-num-groups", m.expert_groups)
-            arg("--moe-router-group-topk", m.expert_group_topk)
+        _megatron_router(m, arg, note)
         if m.capacity_factor > 0:
             arg("--moe-expert-capacity-factor", m.capacity_factor)
         else:
@@ -274,8 +290,13 @@ def _megatron_model(m: ModelSpec, job: TrainingJob, arg: Any, note: Any, ep: int
     arg("--max-position-embeddings", max(job.seq_len, m.seq_len))
     arg("--position-embedding-type", "rope" if m.position_embedding == "rope"
         else "learned_absolute")
+    if m.position_embedding == "rope":
+        _megatron_rope(m, arg, note)
     if m.norm == "rmsnorm":
         arg("--normalization", "RMSNorm")
+    arg("--norm-epsilon", f"{m.norm_eps:g}")
+    if m.qk_norm:
+        arg("--qk-layernorm")
     if m.gated_mlp:
         arg("--swiglu")
     if not m.linear_bias:
@@ -287,6 +308,94 @@ def _megatron_model(m: ModelSpec, job: TrainingJob, arg: Any, note: Any, ep: int
          "--make-vocab-size-divisible-by x TP")
     if m.mtp_layers:
         arg("--mtp-num-layers", m.mtp_layers)
+
+
+def _megatron_rope(m: ModelSpec, arg: Any, note: Any) -> None:
+    """The RoPE base and context extension, in Megatron-LM's names.
+
+    ``--rotary-base`` is an ``int`` argument at the followed commit. Llama 3.1's scaling is
+    ``--use-rope-scaling --rope-scaling-factor F`` (``rotary_pos_embedding.py``: original length
+    8192, frequency factors 1 and 4 built in). YaRN exists for MLA only (``--rope-type yarn``,
+    ``--rotary-scaling-factor``; ``MLATransformerConfig`` fixes the original length at 4096 and
+    beta 32/1) and MLA takes YaRN by default, so plain RoPE with MLA is ``--rope-type rope``
+    with ``--no-rope-fusion`` (``MLATransformerConfig`` refuses rope fusion without YaRN).
+    """
+    theta = m.rope_theta
+    if theta == int(theta):
+        arg("--rotary-base", int(theta))
+    else:
+        arg("--rotary-base", round(theta))
+        note(f"RoPE base {theta:g}: Megatron-LM's --rotary-base takes an integer; rounded")
+    kind, factor, original = m.rope_scaling, m.rope_scaling_factor, m.rope_original_seq_len
+    if kind == "none":
+        if m.uses_mla:
+            note("plain RoPE: MLA takes YaRN unless --rope-type rope, and its rope fusion "
+                 "only works with YaRN")
+            arg("--rope-type", "rope")
+            arg("--no-rope-fusion")
+        return
+    if kind == "llama3":
+        arg("--use-rope-scaling")
+        arg("--rope-scaling-factor", f"{factor:g}")
+        if original != 8192:
+            note(f"Llama 3.1 RoPE scaling: Megatron-LM builds in an original length of 8192, "
+                 f"the model's is {original}; the frequencies differ")
+    elif kind == "yarn" and m.uses_mla:
+        arg("--rope-type", "yarn")
+        arg("--rotary-scaling-factor", f"{factor:g}")
+        note("YaRN's attention scale: --mscale and --mscale-all-dim stay at Megatron-LM's "
+             "defaults (1.0 and 0.0); set them to config.json's rope_scaling.mscale and "
+             "mscale_all_dim (DeepSeek-V3: 1.0 and 1.0)")
+        if original != 4096:
+            note(f"YaRN: Megatron-LM's MLA fixes the original length at 4096 (no flag), the "
+                 f"model's is {original}; the frequencies differ")
+    elif kind == "linear" and factor == int(factor):
+        arg("--rotary-seq-len-interpolation-factor", int(factor))
+    else:
+        note(f"RoPE scaling {kind} (factor {factor:g}): no Megatron-LM flag for it with this "
+             "attention at the followed commit; plain RoPE is used and long-context "
+             "positions differ from the model's")
+
+
+def _megatron_router(m: ModelSpec, arg: Any, note: Any) -> None:
+    """The MoE router: score function, top-k normalisation, expert bias, scaling, groups and
+    the balancing loss.
+
+    Megatron-LM's ``topk_routing_with_score_function`` (``moe_utils.py``): softmax after top-k
+    (the default) gives weights that sum to 1, ``--moe-router-pre-softmax`` a softmax over all
+    experts before top-k (not renormalised); sigmoid scores are renormalised over the top-k
+    whenever k > 1; the scaling factor multiplies the weights in every case.
+    ``TransformerConfig`` allows the expert bias with sigmoid scores only and refuses softmax
+    after top-k with k = 1.
+    """
+    arg("--moe-router-score-function", m.router_score)
+    if m.router_score == "softmax":
+        if not m.router_norm_topk or m.top_k == 1:
+            arg("--moe-router-pre-softmax")
+            if m.router_norm_topk:
+                note("top-1 routing: Megatron-LM needs --moe-router-pre-softmax (the weight is "
+                     "the softmax probability, not 1)")
+    elif not m.router_norm_topk and m.top_k > 1:
+        note("sigmoid routing without renormalised top-k weights: Megatron-LM always "
+             "renormalises sigmoid scores over the top-k; the weights differ")
+    if m.router_expert_bias:
+        if m.router_score == "sigmoid":
+            arg("--moe-router-enable-expert-bias")
+        else:
+            note("the expert bias of aux-loss-free balancing: Megatron-LM allows it with "
+                 "sigmoid scores only; not written, so routing differs from the model's")
+    if m.router_scaling != 1.0:
+        arg("--moe-router-topk-scaling-factor", f"{m.router_scaling:g}")
+    if m.expert_groups and m.expert_group_topk:
+        arg("--moe-router-num-groups", m.expert_groups)
+        arg("--moe-router-group-topk", m.expert_group_topk)
+    arg("--moe-router-load-balancing-type", m.router_balance)
+    if m.router_balance != "none":
+        if m.router_aux_loss_coeff:
+            arg("--moe-aux-loss-coeff", f"{m.router_aux_loss_coeff:g}")
+        else:
+            note(f"{m.router_balance}: the model file gives no coefficient; Megatron-LM's "
+                 "default --moe-aux-loss-coeff 0 turns the loss off")
 
 
 def _moe_pattern(m: ModelSpec) -> str:

@@ -6,8 +6,16 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from solver.errors import SpecError
 from solver.estimate import Estimate
-from solver.export.common import comment_lines, header, stage_layers, tokens_text, train_steps
+from solver.export.common import (
+    TORCHTITAN_COMMIT,
+    comment_lines,
+    header,
+    stage_layers,
+    tokens_text,
+    train_steps,
+)
 from solver.specs import TrainingJob
 
 #: torchtitan ``[model]`` name and flavor of gpuplan's presets that torchtitan ships.
@@ -18,17 +26,44 @@ TORCHTITAN_MODELS = {
     "deepseek-v3": ("deepseek_v3", "671B"),
 }
 
+#: The model facts each of those flavors holds at the followed commit (torchtitan takes them
+#: from the flavor's Python model args, ``torchtitan/models/<name>/__init__.py`` and
+#: ``model/args.py``; the job config cannot set them): ``llama3`` flavors rope_theta 500000,
+#: ``TransformerModelArgs.norm_eps`` default 1e-5 and no RoPE scaling; ``deepseek_v3`` 671B
+#: ``DeepSeekV3ModelArgs``: rope_theta 10000, norm_eps 1e-5 (its default), score_func
+#: sigmoid, route_scale 2.5, load_balance_coeff 1e-3 (the expert-bias update of aux-loss-free
+#: balancing; no balancing loss), top-k renormalised for sigmoid only (``moe.py``), YaRN
+#: factor 40 over 4096 applied only beyond 4096 tokens, and ``n_expert_groups``/
+#: ``n_limited_groups`` that its router (``moe.py``) never reads; no multi-token prediction.
+TORCHTITAN_FLAVOR_FACTS: dict[str, dict[str, Any]] = {
+    "llama3": {"rope_theta": 500000.0, "norm_eps": 1e-5, "dropout": 0.0,
+               "rope_scaling": "none", "mtp_layers": 0},
+    "deepseek_v3": {"rope_theta": 10000.0, "norm_eps": 1e-5, "dropout": 0.0,
+                    "rope_scaling": "yarn", "router_score": "sigmoid", "router_scaling": 2.5,
+                    "router_expert_bias": True, "router_norm_topk": True,
+                    "router_balance": "none", "expert_group_topk": 0, "mtp_layers": 0},
+}
+#: The model-args field a fact is held in, for the note that asks for a registered flavor.
+_TITAN_FIELDS = {"rope_theta": "rope_theta", "norm_eps": "norm_eps", "dropout": "(none)",
+                 "rope_scaling": "rope_factor/original_seq_len", "router_score": "score_func",
+                 "router_scaling": "route_scale", "router_expert_bias": "load_balance_coeff",
+                 "router_norm_topk": "(none: sigmoid scores only)",
+                 "router_balance": "(none: no balancing loss)",
+                 "expert_group_topk": "(none: n_limited_groups is not read)",
+                 "mtp_layers": "(none: no multi-token prediction module)"}
+
 
 def torchtitan(est: Estimate, job: TrainingJob) -> str:
     """A torchtitan TOML job config (``--job.config_file``)."""
     m, x = job.model, est.layout
     notes: list[str] = []
-    name, flavor = TORCHTITAN_MODELS.get(m.name, (m.name, m.name))
     if m.name not in TORCHTITAN_MODELS:
-        notes.append(f"torchtitan ships no {m.name} model: register a train spec named "
-                     f"{name!r} with a flavor {flavor!r} of this shape (layers {m.layers}, "
-                     f"hidden {m.hidden}, heads {m.heads}, ffn {m.ffn_hidden}, vocab "
-                     f"{m.vocab})")
+        raise SpecError(f"export: torchtitan at {TORCHTITAN_COMMIT[:12]} ships no model for "
+                        f"{m.name} (its train specs: llama3 8B/70B/405B, deepseek_v3 671B); "
+                        "a job config naming it would not start")
+    name, flavor = TORCHTITAN_MODELS[m.name]
+    _titan_refusals(est, job)
+    notes += _titan_model_notes(job, name, flavor)
     model: dict[str, Any] = {"name": name, "flavor": flavor}
     if job.precision == "fp8":
         model["converters"] = ["float8"]
@@ -71,10 +106,7 @@ def torchtitan(est: Estimate, job: TrainingJob) -> str:
         ("activation_checkpoint", ac),
     ]
     if job.precision == "fp8":
-        sections.append(("float8", {"recipe_name": "tensorwise",
-                                    "enable_fsdp_float8_all_gather": True,
-                                    "precompute_float8_dynamic_scale_for_fsdp": True,
-                                    "filter_fqns": ["output"]}))
+        sections.append(("float8", _titan_float8(est, name, notes)))
     if not job.flash_attention:
         notes.append("the plan assumes attention that stores the score matrix")
     notes += _titan_memory_notes(job)
@@ -101,13 +133,18 @@ def _titan_parallelism(est: Estimate, job: TrainingJob, notes: list[str]) -> dic
     (what differs from the plan goes into ``notes``)."""
     m, x = job.model, est.layout
     parallel: dict[str, Any] = {}
-    parallel["data_parallel_replicate_degree"] = 1
-    parallel["data_parallel_shard_degree"] = x.dp
-    if x.zero_stage == 3:
+    if x.zero_stage == 0:
+        # DDP: torchtitan replicates over data_parallel_replicate_degree without FSDP.
+        parallel["data_parallel_replicate_degree"] = x.dp
+        parallel["data_parallel_shard_degree"] = 1
+    else:
+        parallel["data_parallel_replicate_degree"] = 1
+        parallel["data_parallel_shard_degree"] = x.dp
+    if x.zero_stage in (0, 3):
         parallel["fsdp_reshard_after_forward"] = "default"
     else:
         parallel["fsdp_reshard_after_forward"] = "never"
-        if x.dp * x.cp > 1:
+        if x.dp * x.cp > 1 and x.zero_stage == 1:
             notes.append(
                 f"ZeRO-{x.zero_stage}: torchtitan has no optimizer-only sharding; FSDP2 "
                 "shards weights, gradients and optimizer states (ZeRO-3). With "
@@ -137,10 +174,65 @@ def _titan_parallelism(est: Estimate, job: TrainingJob, notes: list[str]) -> dic
     parallel["expert_parallel_degree"] = x.ep
     if x.ep > 1:
         notes.append("expert parallelism is experimental in torchtitan at this version "
-                     "(dp2ep: cp <= ep <= dp x cp)")
-        if not x.cp <= x.ep <= x.dp * x.cp:
-            notes.append(f"EP{x.ep} with CP{x.cp}: outside torchtitan's dp2ep range")
+                     "(dp2ep: the experts shard over EP of the DP x CP ranks)")
     return parallel
+
+
+def _titan_refusals(est: Estimate, job: TrainingJob) -> None:
+    """Plans torchtitan refuses at start-up: ``ParallelDims._validate`` (EP divides
+    ``dp_shard x cp`` and is a multiple of CP)."""
+    x = est.layout
+    if x.ep > 1 and (x.ep % x.cp or (x.dp * x.cp) % x.ep):
+        raise SpecError(f"export: torchtitan's ParallelDims needs EP to be a multiple of CP and "
+                        f"to divide DP x CP; got EP{x.ep} with DP{x.dp} CP{x.cp}")
+
+
+def _titan_float8(est: Estimate, name: str, notes: list[str]) -> dict[str, Any]:
+    """The ``[float8]`` section torchtitan accepts for the plan.
+
+    ``Float8Converter`` (``components/quantization/float8.py``) refuses a ``recipe_name``
+    together with ``enable_fsdp_float8_all_gather``: tensorwise scaling with FP8 weight
+    gathers is the converter's default when ``recipe_name`` is unset. ``deepseek_v3``'s
+    ``parallelize_deepseekv3`` refuses float8 other than rowwise under TP ("float8 tensorwise
+    TP is not tested"), so a DeepSeek-V3 plan with TP > 1 gets ``recipe_name = "rowwise"``
+    and gathers its weights in BF16.
+    """
+    x = est.layout
+    if name == "deepseek_v3" and x.tp > 1:
+        notes.append("FP8 with TP: torchtitan's deepseek_v3 runs float8 under TP with the "
+                     "rowwise recipe only, which gathers weights in BF16 (no FP8 all-gather)")
+        return {"recipe_name": "rowwise", "filter_fqns": ["output"]}
+    gather = x.dp > 1
+    return {"enable_fsdp_float8_all_gather": gather,
+            "precompute_float8_dynamic_scale_for_fsdp": gather,
+            "filter_fqns": ["output"]}
+
+
+def _titan_model_notes(job: TrainingJob, name: str, flavor: str) -> list[str]:
+    """Where the flavor's model args differ from the model's facts (torchtitan reads them
+    from the registered flavor, never from the job config)."""
+    m = job.model
+    facts = {"rope_theta": m.rope_theta, "norm_eps": m.norm_eps, "dropout": job.dropout,
+             "rope_scaling": m.rope_scaling, "mtp_layers": m.mtp_layers}
+    if m.is_moe:
+        facts.update(router_score=m.router_score, router_scaling=m.router_scaling,
+                     router_expert_bias=m.router_expert_bias,
+                     router_norm_topk=m.router_norm_topk, router_balance=m.router_balance,
+                     expert_group_topk=m.expert_group_topk)
+    held = TORCHTITAN_FLAVOR_FACTS[name]
+    differ = [f"{key} {_fact_text(facts[key])} (flavor: {_fact_text(held[key])}, field "
+              f"{_TITAN_FIELDS[key]})" for key in facts
+              if key in held and key != "dropout" and facts[key] != held[key]]
+    if not differ:
+        return []
+    return [f"torchtitan's {name} {flavor} flavor at {TORCHTITAN_COMMIT[:12]} differs from "
+            f"the model in: {'; '.join(differ)}. The job config cannot set these: register a "
+            "flavor with the model's values where a field exists; the rest is how torchtitan "
+            "trains this model"]
+
+
+def _fact_text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _titan_memory_notes(job: TrainingJob) -> list[str]:
@@ -151,8 +243,8 @@ def _titan_memory_notes(job: TrainingJob) -> list[str]:
                      "dropout; they train without, and hold less activation memory than "
                      "planned")
     if job.fp8_params:
-        notes.append("FP8 weights: torchtitan has no FP8-only weights; "
-                     "float8.enable_fsdp_float8_all_gather (written) gathers them in float8, "
+        notes.append("FP8 weights: torchtitan has no FP8-only weights; with tensorwise "
+                     "float8, float8.enable_fsdp_float8_all_gather gathers them in float8, "
                      "the nearest, but each layer's weights stay in "
                      "training.mixed_precision_param, so memory per GPU is higher than planned")
     if job.activation_offload:
