@@ -607,3 +607,93 @@ def test_megatron_export_of_deepseek_v3_as_trained() -> None:
     stages = parse_layout_string(args.pipeline_model_parallel_layout)
     assert stages[0] == ["E", "t", "t", "t"] and stages[-1] == ["t", "t", "m", "L"]
     assert all(stage == ["t"] * 4 for stage in stages[1:-1]) and len(stages) == 16
+
+
+# ------------------------------------------------------- the model's facts, as published
+
+def _megatron_args(model: str, precision: str = "bf16", **layout: Any) -> argparse.Namespace:
+    job = solver.TrainingJob(model=solver.model(model), tokens=1e12, global_batch=1024,
+                             precision=precision)
+    est = solver.evaluate(job, solver.Layout(**layout))
+    return megatron_parser().parse_args(megatron_argv(export(est, "megatron", job=job)))
+
+
+def test_megatron_llama3_70b_has_its_published_rope_base_norm_and_no_dropout() -> None:
+    # config.json of meta-llama/Meta-Llama-3-70B: rope_theta 500000.0, rms_norm_eps 1e-05,
+    # attention_dropout 0.0, rope_scaling null. Megatron-LM's defaults: 10000, 1e-5, 0.1.
+    args = _megatron_args("llama3-70b", accelerator="h100-sxm5-80gb", tp=8, pp=4, dp=32,
+                          zero_stage=1)
+    assert args.rotary_base == 500000
+    assert args.norm_epsilon == 1e-5
+    assert args.hidden_dropout == args.attention_dropout == 0.0
+    assert not args.use_rope_scaling and args.rope_type is None and not args.qk_layernorm
+
+
+def test_megatron_llama31_405b_has_llama3_rope_scaling() -> None:
+    # config.json of meta-llama/Llama-3.1-405B: rope_scaling {rope_type llama3, factor 8.0,
+    # original_max_position_embeddings 8192} (Megatron-LM builds the 8192 in).
+    args = _megatron_args("llama3.1-405b", accelerator="h100-sxm5-80gb", tp=8, pp=14, dp=8,
+                          zero_stage=1)
+    assert args.use_rope_scaling and args.rope_scaling_factor == 8.0
+    assert args.rotary_base == 500000
+
+
+def test_megatron_mixtral_has_its_published_rope_base_and_router() -> None:
+    # config.json of mistralai/Mixtral-8x7B-v0.1: rope_theta 1000000.0, rms_norm_eps 1e-05,
+    # router_aux_loss_coef 0.02; softmax over the top-2 logits (arXiv:2401.04088 eq. 1), which
+    # is Megatron-LM's softmax after top-k, i.e. no --moe-router-pre-softmax.
+    args = _megatron_args("mixtral-8x7b", accelerator="h100-sxm5-80gb", tp=2, pp=4, dp=32,
+                          ep=8, zero_stage=1)
+    assert args.rotary_base == 1000000
+    assert args.norm_epsilon == 1e-5
+    assert args.moe_router_score_function == "softmax"
+    assert not args.moe_router_pre_softmax and not args.moe_router_enable_expert_bias
+    assert args.moe_router_load_balancing_type == ["aux_loss"]
+    assert args.moe_aux_loss_coeff == 0.02
+    assert args.moe_router_topk_scaling_factor is None
+    assert args.hidden_dropout == 0.0
+
+
+def test_megatron_deepseek_v3_has_its_published_router_norms_and_yarn() -> None:
+    # config.json of deepseek-ai/DeepSeek-V3: rope_theta 10000, rms_norm_eps 1e-06,
+    # scoring_func sigmoid, topk_method noaux_tc, routed_scaling_factor 2.5, n_group 8,
+    # topk_group 4, rope_scaling yarn factor 40, num_nextn_predict_layers 1, q_a_layernorm and
+    # kv_a_layernorm (--qk-layernorm); arXiv:2412.19437 sec. 4.2: sequence-wise balance loss
+    # with alpha 0.0001.
+    args = _megatron_args("deepseek-v3", "fp8", accelerator="h800", tp=1, pp=16, dp=128,
+                          ep=64, zero_stage=1, pipeline_split="both")
+    assert args.rotary_base == 10000
+    assert args.norm_epsilon == 1e-6
+    assert args.qk_layernorm
+    assert args.moe_router_score_function == "sigmoid"
+    assert args.moe_router_enable_expert_bias
+    assert args.moe_router_topk_scaling_factor == 2.5
+    assert (args.moe_router_num_groups, args.moe_router_group_topk) == (8, 4)
+    assert args.moe_router_load_balancing_type == ["seq_aux_loss"]
+    assert args.moe_aux_loss_coeff == 0.0001
+    assert args.rope_type == "yarn" and args.rotary_scaling_factor == 40.0
+    assert args.mtp_num_layers == 1
+    assert args.hidden_dropout == args.attention_dropout == 0.0
+
+
+def test_megatron_zero3_of_deepseek_v3_is_megatron_fsdp() -> None:
+    args = _megatron_args("deepseek-v3", "fp8", accelerator="h800", tp=1, pp=16, dp=128,
+                          ep=64, zero_stage=3, pipeline_split="both")
+    assert args.use_megatron_fsdp
+    assert args.data_parallel_sharding_strategy == "optim_grads_params"
+    assert args.ckpt_format == "fsdp_dtensor"
+
+
+def test_deepspeed_refuses_moe_at_zero3_and_keeps_zero2() -> None:
+    # deepspeed/runtime/engine.py _validate_zero3_moe_compatibility: "Native DeepSpeed MoE is
+    # not supported with ZeRO Stage 3".
+    job = solver.TrainingJob(model=solver.model("mixtral-8x7b"), tokens=1e12, global_batch=512)
+    layout = dict(accelerator="h100-sxm5-80gb", tp=2, pp=1, dp=64, ep=8)
+    est = solver.evaluate(job, solver.Layout(**layout, zero_stage=3))
+    with pytest.raises(solver.SpecError, match="MoE layers under ZeRO-3"):
+        export(est, "deepspeed", job=job)
+    est = solver.evaluate(job, solver.Layout(**layout, zero_stage=2))
+    config = json.loads(export(est, "deepspeed", job=job))
+    assert config["zero_optimization"]["stage"] == 2
+    comments = " ".join(config["_comment"])
+    assert "RoPE base 1000000" in comments and "softmax scores" in comments

@@ -45,7 +45,7 @@ TORCHTITAN_FLAVOR_FACTS: dict[str, dict[str, Any]] = {
 }
 #: The model-args field a fact is held in, for the note that asks for a registered flavor.
 _TITAN_FIELDS = {"rope_theta": "rope_theta", "norm_eps": "norm_eps", "dropout": "(none)",
-                 "rope_scaling": "rope_factor/original_seq_len", "router_score": "score_func",
+                 "rope_scaling": "(the flavor's RoPE code)", "router_score": "score_func",
                  "router_scaling": "route_scale", "router_expert_bias": "load_balance_coeff",
                  "router_norm_topk": "(none: sigmoid scores only)",
                  "router_balance": "(none: no balancing loss)",
