@@ -8,7 +8,8 @@ A scenario holds what ``gpuplan solve`` takes as options, in sections (``docs/sc
               grad_reduce_overlap, zero3_impl, grad_dtype, ep_comm_overlap, moe_dispatcher,
               fp8_dispatch, moe_imbalance, moments_dtype, dropout, fp8_params,
               activation_offload
-    [limits]  accelerators, gpus, max_gpus, deadline_days, budget_usd, tokens_per_step, risk
+    [limits]  accelerators, gpus, max_gpus, deadline_days, budget_usd, tokens_per_step, risk,
+              launcher
     [fixed]   tp, pp, dp, cp, ep, vp, micro_batch, zero_stage, recompute, schedule,
               pipeline_split
     [solve]   objective, time_limit, top, workers, seed, cost_model, [solve.cost_params]
@@ -31,6 +32,7 @@ from typing import Any
 
 from solver import catalog
 from solver.errors import SpecError
+from solver.launchers import LAUNCHERS, check_fixed
 from solver.layout_options import (
     PIPELINE_SPLITS,
     SCHEDULES,
@@ -77,7 +79,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
             "ep_comm_overlap", "moe_dispatcher", "fp8_dispatch", "moe_imbalance",
             "moments_dtype", "dropout", "fp8_params", "activation_offload"),
     "limits": ("accelerators", "gpus", "max_gpus", "deadline_days", "budget_usd",
-               "tokens_per_step", "risk"),
+               "tokens_per_step", "risk", "launcher"),
     "fixed": LAYOUT_FIELDS,
     "solve": ("objective", "time_limit", "top", "workers", "seed", "cost_model",
               "cost_params"),
@@ -132,6 +134,8 @@ def check_value(key: str, value: Any, label: str) -> Any:
         return as_float(label, value)
     if key == "risk":
         return as_choice(label, value, RISKS)
+    if key == "launcher":
+        return as_choice(label, value, LAUNCHERS)
     if key == "tokens_per_step":
         if not isinstance(value, (list, tuple)) or len(value) != 2:
             raise fail(label, "a pair [low, high] of tokens per optimizer step", value)
@@ -365,11 +369,17 @@ def build(given: Values, names: Mapping[str, str] | None = None) -> Scenario:
                         max_gpus=max_gpus, deadline_days=values.get("deadline_days"),
                         budget_usd=values.get("budget_usd"), fixed=fixed,
                         risk=values.get("risk", "expected"),
+                        launcher=values.get("launcher"),
                         **({"tokens_per_step": values["tokens_per_step"]}
                            if "tokens_per_step" in values else {}))
     except SpecError as err:
         raise _relabel(err, origins) from None
     check_question(job, limits, label)
+    if limits.launcher is not None:  # what the launcher cannot run, before any search
+        try:
+            check_fixed(limits.launcher, job, limits.fixed)
+        except SpecError as err:
+            raise _relabel(err, origins) from None
     cost_params = dict(values.get("cost_params", {}))
     if get("cost_model") is not None or cost_params:
         from solver import costs

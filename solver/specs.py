@@ -627,7 +627,9 @@ class Limits:
     Llama 3 405B 4M-16M, DeepSeek-V3 about 15M tokens per step). ``risk``: ``"expected"``
     judges a deadline against the predicted training days; ``"high"`` against the high end of
     their error band (``solver.uncertainty``), so the deadline holds on the pessimistic side of
-    what the published runs say about predictions like this one.
+    what the published runs say about predictions like this one. ``launcher``: ``megatron``,
+    ``torchtitan`` or ``deepspeed``: only layouts that launcher can start are searched
+    (``solver.launchers``, docs/launchers.md); None: every layout the step model knows.
     """
 
     accelerators: tuple[str, ...] = ()
@@ -638,9 +640,14 @@ class Limits:
     fixed: Mapping[str, Any] = field(default_factory=dict)
     tokens_per_step: tuple[float, float] = (1_000_000.0, 16_000_000.0)
     risk: str = "expected"
+    launcher: str | None = None
 
     def __post_init__(self) -> None:
         as_choice("risk", self.risk, RISKS)
+        if self.launcher is not None:
+            from solver.launchers import LAUNCHERS  # numpy: not for the CLI's --help
+
+            as_choice("launcher", self.launcher, LAUNCHERS)
         accels = self.accelerators
         if isinstance(accels, str):
             accels = (accels,)

@@ -70,6 +70,9 @@ def pareto(
     deadline_days: Annotated[float | None, typer.Option(
         "--deadline-days", help="Slowest plan to consider (the front's slow end).")] = None,
     budget_usd: Annotated[float | None, typer.Option("--budget-usd")] = None,
+    launcher: Annotated[str | None, typer.Option(
+        "--launcher", help="megatron|torchtitan|deepspeed: every point is a layout that "
+        "launcher can start (default: any).", show_default=False)] = None,
     axes: Annotated[str, typer.Option("--axes", help="time,cost | time,gpus | time,energy")
                     ] = "time,cost",
     points: Annotated[int, typer.Option("--points", help="At most this many points (one or "
@@ -110,6 +113,7 @@ def pareto(
 ) -> None:
     """The Pareto front of training time against cost or GPU count; each point proven."""
     from solver.export import tokens_text
+    from solver.launchers import check_fixed
     from solver.pareto import SECOND_AXES, check_plot_path, require_matplotlib
     from solver.pareto import pareto as run_pareto
     from solver.scenario import check_question, check_value
@@ -142,8 +146,11 @@ def pareto(
         "pipeline_split": pipeline_split}.items() if v is not None}
     try:
         limits = Limits(accelerators=tuple(gpu or ()), max_gpus=max_gpus,
-                        deadline_days=deadline_days, budget_usd=budget_usd, fixed=fixed)
+                        deadline_days=deadline_days, budget_usd=budget_usd, fixed=fixed,
+                        launcher=launcher)
         check_question(job, limits)
+        if launcher is not None:  # what the launcher cannot run, before any search
+            check_fixed(launcher, job, fixed)
         front = run_pareto(job, limits, axes=axis_pair, points=points,
                                  time_limit_s=time_limit, workers=workers, seed=seed,
                                  cost_model=cost_model,

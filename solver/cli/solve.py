@@ -65,7 +65,7 @@ OPTIONS = {
     "activation_offload": "--activation-offload",
     "accelerators": "--gpu", "gpus": "--gpus",
     "max_gpus": "--max-gpus", "deadline_days": "--deadline-days", "budget_usd": "--budget-usd",
-    "risk": "--risk",
+    "risk": "--risk", "launcher": "--launcher",
     "tp": "--tp", "pp": "--pp", "dp": "--dp", "cp": "--cp", "ep": "--ep", "vp": "--vp",
     "micro_batch": "--micro-batch", "zero_stage": "--zero", "recompute": "--recompute",
     "schedule": "--schedule", "pipeline_split": "--pipeline-split",
@@ -100,6 +100,9 @@ def solve(
         "--risk", help="expected|high: judge the deadline at the predicted training days or "
         "at the high end of their error band (default: expected).",
         show_default=False)] = None,
+    launcher: Annotated[str | None, typer.Option(
+        "--launcher", help="megatron|torchtitan|deepspeed: search only the layouts that "
+        "launcher can start (default: --export's, else any).", show_default=False)] = None,
     budget_usd: Annotated[float | None, typer.Option("--budget-usd")] = None,
     objective: Annotated[str | None, typer.Option(
         "--objective", help="time|cost|gpus|energy (default: time).", show_default=False)
@@ -187,12 +190,14 @@ def solve(
         "activation_offload": activation_offload,
         "accelerators": gpu or None, "gpus": gpus, "max_gpus": max_gpus,
         "deadline_days": deadline_days, "budget_usd": budget_usd, "risk": risk,
+        "launcher": launcher,
         "tp": tp, "pp": pp, "dp": dp,
         "cp": cp, "ep": ep, "vp": vp, "micro_batch": micro_batch, "zero_stage": zero,
         "recompute": recompute, "schedule": schedule, "pipeline_split": pipeline_split,
         "objective": objective, "time_limit": time_limit, "top": top,
         "workers": workers, "seed": seed, "cost_model": cost_model}
-    question = merged_question(scenario, options, parse_cost_params(cost_param))
+    question = export_launcher(merged_question(scenario, options, parse_cost_params(cost_param)),
+                               export)
     with stdout_to(output):
         progress = Progress()
         try:
@@ -235,6 +240,26 @@ def merged_question(scenario: Path | None, options: dict[str, Any],
         given.set("cost_params", check_value("cost_params", merged, OPTIONS["cost_params"]),
                   OPTIONS["cost_params"])
     return build(given, OPTIONS)
+
+
+def export_launcher(question: Scenario, export: str | None) -> Scenario:
+    """``--export X`` searches only what X can start: the question's launcher, X when it has
+    none; another launcher is an error (exit 2)."""
+    if export is None or question.limits.launcher == export:
+        return question
+    if question.limits.launcher is not None:
+        raise SpecError(f"--export: expected {question.limits.launcher} (the --launcher the "
+                        f"plan is searched for), got {export!r}")
+    import dataclasses
+
+    from solver.launchers import check_fixed
+
+    limits = dataclasses.replace(question.limits, launcher=export)
+    try:
+        check_fixed(export, question.job, limits.fixed)
+    except SpecError as err:
+        raise as_option_error(err) from None
+    return dataclasses.replace(question, limits=limits)
 
 
 def show(plan: Plan) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from solver.launchers import dp_limit
 from solver.search.bounds import SLACK, Floors, take_shapes, tighten
 from solver.search.row_values import rows_for
 from solver.search.space import Shapes, dp_values, on_accelerators, search_masks, shape_block
@@ -83,13 +84,14 @@ def build_rows(job: TrainingJob, accelerators: Sequence[Accelerator], limits: Li
     an ``objective``, first evaluates ``CHUNK_ROWS`` rows or finds a feasible one).
     """
     fixed = {} if relaxed else limits.fixed
-    masks = tuple(search_masks(job, fixed))
+    masks = tuple(search_masks(job, fixed, launcher=limits.launcher))
     q = Question(job, job_shape(job), limits, hw, calibration, relaxed, masks)
     cap = None if relaxed else (limits.gpus or limits.max_gpus)
     exact = None if relaxed else limits.gpus
     # Shapes carry the fastest mask (none, or the fixed one): the floors' time bound.
     block = shape_block(job, accelerators, limits.fixed, honour_fixed=not relaxed,
-                        max_replica=cap, replica_divides=exact, masks=(min(masks),))
+                        max_replica=cap, replica_divides=exact, masks=(min(masks),),
+                        launcher=limits.launcher)
     if len(block) * len(accelerators) == 0:
         return _empty_rows(job, hw, q.js, calibration)
     floors, probed = None, True
@@ -215,7 +217,12 @@ def _dp_max(q: Question, shapes: Shapes) -> np.ndarray:
     gb = q.job.global_batch
     batch_cap = (gb if gb else int(limits.tokens_per_step[1] // q.job.seq_len)) // shapes.mb
     replica = shapes.tp * shapes.pp * shapes.cp
-    return np.minimum(cap // replica, batch_cap)
+    dp_max = np.minimum(cap // replica, batch_cap)
+    if limits.launcher is not None:  # a launcher may run a shape at small dp only
+        dp_max = np.minimum(dp_max, dp_limit(limits.launcher, q.job, tp=shapes.tp,
+                                             pp=shapes.pp, cp=shapes.cp, ep=shapes.ep,
+                                             zero=shapes.zero))
+    return dp_max
 
 
 def candidates(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndarray

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from solver.launchers import allowed_masks, shape_ok
 from solver.layout_options import (
     FULL_BIT,
     MODULE_BIT,
@@ -132,15 +133,18 @@ def _scores(js: JobShape, mask: int, *, moe: bool) -> float:
     return sum(p.bytes_per_token for p in parts if p.name == "scores")
 
 
-def search_masks(job: TrainingJob, fixed: Mapping[str, Any], *, complete: bool = False
-                 ) -> list[int]:
+def search_masks(job: TrainingJob, fixed: Mapping[str, Any], *, complete: bool = False,
+                 launcher: str | None = None) -> list[int]:
     """The recomputation masks a question ranges over: the fixed one; with ``complete`` every
     canonical mask (one of each set with identical effects, ``distinct_masks``); else those
-    ``recompute_masks`` keeps."""
+    ``recompute_masks`` keeps. With a ``launcher``, only the masks it runs
+    (``launchers.mask_refusal``; the dominance is judged among those)."""
     if "recompute" in fixed:
-        return [recompute_code(fixed["recompute"])]
+        return allowed_masks(launcher, job, [recompute_code(fixed["recompute"])])
     js = job_shape(job)
-    return distinct_masks(js) if complete else recompute_masks(js)
+    if complete:
+        return allowed_masks(launcher, job, distinct_masks(js))
+    return recompute_masks(js, allowed_masks(launcher, job, all_recompute_masks()))
 
 
 def distinct_masks(js: JobShape) -> list[int]:
@@ -153,10 +157,11 @@ def distinct_masks(js: JobShape) -> list[int]:
     return sorted(seen.values())
 
 
-def recompute_masks(js: JobShape) -> list[int]:
-    """Recomputation masks worth searching: every canonical mask, less those another mask
-    dominates part by part (``_effects``) and those identical to a smaller mask."""
-    masks = all_recompute_masks()
+def recompute_masks(js: JobShape, masks: Sequence[int] | None = None) -> list[int]:
+    """Recomputation masks worth searching: every canonical mask (or those of ``masks``), less
+    those another of them dominates part by part (``_effects``) and those identical to a
+    smaller mask."""
+    masks = all_recompute_masks() if masks is None else list(masks)
     effects = {mask: _effects(js, mask) for mask in masks}
     kept = []
     for mask in masks:
@@ -178,11 +183,11 @@ def recompute_masks(js: JobShape) -> list[int]:
 def enumerate_shapes(job: TrainingJob, accelerators: Sequence[Accelerator],
                      fixed: Mapping[str, Any], *, honour_fixed: bool = True,
                      complete: bool = False, max_replica: int | None = None,
-                     replica_divides: int | None = None, masks: Sequence[int] = (0,)
-                     ) -> Shapes:
+                     replica_divides: int | None = None, masks: Sequence[int] = (0,),
+                     launcher: str | None = None) -> Shapes:
     """Every shape satisfying the model's divisibility rules, its ``recompute`` column taking
     each of ``masks`` (the search passes one placeholder and chooses per row; the oracle
-    passes every mask).
+    passes every mask); with a ``launcher``, only those it runs (``shape_block``).
 
     With ``honour_fixed`` False the fixed fields are ignored (to explain conflicts); with
     ``complete`` the dominated values are kept too (the brute-force oracle checks the claim).
@@ -191,7 +196,7 @@ def enumerate_shapes(job: TrainingJob, accelerators: Sequence[Accelerator],
     """
     block = shape_block(job, accelerators, fixed, honour_fixed=honour_fixed,
                         complete=complete, max_replica=max_replica,
-                        replica_divides=replica_divides, masks=masks)
+                        replica_divides=replica_divides, masks=masks, launcher=launcher)
     return on_accelerators(block, len(accelerators))
 
 
@@ -212,13 +217,18 @@ def placed(block: Shapes, accel: np.ndarray, base: np.ndarray) -> Shapes:
 def shape_block(job: TrainingJob, accelerators: Sequence[Accelerator],
                 fixed: Mapping[str, Any], *, honour_fixed: bool = True,
                 complete: bool = False, max_replica: int | None = None,
-                replica_divides: int | None = None, masks: Sequence[int] = (0,)) -> Shapes:
+                replica_divides: int | None = None, masks: Sequence[int] = (0,),
+                launcher: str | None = None) -> Shapes:
     """The shapes ``enumerate_shapes`` gives each accelerator (the same for every one: the
     tp values range up to the largest scale-up domain among ``accelerators``), with
-    ``accel`` 0 and ``base`` their index."""
+    ``accel`` 0 and ``base`` their index. With a ``launcher``, the shapes it cannot run are
+    left out (``launchers.shape_refusals``), with ``honour_fixed`` False too: relaxing a
+    question frees its fixed fields, never the launcher."""
     m = job.model
     use = fixed if honour_fixed else {}
-    zero_default = (0, 1, 2, 3) if complete or job.grad_reduce_overlap else (1, 2, 3)
+    # ZeRO-0 is dominated by ZeRO-1 only where ZeRO-1 may be run: a launcher may refuse it.
+    keep_zero0 = complete or job.grad_reduce_overlap or launcher is not None
+    zero_default = (0, 1, 2, 3) if keep_zero0 else (1, 2, 3)
     widths = [m.heads, m.ffn_hidden] + ([m.moe_ffn_hidden] if m.is_moe else [])
     tp_cap = max((min(64, max(8, a.scaleup_domain)) for a in accelerators), default=8)
     tps = [t for t in _choices(use, "tp", divisors(int(np.gcd.reduce(widths)))
@@ -234,6 +244,11 @@ def shape_block(job: TrainingJob, accelerators: Sequence[Accelerator],
     zeros = _choices(use, "zero_stage", zero_default)
     block = _block(_pipelines(job, use), tps, cps, eps, mbs, zeros, list(masks),
                    max_replica=max_replica, replica_divides=replica_divides, gb=gb)
+    if launcher is not None:
+        t, p, v, c, e, _, z, _, sched, split = block
+        ok = shape_ok(launcher, job, tp=t, pp=p, vp=v, cp=c, ep=e, zero=z, schedule=sched,
+                      split=split)
+        block = [col[ok] for col in block]
     size = block[0].size
     return Shapes(*[np.zeros(size, np.int64), *block, np.arange(size, dtype=np.int64)])
 
