@@ -209,8 +209,8 @@ def _common_facts(c: _Config, fields: dict[str, Any]) -> tuple[dict[str, Any], s
     original = facts.get("rope_original_seq_len", 0)
     if original:
         facts["seq_len"] = min(original, longest)
-        why = (f"the pre-extension length (rope_scaling.original_max_position_embeddings; the "
-               f"config's longest context is {longest})")
+        why = (f"the pre-extension length (the RoPE scaling's "
+               f"original_max_position_embeddings; the config's longest context is {longest})")
     elif longest > HF_PRETRAIN_SEQ_LEN:
         facts["seq_len"] = HF_PRETRAIN_SEQ_LEN
         why = (f"the config's longest context {longest} capped at gpuplan's pre-training "
