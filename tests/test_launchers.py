@@ -8,6 +8,7 @@ independent enumeration of the layouts the launcher accepts (``why_not`` on ever
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -140,6 +141,33 @@ def test_fixed_fields_the_launcher_cannot_run_are_refused_before_searching() -> 
 # ------------------------------------------------------------------- the search, checked
 
 
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+@pytest.mark.parametrize("job", [DENSE, MOE], ids=["dense", "moe"])
+def test_the_searched_shapes_are_those_why_not_accepts(launcher: str, job: TrainingJob
+                                                       ) -> None:
+    # Every shape of 64 H100 at micro-batch 1 (each at its smallest dp, no recomputation):
+    # the search keeps exactly those why_not accepts, but for torchtitan's DDP, whose dp is
+    # capped instead.
+    acc = catalog.accelerator("h100")
+    one = {"micro_batch": 1}
+    every = enumerate_shapes(job, [acc], one, complete=True, max_replica=64)
+    kept = enumerate_shapes(job, [acc], one, complete=True, max_replica=64, launcher=launcher)
+    columns = ("tp", "pp", "vp", "cp", "ep", "mb", "zero", "schedule", "split")
+    kept_set = set(zip(*(getattr(kept, c).tolist() for c in columns), strict=True))
+    accepted = set()
+    for row in zip(*(getattr(every, c).tolist() for c in columns), strict=True):
+        tp, pp, vp, cp, ep, mb, zero, schedule, split = row
+        layout = Layout(accelerator=acc.name, tp=tp, pp=pp, dp=ep // math.gcd(ep, cp), cp=cp,
+                        ep=ep, vp=vp, micro_batch=mb, zero_stage=zero,
+                        schedule=SCHEDULES[schedule], pipeline_split=PIPELINE_SPLITS[split])
+        reason = why_not(launcher, job, layout)
+        if reason is None or "ZeRO-0 is DDP, which refuses tp" in reason:
+            accepted.add(row)
+    assert kept_set == accepted
+    assert len(accepted) < len(every.tp)  # every launcher refuses something here
+
+
+
 def runnable_optimum(job: TrainingJob, limits: Limits, launcher: str | None
                      ) -> tuple[float, Layout | None]:
     """The fastest layout on exactly ``limits.gpus`` H100 that fits and that ``launcher``
@@ -163,19 +191,17 @@ def runnable_optimum(job: TrainingJob, limits: Limits, launcher: str | None
     r = evaluate_arrays(job, x, HardwareTable.build([acc], job.precision))
     ok = (r.fits_memory & r.placeable & schedule_rules(x, nmb) & (gb % (dp * x.mb) == 0)
           & ((dp * x.cp) % x.ep == 0))
-    best, best_layout = np.inf, None
-    for i in np.flatnonzero(ok):
+    candidates = np.flatnonzero(ok)
+    for i in candidates[np.argsort(r.training_s[candidates], kind="stable")]:
         layout = Layout(accelerator=acc.name, tp=int(x.tp[i]), pp=int(x.pp[i]),
                         dp=int(x.dp[i]), cp=int(x.cp[i]), ep=int(x.ep[i]), vp=int(x.vp[i]),
                         micro_batch=int(x.mb[i]), zero_stage=int(x.zero[i]),
                         recompute=recompute_name(int(x.recompute[i])),
                         schedule=SCHEDULES[int(x.schedule[i])],
                         pipeline_split=PIPELINE_SPLITS[int(x.split[i])])
-        if launcher is not None and why_not(launcher, job, layout) is not None:
-            continue
-        if float(r.training_s[i]) < best:
-            best, best_layout = float(r.training_s[i]), layout
-    return best, best_layout
+        if launcher is None or why_not(launcher, job, layout) is None:
+            return float(r.training_s[i]), layout  # the fastest runnable one
+    return np.inf, None
 
 
 @pytest.mark.parametrize("launcher", LAUNCHERS)
@@ -193,6 +219,20 @@ def test_solve_returns_the_best_runnable_layout(launcher: str) -> None:
     unrestricted = solve(DENSE, limits, time_limit_s=60)
     assert unrestricted.estimate is not None
     assert unrestricted.estimate.training_days * 86400 == pytest.approx(free_best, rel=1e-9)
+
+
+@pytest.mark.parametrize("launcher", ["deepspeed", "torchtitan"])
+def test_solve_moe_returns_the_best_runnable_layout(launcher: str) -> None:
+    # Mixtral on 32 H100 at pp 2: the unrestricted optimum interleaves and recomputes modules.
+    limits = Limits(accelerators=("h100",), gpus=32, fixed={"micro_batch": 1, "pp": 2})
+    free_best, free_layout = runnable_optimum(MOE, limits, None)
+    best, _ = runnable_optimum(MOE, limits, launcher)
+    plan = solve(MOE, dataclasses.replace(limits, launcher=launcher), time_limit_s=60)
+    assert plan.status == "optimal" and plan.estimate is not None
+    assert why_not(launcher, MOE, plan.estimate.layout) is None
+    assert plan.estimate.training_days * 86400 == pytest.approx(best, rel=1e-9)
+    assert free_layout is not None and why_not(launcher, MOE, free_layout) is not None
+    assert best > free_best
 
 
 def test_torchtitan_zero0_beside_tp_only_at_dp1() -> None:
