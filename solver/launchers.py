@@ -105,7 +105,9 @@ CAPABILITIES: dict[str, Capability] = {
         moments_dtypes=("fp32", "bf16"),
         rules=("fp8_params needs ZeRO >= 1 (--fp8-param-gather needs the distributed "
                "optimizer or Megatron-FSDP)",
-               "activation_offload needs pp 1 and no recomputation"),
+               "activation_offload needs pp 1 and no recomputation",
+               "ep_comm_overlap (MoE, ep > 1) needs vp > 1 with pp > 1 and at most one MTP "
+               "layer; with it no full recomputation (any ep: the masks are chosen per job)"),
         sources={
             # ZeRO-1: --use-distributed-optimizer; ZeRO-2/3: --use-megatron-fsdp with
             # --data-parallel-sharding-strategy optim_grads / optim_grads_params.
@@ -116,6 +118,7 @@ CAPABILITIES: dict[str, Capability] = {
             "activation_offload": "megatron/core/transformer/transformer_config.py:918-926",
             "moe_dispatchers": "megatron/training/arguments.py:3205",
             "recompute": "megatron/training/arguments.py:2091",
+            "ep_comm_overlap": "megatron/core/transformer/transformer_config.py:1465-1504",
         }),
     "torchtitan": Capability(
         launcher="torchtitan", follows=_TT,
@@ -257,6 +260,13 @@ def shape_refusals(launcher: str, job: TrainingJob, *, tp: Any, pp: Any, vp: Any
              f"({cap.sources['fp8_params']})", (zero == 0) & np.bool_(job.fp8_params))
         rule("pp", "megatron's activation offload refuses pp > 1 "
              f"({cap.sources['activation_offload']})", (pp > 1) & np.bool_(job.activation_offload))
+        if m.is_moe and job.ep_comm_overlap:
+            rule("vp", "megatron's --overlap-moe-expert-parallel-comm (ep_comm_overlap) needs "
+                 f"interleaving (vp > 1) with pp > 1 ({cap.sources['ep_comm_overlap']})",
+                 (ep > 1) & (pp > 1) & (vp == 1))
+            rule("ep_comm_overlap", "megatron's --overlap-moe-expert-parallel-comm takes at "
+                 f"most one MTP layer ({cap.sources['ep_comm_overlap']})",
+                 (ep > 1) & np.bool_(m.mtp_layers > 1))
     elif launcher == "torchtitan":
         rule("zero_stage", "torchtitan's ZeRO-0 is DDP, and with cp > 1 it always shards "
              f"(FSDP) ({cap.sources['ddp']})", (zero == 0) & (cp > 1))
@@ -313,6 +323,9 @@ def mask_refusal(launcher: str, job: TrainingJob, mask: int) -> str | None:
     if launcher == "megatron" and job.activation_offload and mask != 0:
         return ("recompute: megatron's activation offload refuses recomputation "
                 f"({cap.sources['activation_offload']})")
+    if launcher == "megatron" and job.model.is_moe and job.ep_comm_overlap and kind == "full":
+        return ("recompute: megatron's --overlap-moe-expert-parallel-comm (ep_comm_overlap) "
+                f"refuses full recomputation ({cap.sources['ep_comm_overlap']})")
     return None
 
 

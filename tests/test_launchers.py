@@ -120,6 +120,13 @@ def test_megatron() -> None:
     fp8w = dataclasses.replace(DENSE, precision="fp8", fp8_params=True)
     assert why_not("megatron", fp8w, lay(zero_stage=0)).startswith("zero_stage:")
     assert why_not("megatron", fp8w, lay(zero_stage=1)) is None
+    # transformer_config.py:1465-1504: the expert all-to-all overlap needs interleaving with
+    # pp > 1 and refuses full recomputation.
+    ov = dataclasses.replace(MOE, ep_comm_overlap=True)
+    assert why_not("megatron", ov, lay(pp=2, ep=2)).startswith("vp:")
+    assert why_not("megatron", ov, lay(pp=2, vp=2, ep=2)) is None
+    assert why_not("megatron", ov, lay(ep=2, recompute="full")).startswith("recompute:")
+    assert why_not("megatron", MOE, lay(pp=2, ep=2, recompute="full")) is None
 
 
 def test_fixed_fields_the_launcher_cannot_run_are_refused_before_searching() -> None:
