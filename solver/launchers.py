@@ -159,7 +159,7 @@ CAPABILITIES: dict[str, Capability] = {
         recompute=("none", "full"), precisions=("bf16", "fp8"), fp8_params=False,
         activation_offload=False, moe_dispatchers=("alltoall",), fp8_dispatch=False,
         ep_comm_overlap=False, zero3_impl="deepspeed", grad_dtypes=("fp32", "bf16"),
-        moments_dtypes=("fp32", "bf16"),
+        moments_dtypes=("fp32",),
         rules=("ZeRO-2 and ZeRO-3 only without pipeline parallelism (pp 1)",
                "an MoE model only at ZeRO 0-2 (native DeepSpeed MoE refuses ZeRO-3)"),
         sources={
@@ -173,6 +173,9 @@ CAPABILITIES: dict[str, Capability] = {
             "fp8_params": "deepspeed/runtime/zero/, bf16_optimizer.py (no FP8 weights)",
             "activation_offload": "deepspeed/runtime/activation_checkpointing",
             "moe_dispatchers": "deepspeed/moe/sharded_moe.py (all-to-all)",
+            # bf16_optimizer_states requires bf16_master_weights_and_grads: BF16 moments
+            # only beside BF16 master weights, not the FP32 ones the plan keeps.
+            "moments_dtypes": "deepspeed/runtime/config.py:1041-1049",
         }),
 }
 
@@ -208,7 +211,8 @@ def job_refusal(launcher: str, job: TrainingJob) -> str | None:
                 f"{job.grad_dtype!r} ({cap.sources['grad_dtypes']})")
     if job.moments_dtype not in cap.moments_dtypes:
         return (f"moments_dtype: {name} keeps Adam's moments in "
-                f"{'|'.join(cap.moments_dtypes)}, got {job.moments_dtype!r}")
+                f"{'|'.join(cap.moments_dtypes)} beside FP32 master weights, got "
+                f"{job.moments_dtype!r} ({cap.sources['moments_dtypes']})")
     return None
 
 

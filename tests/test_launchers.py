@@ -78,6 +78,10 @@ def test_deepspeed() -> None:
     assert why_not("deepspeed", DENSE, lay(recompute="selective")).startswith("recompute:")
     assert why_not("deepspeed", DENSE, lay(pp=2, pipeline_split="both")).startswith(
         "pipeline_split:")
+    # config.py:1041-1049: BF16 moments only with BF16 master weights.
+    bf16m = dataclasses.replace(DENSE, moments_dtype="bf16")
+    assert why_not("deepspeed", bf16m, lay(zero_stage=1)).startswith("moments_dtype:")
+    assert why_not("megatron", bf16m, lay(zero_stage=1)) is None
 
 
 def test_torchtitan() -> None:
