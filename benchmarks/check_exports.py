@@ -1,0 +1,470 @@
+"""Run each launcher's own argument and config validation on gpuplan's exports.
+
+For the presets llama3-70b, mixtral-8x7b and deepseek-v3, fixed plans (a ZeRO-1 and a ZeRO-3
+plan each, the MoE ones with expert parallelism, and DeepSeek-V3 at ZeRO-2 with TP2, which
+torchtitan runs in rowwise float8) are exported with
+``solver.export`` for Megatron-LM, torchtitan and DeepSpeed, and each export is handed to the
+launcher's own code from a source checkout, in a subprocess with that checkout first on
+``PYTHONPATH``:
+
+- Megatron-LM: the bash snippet is sourced by bash (its ``MEGATRON_ARGS`` array and its
+  ``CUDA_DEVICE_MAX_CONNECTIONS`` line), then ``megatron.training.arguments.parse_args`` and
+  ``validate_args`` run on it with ``RANK=0``, ``WORLD_SIZE=<the plan's GPUs>``, and
+  ``core_transformer_config_from_args`` builds the ``TransformerConfig`` (or
+  ``MLATransformerConfig``), whose ``__post_init__`` checks the MoE router, MLA and RoPE
+  settings.
+- torchtitan: ``ConfigManager.parse_args(["--job.config_file", FILE])``, ``ParallelDims`` with
+  the plan's world size, the train spec and flavor, ``model_args.update_from_config``, the
+  model built on the meta device, the batch checks of ``Trainer.__init__`` (restated: the
+  trainer itself needs process groups), ``build_model_converters(...).convert(model)`` (float8,
+  needs torchao), ``pipeline_llama`` up to the pipeline split (with PP) and the model's
+  ``parallelize_fn`` up to its first use of the device mesh.
+- DeepSpeed: ``DeepSpeedConfig(config, mpu=...)`` (config classes, pydantic models, batch
+  assertion), with an ``mpu`` reporting the plan's data-parallel size as Megatron-DeepSpeed's
+  does; for an MoE plan, ``DeepSpeedEngine._validate_zero3_moe_compatibility`` on a stand-in
+  engine holding a native ``deepspeed.moe.layer.MoE``, to show that DeepSpeed refuses the
+  ZeRO-3 plans the exporter refuses.
+
+What is stood in for on a machine without GPUs (nothing else is patched):
+
+- Megatron-LM: ``torch.cuda.get_device_capability`` returns (9, 0) (``validate_args`` asks
+  it for ``--moe-grouped-gemm``) and ``arguments.get_device_arch_version`` returns 9 (Hopper:
+  the CUDA_DEVICE_MAX_CONNECTIONS rule); ``megatron.core.utils.get_te_version`` returns
+  2.8.0 and ``rope_utils.fused_apply_rotary_pos_emb`` is a placeholder where Transformer
+  Engine is not installed (``TransformerConfig`` compares TE versions for FP8 MoE and needs
+  TE's fused RoPE for the default ``apply_rope_fusion``).
+- torchtitan: ``has_cuda_capability`` returns True in the model args and the float8 converter
+  (H100/H800 are SM90); the device mesh is an object whose first indexing stops the
+  parallelize function (every check before it has run); ``pipeline_module_split`` stops the
+  pipeline function and hands back its stage module names, which must all exist in the model.
+- DeepSpeed: ``deepspeed.comm.get_rank`` returns 0 (no process group); the MoE layer of the
+  stand-in engine is made without its ``__init__`` (which needs expert process groups).
+
+The launchers' requirements must be importable by the Python that runs this script (torch,
+numpy, pydantic, packaging, pyyaml, six, regex, tyro, tomli, torchao, hjson, psutil,
+py-cpuinfo, msgpack, einops) along with gpuplan. See benchmarks/README.md for a set-up.
+
+    python benchmarks/check_exports.py --megatron DIR --torchtitan DIR --deepspeed DIR
+
+Prints a table (preset, launcher, plan, validation, parsed facts vs the model's); exits 1 if
+any validation fails or any parsed fact differs from the model's, 0 otherwise. A plan that
+the exporter refuses is listed as refused (with DeepSpeed, together with DeepSpeed's own
+verdict on it) and is not a failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+#: Fixed plans: preset -> (tokens, global batch, precision, [(label, layout fields)]).
+PLANS: dict[str, tuple[float, int, str, list[tuple[str, dict[str, Any]]]]] = {
+    "llama3-70b": (15e12, 1024, "bf16", [
+        ("z1", dict(accelerator="h100-sxm5-80gb", tp=8, pp=4, dp=32, zero_stage=1)),
+        ("z3", dict(accelerator="h100-sxm5-80gb", tp=8, pp=1, dp=64, zero_stage=3)),
+    ]),
+    "mixtral-8x7b": (1e12, 512, "bf16", [
+        ("z1", dict(accelerator="h100-sxm5-80gb", tp=2, pp=4, dp=32, ep=8, zero_stage=1)),
+        ("z3", dict(accelerator="h100-sxm5-80gb", tp=2, pp=1, dp=64, ep=8, zero_stage=3)),
+    ]),
+    "deepseek-v3": (14.8e12, 4096, "fp8", [
+        ("z1", dict(accelerator="h800", tp=1, pp=16, dp=128, ep=64, zero_stage=1,
+                    pipeline_split="both")),
+        ("z3", dict(accelerator="h800", tp=1, pp=16, dp=128, ep=64, zero_stage=3,
+                    pipeline_split="both")),
+        ("z2-tp2", dict(accelerator="h800", tp=2, pp=16, dp=64, ep=64, zero_stage=2,
+                        pipeline_split="both")),
+    ]),
+}
+LAUNCHERS = ("megatron", "torchtitan", "deepspeed")
+
+
+# ------------------------------------------------------------------ children (in the checkout)
+
+
+class _Stop(Exception):
+    """Raised by a stand-in where the launcher's code would need GPUs or process groups."""
+
+
+def _megatron_child(path: str, world: int) -> dict[str, Any]:
+    words = subprocess.run(
+        ["bash", "-c", 'source "$1"; printf "%s\\0" "${MEGATRON_ARGS[@]}"; printf "\\1\\0"; '
+         'printf "%s" "${CUDA_DEVICE_MAX_CONNECTIONS-<unset>}"', "bash", path],
+        check=True, capture_output=True, text=True).stdout.split("\0")
+    cut = words.index("\1")
+    argv, connections = words[:cut], words[cut + 1]
+    os.environ.update(RANK="0", WORLD_SIZE=str(world), LOCAL_RANK="0")
+    os.environ.pop("CUDA_DEVICE_MAX_CONNECTIONS", None)
+    if connections != "<unset>":
+        os.environ["CUDA_DEVICE_MAX_CONNECTIONS"] = connections
+    import torch
+    torch.cuda.get_device_capability = lambda *a, **k: (9, 0)  # type: ignore[assignment]
+    import megatron.core.utils as core_utils
+    from packaging.version import Version
+    try:
+        te_missing = core_utils.get_te_version() is None
+    except Exception:
+        te_missing = True
+    if te_missing:
+        core_utils.get_te_version = lambda: Version("2.8.0")  # type: ignore[assignment]
+        import megatron.core.models.common.embeddings.rope_utils as rope_utils
+        if rope_utils.fused_apply_rotary_pos_emb is None:
+            rope_utils.fused_apply_rotary_pos_emb = lambda *a, **k: None
+    import megatron.training.arguments as margs
+    margs.get_device_arch_version = lambda: 9  # type: ignore[assignment]
+    sys.argv = ["pretrain_gpt.py", *argv]
+    args = margs.parse_args()
+    margs.validate_args(args)
+    config = margs.core_transformer_config_from_args(args)
+    keys = ("rotary_base", "norm_epsilon", "hidden_dropout", "attention_dropout",
+            "qk_layernorm", "moe_router_score_function", "moe_router_enable_expert_bias",
+            "moe_router_topk_scaling_factor", "moe_router_num_groups", "moe_router_group_topk",
+            "moe_router_load_balancing_type", "moe_aux_loss_coeff", "moe_router_pre_softmax",
+            "use_distributed_optimizer", "use_megatron_fsdp", "data_parallel_sharding_strategy",
+            "tensor_model_parallel_size", "pipeline_model_parallel_size", "data_parallel_size",
+            "expert_model_parallel_size", "mtp_num_layers", "num_experts")
+    out = {k: getattr(args, k, None) for k in keys}
+    out["rope_type"] = getattr(config, "rope_type", "rope")
+    out["rotary_scaling_factor"] = getattr(config, "rotary_scaling_factor", None)
+    out["config_class"] = type(config).__name__
+    return out
+
+
+def _titan_child(path: str, world: int) -> dict[str, Any]:
+    import torch
+    import torchtitan.components.quantization.float8 as tfloat8
+    import torchtitan.models  # noqa: F401  (registers the train specs)
+    import torchtitan.models.deepseek_v3.model.args as dsargs
+    import torchtitan.models.llama3.infra.pipeline as tpipe
+    import torchtitan.protocols.train_spec as specs
+    from torchtitan.config import ConfigManager
+    from torchtitan.distributed import ParallelDims
+    from torchtitan.protocols.model_converter import build_model_converters
+    for module in (tfloat8, dsargs):
+        module.has_cuda_capability = lambda major, minor: (major, minor) <= (9, 0)
+    job = ConfigManager().parse_args(["--job.config_file", path])
+    p = job.parallelism
+    dims = ParallelDims(dp_shard=p.data_parallel_shard_degree,
+                        dp_replicate=p.data_parallel_replicate_degree,
+                        cp=p.context_parallel_degree, tp=p.tensor_parallel_degree,
+                        pp=p.pipeline_parallel_degree, ep=p.expert_parallel_degree,
+                        world_size=world)
+    spec = specs.get_train_spec(job.model.name)
+    model_args = spec.model_args[job.model.flavor]
+    model_args.update_from_config(job)
+    with torch.device("meta"):
+        model = spec.model_cls(model_args)
+    # Trainer.__init__'s batch checks (torchtitan/train.py), restated.
+    dp = dims.dp_replicate * dims.dp_shard
+    gb, lb = job.training.global_batch_size, job.training.local_batch_size
+    assert gb > 0 and gb % (lb * dp) == 0, f"global batch {gb} % (local {lb} * dp {dp}) != 0"
+    converters = build_model_converters(job, dims)
+    converters.convert(model)
+
+    class Mesh:
+        def __getitem__(self, key: Any) -> Any:
+            raise _Stop(f"device mesh {key}")
+
+    dims._world_mesh = Mesh()
+    reached = []
+    if dims.pp_enabled:
+        names: list[list[str]] = []
+
+        def split(model: Any, pp_mesh: Any, schedule: str, device: Any,
+                  module_names_per_stage: list[list[str]]) -> Any:
+            names.extend(module_names_per_stage)
+            raise _Stop("pipeline_module_split")
+
+        class PPMesh:
+            def __getitem__(self, key: Any) -> Any:
+                if key == "pp":
+                    return None
+                raise _Stop(f"device mesh {key}")
+
+        dims._world_mesh = PPMesh()
+        tpipe.pipeline_module_split = split
+        try:
+            spec.pipelining_fn(model, dims, job, torch.device("meta"), model_args,
+                               spec.parallelize_fn, None)
+        except _Stop as stop:
+            reached.append(str(stop))
+        have = {n for n, _ in model.named_children()} | {
+            f"layers.{n}" for n, _ in model.layers.named_children()}
+        missing = sorted({n for stage in names for n in stage} - have)
+        assert names and not missing, f"pipeline stages name modules not in the model: {missing}"
+        dims._world_mesh = Mesh()
+    try:
+        spec.parallelize_fn(model, dims, job)
+    except _Stop as stop:
+        reached.append(str(stop))
+    fields = ("rope_theta", "norm_eps", "score_func", "route_scale", "load_balance_coeff",
+              "n_expert_groups", "n_limited_groups", "rope_factor", "original_seq_len")
+    out = {k: getattr(model_args, k, None) for k in fields}
+    out.update(dp_shard=dims.dp_shard, dp_replicate=dims.dp_replicate, tp=dims.tp, pp=dims.pp,
+               ep=dims.ep, reshard=p.fsdp_reshard_after_forward,
+               float8=("rowwise" if job.float8.recipe_name else
+                       "tensorwise" + (" +fp8 gather" if
+                                       job.float8.enable_fsdp_float8_all_gather else ""))
+               if "float8" in job.model.converters else "none",
+               stopped_at=reached)
+    return out
+
+
+def _deepspeed_child(path: str, world: int, dp: int, moe: bool) -> dict[str, Any]:
+    import deepspeed.comm as dscomm
+    dscomm.get_rank = lambda *a, **k: 0
+    from deepspeed.runtime.config import DeepSpeedConfig
+    config = json.loads(Path(path).read_text())
+
+    class MPU:
+        def get_data_parallel_world_size(self) -> int:
+            return dp
+
+        def get_model_parallel_world_size(self) -> int:
+            return world // dp
+
+    ds = DeepSpeedConfig(config, mpu=MPU())
+    out = {"zero_stage": int(ds.zero_optimization_stage), "train_batch_size": ds.train_batch_size,
+           "micro": ds.train_micro_batch_size_per_gpu,
+           "accumulation": ds.gradient_accumulation_steps, "bf16": ds.bfloat16_config.enabled,
+           "world_size": ds.world_size}
+    if moe:
+        out["zero3_moe"] = _deepspeed_zero3_moe_verdict()
+    return out
+
+
+def _deepspeed_zero3_moe_verdict() -> str:
+    """DeepSpeed's own ZeRO-3 check on a stand-in engine whose model holds a native MoE."""
+    import torch
+    from deepspeed.moe.layer import MoE
+    from deepspeed.runtime.engine import DeepSpeedEngine
+    layer = MoE.__new__(MoE)
+    torch.nn.Module.__init__(layer)
+
+    class Engine:
+        has_moe_layers = True
+        module = torch.nn.Sequential(layer)
+
+    try:
+        DeepSpeedEngine._validate_zero3_moe_compatibility(Engine())  # type: ignore[arg-type]
+    except AssertionError as refusal:
+        return f"refused: {refusal}"
+    return "accepted"
+
+
+def child_main(argv: list[str]) -> None:
+    kind, path, world, dp, moe = argv[0], argv[1], int(argv[2]), int(argv[3]), argv[4] == "1"
+    try:
+        if kind == "megatron":
+            out = _megatron_child(path, world)
+        elif kind == "torchtitan":
+            out = _titan_child(path, world)
+        else:
+            out = _deepspeed_child(path, world, dp, moe)
+        result = {"ok": True, "parsed": out}
+    except BaseException as error:  # noqa: BLE001 - any launcher refusal is the answer
+        lines = str(error).strip().splitlines() or [""]
+        result = {"ok": False, "error": f"{type(error).__name__}: {lines[0][:160]}"}
+    print("@@RESULT " + json.dumps(result, default=str), flush=True)
+
+
+# ---------------------------------------------------------------------------------- parent
+
+
+def _expected(launcher: str, job: Any, layout: Any) -> dict[str, Any]:
+    """The model's facts and the plan's ZeRO stage, as each launcher's parsed values hold
+    them (None: not comparable there)."""
+    m = job.model
+    moe = m.is_moe
+    if launcher == "megatron":
+        exp: dict[str, Any] = {
+            "rotary base": (m.rope_theta, "rotary_base"),
+            "norm eps": (m.norm_eps, "norm_epsilon"),
+            "dropout": (job.dropout, "hidden_dropout"),
+            "attn dropout": (job.dropout, "attention_dropout"),
+            "qk norm": (m.qk_norm, "qk_layernorm"),
+            "rope": ({"none": "rope", "yarn": "yarn"}.get(m.rope_scaling, m.rope_scaling)
+                     if m.uses_mla else "rope", "rope_type"),
+            "ZeRO": ({0: (False, False, "no_shard"), 1: (True, False, "no_shard"),
+                      2: (True, True, "optim_grads"), 3: (True, True, "optim_grads_params")}
+                     [layout.zero_stage], ("use_distributed_optimizer", "use_megatron_fsdp",
+                                           "data_parallel_sharding_strategy")),
+            "layout": ((layout.tp, layout.pp, layout.dp * layout.cp,
+                        layout.ep if moe else 1),
+                       ("tensor_model_parallel_size", "pipeline_model_parallel_size",
+                        "data_parallel_size", "expert_model_parallel_size")),
+        }
+        if m.uses_mla and m.rope_scaling == "yarn":
+            exp["yarn factor"] = (m.rope_scaling_factor, "rotary_scaling_factor")
+        if moe:
+            exp.update({
+                "router": (m.router_score, "moe_router_score_function"),
+                "expert bias": (m.router_expert_bias, "moe_router_enable_expert_bias"),
+                "router scale": (None if m.router_scaling == 1.0 else m.router_scaling,
+                                 "moe_router_topk_scaling_factor"),
+                "groups": ((m.expert_groups or None, m.expert_group_topk or None)
+                           if m.expert_group_topk else (None, None),
+                           ("moe_router_num_groups", "moe_router_group_topk")),
+                "balance": ((m.router_balance, m.router_aux_loss_coeff),
+                            ("moe_router_load_balancing_type", "moe_aux_loss_coeff")),
+                "MTP": (m.mtp_layers or None, "mtp_num_layers"),
+            })
+        return exp
+    if launcher == "torchtitan":
+        exp = {
+            "rotary base": (m.rope_theta, "rope_theta"),
+            "norm eps": (m.norm_eps, "norm_eps"),
+            "ZeRO": ({0: (1, "default"), 1: (layout.dp, "never"), 2: (layout.dp, "never"),
+                      3: (layout.dp, "default")}[layout.zero_stage], ("dp_shard", "reshard")),
+            "layout": ((layout.tp, layout.pp, layout.ep if moe else 1), ("tp", "pp", "ep")),
+        }
+        if moe:
+            exp.update({
+                "router": (m.router_score, "score_func"),
+                "router scale": (m.router_scaling, "route_scale"),
+                "expert bias": (m.router_expert_bias, "load_balance_coeff"),
+                # Held by the model args, never read by its router (moe.py).
+                "groups (unread)": ((m.expert_groups, m.expert_group_topk),
+                                    ("n_expert_groups", "n_limited_groups")),
+            })
+        return exp
+    return {"ZeRO": (layout.zero_stage, "zero_stage"),
+            "micro batch/bf16": ((layout.micro_batch, True), ("micro", "bf16"))}
+
+
+def _same(want: Any, got: Any) -> bool:
+    if isinstance(want, bool) or want is None or isinstance(want, str):
+        if isinstance(want, bool) and not isinstance(got, bool):
+            return want == (got is not None and got != 0)
+        return bool(want == got)
+    if isinstance(want, (int, float)) and isinstance(got, (int, float)):
+        return abs(want - got) <= 1e-9 * max(1.0, abs(want))
+    return bool(want == got)
+
+
+def compare(launcher: str, job: Any, layout: Any, parsed: dict[str, Any]) -> list[str]:
+    """``name=value ok|MISMATCH(model value)`` for each fact the launcher's parsed values hold."""
+    out = []
+    for name, (want, key) in _expected(launcher, job, layout).items():
+        keys = key if isinstance(key, tuple) else (key,)
+        wants = want if isinstance(key, tuple) else (want,)
+        gots = tuple(parsed.get(k) for k in keys)
+        if launcher == "torchtitan" and name == "expert bias":
+            gots = (parsed.get("load_balance_coeff") is not None,)
+        good = all(_same(w, g) for w, g in zip(wants, gots, strict=True))
+        shown = "/".join(_text(g) for g in gots)
+        out.append(f"{name}={shown} " + ("ok" if good else
+                                          f"MISMATCH(model {'/'.join(_text(w) for w in wants)})"))
+    return out
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def main() -> int:
+    if sys.argv[1:2] == ["--child"]:
+        child_main(sys.argv[2:])
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name in LAUNCHERS:
+        parser.add_argument(f"--{name}", metavar="DIR", help=f"{name} source checkout")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds per check")
+    options = parser.parse_args()
+    import solver
+    from solver.errors import SpecError
+    from solver.export import FOLLOWS, export
+
+    checkouts = {n: getattr(options, n) for n in LAUNCHERS if getattr(options, n)}
+    if not checkouts:
+        parser.error("give at least one of --megatron, --torchtitan, --deepspeed")
+    for name, checkout in checkouts.items():
+        print(f"{name}: {checkout} (exports follow {FOLLOWS[name]})")
+    failures = 0
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for preset, (tokens, gb, precision, plans) in PLANS.items():
+            job = solver.TrainingJob(model=solver.model(preset), tokens=tokens,
+                                     global_batch=gb, precision=precision)
+            for label, fields in plans:
+                est = solver.evaluate(job, solver.Layout(**fields))
+                x = est.layout
+                plan = (f"TP{x.tp} PP{x.pp} DP{x.dp} EP{x.ep} Z{x.zero_stage}")
+                for launcher, checkout in checkouts.items():
+                    try:
+                        text = export(est, launcher, job=job)
+                    except SpecError as refusal:
+                        verdict = f"refused by the exporter: {refusal}"
+                        if launcher == "deepspeed" and job.model.is_moe and x.zero_stage == 3:
+                            result = _run_child(checkout, "deepspeed", "/dev/null", x,
+                                                job.model.is_moe, options.timeout, probe=True)
+                            verdict += f" | DeepSpeed: {result}"
+                        rows.append((preset, launcher, plan, "refused", verdict))
+                        continue
+                    suffix = {"megatron": ".sh", "torchtitan": ".toml", "deepspeed": ".json"}
+                    path = Path(tmp) / f"{preset}-{label}-{launcher}{suffix[launcher]}"
+                    path.write_text(text)
+                    result = _run_child(checkout, launcher, str(path), x, job.model.is_moe,
+                                        options.timeout)
+                    if not isinstance(result, dict) or not result.get("ok"):
+                        failures += 1
+                        error = result.get("error") if isinstance(result, dict) else result
+                        rows.append((preset, launcher, plan, "FAILED", str(error)))
+                        continue
+                    facts = compare(launcher, job, x, result["parsed"])
+                    bad = [f for f in facts if "MISMATCH" in f]
+                    failures += bool(bad)
+                    extra = result["parsed"].get("float8") if launcher == "torchtitan" else None
+                    if extra and extra != "none":
+                        facts.append(f"float8={extra}")
+                    if launcher == "megatron":
+                        facts.append(f"config={result['parsed']['config_class']}")
+                    rows.append((preset, launcher, plan, "ok" if not bad else "ok, facts differ",
+                                 "; ".join(facts)))
+    print()
+    print(f"{'preset':<13} {'launcher':<10} {'plan':<24} {'validation':<16} parsed vs model")
+    print("-" * 100)
+    for preset, launcher, plan, status, detail in rows:
+        print(f"{preset:<13} {launcher:<10} {plan:<24} {status:<16} {detail}")
+    print()
+    print(f"{failures} failing check(s)" if failures else "all checks passed")
+    return 1 if failures else 0
+
+
+def _run_child(checkout: str, launcher: str, path: str, layout: Any, moe: bool, timeout: int,
+               probe: bool = False) -> Any:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [checkout, env.get("PYTHONPATH")]))
+    if probe:
+        argv = [sys.executable, "-c",
+                "import importlib.util, sys; spec = importlib.util.spec_from_file_location("
+                "'check_exports', sys.argv[1]); m = importlib.util.module_from_spec(spec); "
+                "spec.loader.exec_module(m); print('@@PROBE ' + "
+                "m._deepspeed_zero3_moe_verdict())", __file__]
+    else:
+        argv = [sys.executable, __file__, "--child", launcher, path, str(layout.gpus),
+                str(layout.dp), "1" if moe else "0"]
+    try:
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
+                              cwd=tempfile.gettempdir())
+    except subprocess.TimeoutExpired:
+        return f"timed out after {timeout} s"
+    for line in done.stdout.splitlines():
+        if line.startswith("@@PROBE "):
+            return line.removeprefix("@@PROBE ")
+        if line.startswith("@@RESULT "):
+            return json.loads(line.removeprefix("@@RESULT "))
+    tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"ok": False, "error": f"exit {done.returncode}: {tail[:160]}"}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
