@@ -37,7 +37,7 @@ from solver.layout_options import (
 )
 
 if TYPE_CHECKING:  # specs imports this module (Limits.launcher)
-    from solver.specs import Layout, TrainingJob
+    from solver.specs import Accelerator, Layout, TrainingJob
 
 LAUNCHERS = ("megatron", "torchtitan", "deepspeed")
 
@@ -59,6 +59,8 @@ NO_DP_LIMIT = np.iinfo(np.int64).max
 class Capability:
     """What one launcher at one version can start (docs/launchers.md).
 
+    ``vendors``: the accelerator vendors (``Accelerator.vendor``) it runs on; FP8 needs an
+    accelerator with an FP8 peak on every launcher (Transformer Engine, torchao float8).
     ``zero_stages``, ``schedules``, ``pipeline_splits``, ``precisions``, ``moe_dispatchers``,
     ``grad_dtypes`` and ``moments_dtypes`` are the values it runs; ``interleaving``: vp > 1;
     ``context_parallel``: cp > 1 (Megatron-style ring attention, what the step model times);
@@ -71,6 +73,7 @@ class Capability:
 
     launcher: str
     follows: str
+    vendors: tuple[str, ...]
     zero_stages: tuple[int, ...]
     schedules: tuple[str, ...]
     interleaving: bool
@@ -96,7 +99,7 @@ _DS = f"deepspeedai/DeepSpeed @ {DEEPSPEED_COMMIT[:12]}"
 
 CAPABILITIES: dict[str, Capability] = {
     "megatron": Capability(
-        launcher="megatron", follows=_MEG,
+        launcher="megatron", follows=_MEG, vendors=("NVIDIA",),
         zero_stages=(0, 1, 2, 3), schedules=("1f1b",), interleaving=True,
         context_parallel=True, pipeline_splits=PIPELINE_SPLITS,
         recompute=RECOMPUTE_KINDS, precisions=("bf16", "fp8"), fp8_params=True,
@@ -111,6 +114,8 @@ CAPABILITIES: dict[str, Capability] = {
         sources={
             # ZeRO-1: --use-distributed-optimizer; ZeRO-2/3: --use-megatron-fsdp with
             # --data-parallel-sharding-strategy optim_grads / optim_grads_params.
+            # CUDA and Transformer Engine; AMD GPUs run the ROCm/Megatron-LM fork instead.
+            "vendors": "README.md:185",
             "zero_stages": "megatron/training/arguments.py:2714,2730-2735",
             # get_forward_backward_func: 1F1B with or without interleaving, nothing else.
             "schedules": "megatron/core/pipeline_parallel/schedules.py:124-132",
@@ -121,7 +126,7 @@ CAPABILITIES: dict[str, Capability] = {
             "ep_comm_overlap": "megatron/core/transformer/transformer_config.py:1465-1504",
         }),
     "torchtitan": Capability(
-        launcher="torchtitan", follows=_TT,
+        launcher="torchtitan", follows=_TT, vendors=("NVIDIA", "AMD"),
         zero_stages=(0, 2, 3), schedules=("1f1b",), interleaving=True,
         context_parallel=True, pipeline_splits=PIPELINE_SPLITS,
         recompute=("none", "full"), precisions=("bf16", "fp8"), fp8_params=False,
@@ -136,6 +141,8 @@ CAPABILITIES: dict[str, Capability] = {
         sources={
             # FSDP2 (ZeRO-3; fsdp_reshard_after_forward "never", job_config.py:262, keeps
             # the weights gathered from forward to backward: ZeRO-2) or DDP (ZeRO-0).
+            "vendors": "README.md:108 (CUDA or ROCm PyTorch)",
+            "fp8": "torchtitan/components/quantization/float8.py:33-40 (SM89 or later)",
             "zero_stages": "torchtitan/models/llama3/infra/parallelize.py:99-135",
             "ddp": "torchtitan/models/llama3/infra/parallelize.py:126-128, "
                    "torchtitan/distributed/parallel_dims.py:206-208",
@@ -153,7 +160,7 @@ CAPABILITIES: dict[str, Capability] = {
             "moe_dispatchers": "torchtitan/ (no DeepEP)",
         }),
     "deepspeed": Capability(
-        launcher="deepspeed", follows=_DS,
+        launcher="deepspeed", follows=_DS, vendors=("NVIDIA", "AMD", "Intel"),
         zero_stages=(0, 1, 2, 3), schedules=("1f1b",), interleaving=False,
         context_parallel=False, pipeline_splits=("even",),
         recompute=("none", "full"), precisions=("bf16", "fp8"), fp8_params=False,
@@ -163,6 +170,8 @@ CAPABILITIES: dict[str, Capability] = {
         rules=("ZeRO-2 and ZeRO-3 only without pipeline parallelism (pp 1)",
                "an MoE model only at ZeRO 0-2 (native DeepSpeed MoE refuses ZeRO-3)"),
         sources={
+            "vendors": "accelerator/cuda_accelerator.py (CUDA, ROCm), hpu_accelerator.py "
+                       "(Gaudi); no XLA (TPU) or Neuron (Trainium) accelerator",
             "pipeline_zero": "deepspeed/runtime/pipe/engine.py:76-77",
             "moe_zero3": "deepspeed/runtime/engine.py:1872-1893",
             "schedules": "deepspeed/runtime/pipe/schedule.py:189",
@@ -340,9 +349,49 @@ def allowed_masks(launcher: str | None, job: TrainingJob, masks: Sequence[int]) 
     return [m for m in masks if mask_refusal(launcher, job, m) is None]
 
 
-def why_not(launcher: str, job: TrainingJob, layout: Layout) -> str | None:
+def accelerator_refusal(launcher: str, job: TrainingJob, acc: Accelerator) -> str | None:
+    """Why ``launcher`` cannot run ``job`` on ``acc``, or None: a vendor it does not run on,
+    or FP8 on an accelerator without an FP8 peak."""
+    cap = capability(launcher)
+    if acc.vendor not in cap.vendors:
+        return (f"accelerator: {launcher} runs on {'/'.join(cap.vendors)} accelerators, not "
+                f"{acc.name} ({acc.vendor}; {cap.sources['vendors']})")
+    if job.precision == "fp8" and not acc.peak_tflops.get("fp8"):
+        return (f"accelerator: {acc.name} has no FP8, which {launcher}'s FP8 training needs "
+                "(Transformer Engine, torchao float8)")
+    return None
+
+
+def runnable_accelerators(launcher: str, job: TrainingJob, accelerators: Sequence[Accelerator]
+                          ) -> tuple[list[Accelerator], dict[str, str]]:
+    """The accelerators ``launcher`` runs ``job`` on, and why each other one (by name) is
+    left out."""
+    kept: list[Accelerator] = []
+    left: dict[str, str] = {}
+    for acc in accelerators:
+        reason = accelerator_refusal(launcher, job, acc)
+        if reason is None:
+            kept.append(acc)
+        else:
+            left[acc.name] = reason
+    return kept, left
+
+
+def why_not(launcher: str, job: TrainingJob, layout: Layout,
+            accelerator: Accelerator | None = None) -> str | None:
     """The first reason ``launcher`` cannot run ``layout`` for ``job`` (one line naming the
-    field), or None when it can."""
+    field), or None when it can. ``accelerator``: the layout's (default: the catalog's entry
+    of that name)."""
+    if accelerator is None:
+        from solver import catalog  # catalog imports specs, which imports this module
+
+        accelerator = catalog.accelerator(layout.accelerator)
+    return accelerator_refusal(launcher, job, accelerator) or _layout_refusal(
+        launcher, job, layout)
+
+
+def _layout_refusal(launcher: str, job: TrainingJob, layout: Layout) -> str | None:
+    """``why_not`` but for the accelerator."""
     reason = job_refusal(launcher, job)
     if reason is not None:
         return reason
@@ -359,8 +408,9 @@ def why_not(launcher: str, job: TrainingJob, layout: Layout) -> str | None:
     return mask_refusal(launcher, job, recompute_code(x.recompute))
 
 
-def search_note(launcher: str, job: TrainingJob) -> str:
-    """What a search restricted to ``launcher`` ranges over, in one line (a plan's note)."""
+def search_note(launcher: str, job: TrainingJob, left_out: Sequence[str] = ()) -> str:
+    """What a search restricted to ``launcher`` ranges over, in one line (a plan's note);
+    ``left_out``: the accelerators it cannot run on."""
     cap = capability(launcher)
     zeros = [z for z in cap.zero_stages if z != 3 or job.zero3_impl == cap.zero3_impl]
     parts = [f"ZeRO {'/'.join(map(str, zeros))}",
@@ -375,6 +425,8 @@ def search_note(launcher: str, job: TrainingJob) -> str:
     if 3 in cap.zero_stages and job.zero3_impl != cap.zero3_impl:
         note += (f"; ZeRO-3 left out: the job's zero3_impl is {job.zero3_impl!r}, "
                  f"{launcher}'s is {cap.zero3_impl!r}")
+    if left_out:
+        note += f"; accelerators left out: {', '.join(left_out)}"
     return note
 
 
@@ -423,7 +475,7 @@ def check_fixed(launcher: str, job: TrainingJob, fixed: Mapping[str, Any]) -> No
                     zero_stage=int(first["zero_stage"]), recompute=str(first["recompute"]),
                     schedule=str(first["schedule"]), pipeline_split=str(first["pipeline_split"]))
     layout = _with_ep(layout, int(first["ep"]))
-    reason = why_not(launcher, job, layout) or f"launcher: {launcher} runs no such layout"
+    reason = _layout_refusal(launcher, job, layout) or f"launcher: {launcher} runs no such layout"
     raise SpecError(reason)
 
 
@@ -437,6 +489,7 @@ def _with_ep(layout: Layout, ep: int) -> Layout:
     return dataclasses.replace(layout, dp=dp, ep=ep)
 
 
-__all__ = ["CAPABILITIES", "LAUNCHERS", "Capability", "allowed_masks", "capability",
+__all__ = ["CAPABILITIES", "LAUNCHERS", "Capability", "accelerator_refusal", "allowed_masks",
+           "capability", "runnable_accelerators",
            "check_fixed", "check_job", "dp_limit", "mask_refusal", "shape_ok",
            "shape_refusals", "why_not"]

@@ -133,6 +133,31 @@ def test_megatron() -> None:
     assert why_not("megatron", MOE, lay(pp=2, ep=2, recompute="full")) is None
 
 
+def test_accelerators() -> None:
+    # Megatron-LM: CUDA and Transformer Engine; torchtitan: CUDA or ROCm PyTorch; DeepSpeed:
+    # its CUDA (and ROCm) and HPU accelerators. None runs on TPUs or Trainium.
+    for launcher, runs, refuses in (("megatron", ["h100", "b200"], ["mi300x", "gaudi3"]),
+                                    ("torchtitan", ["h100", "mi300x"], ["gaudi3"]),
+                                    ("deepspeed", ["a100", "mi300x", "gaudi3"], [])):
+        for name in runs:
+            assert why_not(launcher, DENSE, lay(accelerator=name, zero_stage=2)) is None
+        for name in [*refuses, "tpu-v5p", "trainium2"]:
+            reason = why_not(launcher, DENSE, lay(accelerator=name, zero_stage=2))
+            assert reason is not None and reason.startswith("accelerator:")
+    # FP8 needs FP8 hardware: the A100 has none (its step model falls back to BF16).
+    fp8 = dataclasses.replace(DENSE, precision="fp8")
+    for launcher in LAUNCHERS:
+        assert why_not(launcher, fp8, lay(accelerator="a100", zero_stage=2)).startswith(
+            "accelerator:")
+        assert why_not(launcher, fp8, lay(accelerator="h100", zero_stage=2)) is None
+    with pytest.raises(SpecError, match=r"^accelerators: megatron runs on NVIDIA"):
+        solve(DENSE, Limits(accelerators=("tpu-v5p",), max_gpus=64, launcher="megatron"))
+    plan = solve(DENSE, Limits(accelerators=("tpu-v5p", "h100"), max_gpus=64,
+                               launcher="megatron"))
+    assert plan.estimate is not None and plan.estimate.layout.accelerator == "h100-sxm5-80gb"
+    assert any("accelerators left out: tpu-v5p" in n for n in plan.notes)
+
+
 def test_fixed_fields_the_launcher_cannot_run_are_refused_before_searching() -> None:
     with pytest.raises(SpecError, match=r"^vp: deepspeed"):
         check_fixed("deepspeed", DENSE, {"vp": 2})

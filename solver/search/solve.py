@@ -115,7 +115,8 @@ def _judge(job: TrainingJob, rows: Rows, i: int, accs: dict[str, Accelerator],
         if getattr(layout, key) != value:
             broken.append(f"fixed {key}")
     if limits.launcher is not None:
-        refused = launchers.why_not(limits.launcher, judged_job, layout)
+        refused = launchers.why_not(limits.launcher, judged_job, layout,
+                                    accs[layout.accelerator])
         if refused is not None:
             broken.append(f"launcher {limits.launcher}: {refused}")
     if broken or abs(est.training_days - float(rows.result.training_days[i])) > 1e-9 * max(
@@ -152,7 +153,11 @@ def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "t
     basis = costs.resolve(cost_model, cost_params)
     accs, notes = select_accelerators(limits, objective, basis)
     if limits.launcher is not None:
-        notes.append(launchers.search_note(limits.launcher, job))
+        accs, left = launchers.runnable_accelerators(limits.launcher, job, accs)
+        if limits.accelerators and left and not accs:  # every accelerator named is refused
+            raise SpecError(next(iter(left.values())).replace("accelerator:", "accelerators:",
+                                                              1))
+        notes.append(launchers.search_note(limits.launcher, job, sorted(left)))
     by_name = {a.name: a for a in accs}
     hw = HardwareTable.build(accs, job.precision, basis)
     rows = build_rows(job, accs, limits, hw, objective=objective, keep_layers=top,
