@@ -26,6 +26,10 @@ from __future__ import annotations
 
 from solver.errors import SpecError
 
+#: Accelerators searched when no limit gives a count (``Limits.gpus`` / ``max_gpus``), and
+#: when explaining a GPU-count conflict: the search space is layouts of at most this many.
+DEFAULT_MAX_GPUS = 100_000
+
 RECOMPUTE_MODULES = ("core_attn", "layernorm", "mla_up_proj", "moe_act", "mlp", "moe",
                      "shared_experts")
 MODULE_BIT = {name: 1 << i for i, name in enumerate(RECOMPUTE_MODULES)}

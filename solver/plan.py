@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,9 @@ class Plan:
     candidates: int = 0
     rows: int = 0
     notes: tuple[str, ...] = field(default=())
+    #: What was asked (``solver.question``): printed as ``"question"`` so a saved plan reads
+    #: alone and ``gpuplan evaluate --plan`` can re-check it.
+    question: Mapping[str, Any] | None = None
 
     @property
     def exit_code(self) -> int:
@@ -49,4 +53,6 @@ class Plan:
             ]
         if self.notes:
             data["notes"] = list(self.notes)
+        if self.question is not None:
+            data["question"] = dict(self.question)
         return data

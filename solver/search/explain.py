@@ -1,26 +1,38 @@
 """Explanations in a person's terms: why a plan was chosen, or which limits conflict.
 
-For an infeasible question the rows are rebuilt over a relaxed space (fixed fields free, up to
-``DEFAULT_MAX_GPUS`` accelerators), CP-SAT is re-solved with every limit family as an
-assumption, and ``sufficient_assumptions_for_infeasibility`` names a conflicting subset. For
-each family in it, the best value reachable when that family alone is relaxed says what would
-make the question feasible.
+For an infeasible question, the limits a person set (fixed fields, the GPU count, the deadline,
+the budget) are relaxed by re-solving: the search itself, with its exact bounds, answers each
+relaxed question in about the time of a feasible one (the relaxed space is never enumerated).
+Deletion-based minimisation (Junker's QuickXplain idea in its simplest, linear form) drops each
+limit that the others still conflict without, leaving a minimal conflicting set; for each
+limit in it, the best value the rest of that set allows says what would make the question
+feasible: the fewest accelerators, the fastest plan, the cheapest plan. Memory and the
+interconnect are physics, never relaxed: when no layout the search saw fits in memory, the
+smallest footprint it saw is quoted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from solver.estimate import Estimate
-from solver.search import cpsat
-from solver.search.rows import build_rows, pareto_keep
-from solver.search.table import FAMILIES, Rows
-from solver.specs import Accelerator, Limits, TrainingJob
-from solver.stepmodel.arrays import HardwareTable
-from solver.stepmodel.calibration import Calibration
+from solver.search.rows import DEFAULT_MAX_GPUS
+from solver.search.table import Rows
+from solver.specs import Limits, TrainingJob
 from solver.stepmodel.memory import GIB
+
+if TYPE_CHECKING:
+    from solver.plan import Plan
+
+#: The limits a person sets, in the order they are relaxed, and the objective whose optimum
+#: says what each would have to be.
+RELAXABLE = (("fixed", "gpus"), ("gpus", "gpus"), ("deadline", "time"), ("budget", "cost"))
+#: Re-solves ``(limits, objective)`` without explaining (``solve._search``).
+Resolver = Callable[[Limits, str], "Plan"]
 
 
 def why_this_plan(est: Estimate, limits: Limits, objective: str) -> list[str]:
@@ -43,97 +55,136 @@ def why_this_plan(est: Estimate, limits: Limits, objective: str) -> list[str]:
     total = sum(v for _, v in parts) or 1.0
     shares = ", ".join(f"{k} {v / total:.0%}" for k, v in parts[:3])
     lines.append(f"step time {est.step_time_s:.2f} s: {shares}")
-    lines.append(f"objective {objective}: every other layout in the search space is no better")
+    if limits.gpus is None and limits.max_gpus is None:
+        lines.append(f"objective {objective}: every other layout of at most "
+                     f"{DEFAULT_MAX_GPUS:,} accelerators (the search's cap when no GPU count "
+                     "is given) is no better")
+    else:
+        lines.append(f"objective {objective}: every other layout in the search space is no "
+                     "better")
     return lines
 
 
-def _mask(rows: Rows, families: Sequence[str]) -> np.ndarray:
-    ok = np.ones(len(rows), bool)
-    for f in families:
-        ok &= ~rows.violates[f]
-    return ok
+def _set(limits: Limits) -> list[str]:
+    """The relaxable limits this question sets."""
+    given = {"fixed": bool(limits.fixed),
+             "gpus": limits.gpus is not None or limits.max_gpus is not None,
+             "deadline": limits.deadline_days is not None,
+             "budget": limits.budget_usd is not None}
+    return [name for name, _ in RELAXABLE if given[name]]
 
 
-def _relief(family: str, rows: Rows, ok: np.ndarray, limits: Limits,
-            names: Sequence[str]) -> str:
-    r = rows.result
-    if family == "memory":
-        i = int(np.argmin(np.where(ok, r.memory.total, np.inf)))
-        need = r.memory.total[i] / GIB
-        fits = ok.copy()
-        fits &= r.fits_memory
-        where = names[int(rows.x.accel[i])]
-        text = (f"memory: the smallest footprint within the other limits is {need:,.0f} GiB "
-                f"per accelerator on {where} ({r.capacity_bytes[i] / GIB:.0f} GiB available)")
-        others = _mask(rows, [f for f in FAMILIES if f not in ("memory", "gpus")]) & \
-            r.fits_memory
-        if np.any(others):
-            text += f"; a layout that fits needs at least {int(r.gpus[others].min()):,} " \
-                "accelerators"
-        return text
-    if family == "gpus":
+def _only(limits: Limits, keep: Sequence[str]) -> Limits:
+    """``limits`` with the relaxable limits outside ``keep`` dropped."""
+    dropped: dict[str, object] = {}
+    if "fixed" not in keep:
+        dropped["fixed"] = {}
+    if "gpus" not in keep:
+        dropped.update(gpus=None, max_gpus=None)
+    if "deadline" not in keep:
+        dropped["deadline_days"] = None
+    if "budget" not in keep:
+        dropped["budget_usd"] = None
+    return dataclasses.replace(limits, **dropped)  # type: ignore[arg-type]
+
+
+def infeasible(job: TrainingJob, limits: Limits, names: Sequence[str], resolve: Resolver,
+               within: Callable[[Limits], Rows | None]) -> list[str]:
+    """Why no plan exists: a minimal set of conflicting limits and what each would have to be
+    (given all the other limits set, and, when that is not enough or says less, given only the
+    rest of the conflict), and, when the GPU count is in the conflict (or nothing else is),
+    the smallest memory footprint of the layouts within the GPU count and fixed fields
+    (``within`` evaluates them all)."""
+    given = _set(limits)
+    conflict = list(given)
+    for name in list(conflict):  # deletion: keep a limit only if the rest do not conflict
+        rest = [f for f in conflict if f != name]
+        if resolve(_only(limits, rest), "gpus").estimate is None:
+            conflict = rest
+    lines: list[str] = []
+    fewest = None
+    for name, objective in RELAXABLE:
+        if name not in conflict:
+            continue
+        others = [f for f in given if f != name]
+        plan = resolve(_only(limits, others), objective)
+        alone = [f for f in conflict if f != name]
+        if alone != others:  # the conflict is smaller than what was set
+            bare = resolve(_only(limits, alone), objective)
+            plan = plan if plan.estimate is not None else bare
+        else:
+            bare = plan
+        if name == "gpus":
+            fewest = plan
+        lines.append(_relief(name, plan, bare, limits, others, alone))
+    physics = "gpus" in conflict or not conflict
+    lines[:0] = _physics(within(_only(limits, ["fixed", "gpus"])) if physics else None, names,
+                         fewest)
+    if not lines:
+        lines.append(f"shape: no layout of {job.model.name} on at most {DEFAULT_MAX_GPUS:,} "
+                     "of these accelerators both satisfies the divisibility rules (heads, "
+                     "layers, experts, sequence length, global batch) and fits in memory")
+    return lines
+
+
+def _physics(rows: Rows | None, names: Sequence[str], fewest: Plan | None) -> list[str]:
+    """Memory and interconnect, quoted when no layout the search saw met them."""
+    if rows is None or len(rows) == 0:
+        return []
+    r, lines = rows.result, []
+    if not np.any(r.fits_memory):
+        i = int(np.argmin(r.memory.total))
+        text = (f"memory: the smallest footprint within the GPU count is "
+                f"{r.memory.total[i] / GIB:,.0f} GiB per accelerator on "
+                f"{names[int(rows.x.accel[i])]} ({r.capacity_bytes[i] / GIB:.0f} GiB "
+                "available)")
+        if fewest is not None and fewest.estimate is not None:
+            text += (f"; a layout that fits needs at least {fewest.estimate.layout.gpus:,} "
+                     "accelerators")
+        lines.append(text)
+    if not np.any(r.placeable):
+        lines.append("interconnect: the layouts left need groups beyond the scale-up domain "
+                     "on an accelerator whose scale-out bandwidth is not published")
+    return lines
+
+
+def _within(names: Sequence[str]) -> str:
+    return f"within the other limits ({', '.join(names)})" if names else "with no other limit"
+
+
+def _relief(name: str, plan: Plan, bare: Plan, limits: Limits, others: Sequence[str],
+            alone: Sequence[str]) -> str:
+    """What limit ``name`` would have to be: from ``plan``, the best the other limits allow,
+    and from ``bare``, the best the rest of the minimal conflict allows when that is less."""
+    e = plan.estimate
+    if e is None:
+        return f"{name}: conflicts with the other limits, and relaxing it alone is not enough"
+    if name == "gpus":
         limit = (f"exactly {limits.gpus:,}" if limits.gpus is not None
                  else f"at most {limits.max_gpus:,}")
-        fewest, most = int(r.gpus[ok].min()), int(r.gpus[ok].max())
-        if limits.gpus is not None and limits.gpus > most:
-            return (f"gpus: the other limits allow at most {most:,} accelerators (each "
-                    f"layout's data-parallel degree is capped by the global batch) "
-                    f"(limit: {limit})")
-        return (f"gpus: the other limits need at least {fewest:,} accelerators "
-                f"(limit: {limit})")
-    if family == "deadline":
-        days = float(r.training_days[ok].min())
+        if limits.gpus is not None and e.layout.gpus < limits.gpus:
+            return (f"gpus: no layout of exactly {limits.gpus:,} accelerators meets the other "
+                    "limits (the global batch and the model's shape cap the parallel "
+                    f"degrees); the fewest that do: {e.layout.gpus:,}")
+        return f"gpus: the other limits need at least {e.layout.gpus:,} accelerators " \
+            f"(limit: {limit})"
+    if name == "deadline":
         judged = (", judged at the high end of its error band" if limits.risk == "high"
                   else "")
-        return (f"deadline: the fastest plan within the other limits takes {days:,.1f} days "
-                f"(deadline: {limits.deadline_days:g} days{judged})")
-    if family == "budget":
-        cost = float(np.nanmin(np.where(ok, r.cost_usd, np.nan)))
-        return (f"budget: the cheapest plan within the other limits costs ${cost:,.0f} "
-                f"(budget: ${limits.budget_usd:,.0f})")
-    if family == "fixed":
-        fixed = ", ".join(f"{k}={v}" for k, v in limits.fixed.items())
-        return f"fixed: no layout with {fixed} meets the other limits; free these fields"
-    return ("interconnect: the layouts left need groups beyond the scale-up domain on an "
-            "accelerator whose scale-out bandwidth is not published")
 
+        def days(p: Plan) -> float:
+            assert p.estimate is not None
+            return (p.estimate.training_days_range[1] if limits.risk == "high"
+                    else p.estimate.training_days)
 
-def infeasible(job: TrainingJob, accs: list[Accelerator], limits: Limits, hw: HardwareTable,
-               *, calibration: Calibration, time_limit_s: float, seed: int,
-               stop_at: float | None = None) -> list[str]:
-    """Why no plan exists; past ``stop_at`` the relaxed space is only partly evaluated and the
-    explanation says so."""
-    if not accs:
-        return ["accelerators: no candidate accelerator has the figures this question needs"]
-    rows = build_rows(job, accs, limits, hw, relaxed=True, keep_layers=1, stop_at=stop_at,
-                      calibration=calibration)
-    if len(rows) == 0:
-        return [f"shape: no layout of {job.model.name} satisfies the divisibility rules "
-                f"(heads, layers, experts, sequence length, global batch) on these "
-                "accelerators"]
-    kept = rows.take(pareto_keep(rows, 1))
-    rank = np.arange(len(kept))
-    built = cpsat.build(kept, rank, limits, fixed=limits.fixed)
-    active = [f for f in FAMILIES if np.any(rows.violates[f])]
-    outcome = cpsat.solve(built, enforced=active, time_limit_s=time_limit_s, workers=1,
-                          seed=seed, want_conflict=True)
-    conflict = [f for f in outcome.conflict if f in active] or active
-    # Deletion-based minimisation: drop a family if the rest still conflict without it.
-    for family in list(conflict):
-        rest = [f for f in conflict if f != family]
-        if rest and cpsat.solve(built, enforced=rest, time_limit_s=time_limit_s, workers=1,
-                                seed=seed).status == "infeasible":
-            conflict = rest
-    names = hw.names
-    lines = [] if rows.complete else [
-        f"(time limit: the explanation rests on the {rows.evaluated:,} layouts of the relaxed "
-        "question evaluated in time)"]
-    for family in conflict:
-        others = [f for f in FAMILIES if f != family]
-        ok = _mask(rows, others)
-        if not np.any(ok):
-            ok = _mask(rows, [f for f in FAMILIES if f not in conflict])
-        if not np.any(ok):
-            ok = np.ones(len(rows), bool)
-        lines.append(_relief(family, rows, ok, limits, names))
-    return lines
+        text = f"deadline: the fastest plan {_within(others)} takes {days(plan):,.1f} days"
+        if bare is not plan and bare.estimate is not None:
+            text += f"; {_within(alone).removeprefix('within ')}: {days(bare):,.1f}"
+        return text + f" (deadline: {limits.deadline_days:g} days{judged})"
+    if name == "budget":
+        text = f"budget: the cheapest plan {_within(others)} costs ${e.cost_usd:,.0f}"
+        if bare is not plan and bare.estimate is not None:
+            text += f"; {_within(alone).removeprefix('within ')}: ${bare.estimate.cost_usd:,.0f}"
+        return text + f" (budget: ${limits.budget_usd:,.0f})"
+    fixed = ", ".join(f"{k}={v}" for k, v in limits.fixed.items())
+    return f"fixed: no layout with {fixed} meets the other limits; free these fields"

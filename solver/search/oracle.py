@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from solver.search.rows import DEFAULT_MAX_GPUS
+from solver.search.rows import DEFAULT_MAX_GPUS, best_per_key, shape_key
 from solver.search.space import Shapes, enumerate_shapes, search_masks
 from solver.search.table import deadline_days, fixed_violation
 from solver.specs import Accelerator, Limits, TrainingJob
@@ -28,6 +28,9 @@ class OracleAnswer:
     feasible: bool
     value: float  # the objective's value of the best layout (inf when infeasible)
     layouts: int  # how many were evaluated
+    #: the ``top`` best values of distinct shapes (``rows.shape_key``: accelerator, tp, pp,
+    #: cp, ep), in order: what ``--top`` must list
+    top_values: tuple[float, ...] = ()
 
 
 def objective_value(r: StepResult, objective: str) -> np.ndarray:
@@ -67,8 +70,8 @@ def _items(shapes: Shapes, job: TrainingJob, limits: Limits, cap: int
 
 
 def brute_force(job: TrainingJob, accelerators: Sequence[Accelerator], limits: Limits,
-                objective: str, *, chunk: int = 500_000, every_mask: bool = False
-                ) -> OracleAnswer:
+                objective: str, *, chunk: int = 500_000, every_mask: bool = False,
+                top: int = 1) -> OracleAnswer:
     """The best objective value over every layout (``docs/solver.md``, "The oracle").
 
     Recomputation ranges over the masks the search keeps (``space.recompute_masks``; the
@@ -80,6 +83,7 @@ def brute_force(job: TrainingJob, accelerators: Sequence[Accelerator], limits: L
                               masks=search_masks(job, limits.fixed, complete=every_mask),
                               max_replica=cap)
     best, layouts = np.inf, 0
+    keys, bests = np.zeros(0, np.int64), np.zeros(0)
     for idx_all, dp_all, nmb_all in _items(shapes, job, limits, cap):
         for start in range(0, idx_all.size, chunk):
             idx = idx_all[start:start + chunk]
@@ -103,4 +107,7 @@ def brute_force(job: TrainingJob, accelerators: Sequence[Accelerator], limits: L
             values = objective_value(r, objective)
             if np.any(ok):
                 best = min(best, float(values[ok].min()))
-    return OracleAnswer(bool(np.isfinite(best)), best, layouts)
+                keys, bests = best_per_key(np.concatenate([keys, shape_key(x)[ok]]),
+                                           np.concatenate([bests, values[ok]]))
+    return OracleAnswer(bool(np.isfinite(best)), best, layouts,
+                        tuple(float(v) for v in np.sort(bests)[:top]))

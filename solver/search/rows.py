@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from solver.launchers import dp_limit
+from solver.layout_options import DEFAULT_MAX_GPUS
 from solver.search.bounds import SLACK, Floors, take_shapes, tighten
 from solver.search.row_values import rows_for
 from solver.search.space import Shapes, dp_values, on_accelerators, search_masks, shape_block
@@ -34,8 +35,6 @@ from solver.stepmodel.calibration import DEFAULT_CALIBRATION, Calibration
 from solver.stepmodel.evaluate import evaluate_arrays
 from solver.stepmodel.shape import JobShape, job_shape
 
-#: GPU count searched when no limit gives one (and when explaining a GPU-count conflict).
-DEFAULT_MAX_GPUS = 100_000
 
 def _divisors(n: int) -> np.ndarray:
     small = np.arange(1, int(n**0.5) + 1)
@@ -71,14 +70,16 @@ CHUNK_ROWS = 200_000
 def build_rows(job: TrainingJob, accelerators: Sequence[Accelerator], limits: Limits,
                hw: HardwareTable, *, relaxed: bool = False, objective: str | None = None,
                keep_layers: int | None = None, stop_at: float | None = None,
-               calibration: Calibration = DEFAULT_CALIBRATION) -> Rows:
+               calibration: Calibration = DEFAULT_CALIBRATION, distinct: bool = False) -> Rows:
     """Enumerate and evaluate the rows of a question.
 
     ``relaxed`` also keeps rows that break the fixed fields or the GPU-count limit (flagged),
     to explain an infeasible question. Otherwise, with an ``objective``, rows that cannot beat
     a feasible incumbent are never built (``bounds.py``: exact lower bounds per shape).
     ``keep_layers`` prunes each evaluated chunk to its first Pareto layers (exact, see
-    ``pareto_keep``) so that large questions never hold every row at once. Chunks go from the
+    ``pareto_keep``; with ``distinct``, per shape too, and the best-first search stops when the
+    ``keep_layers``-th best distinct shape is found, ``--top``) so that large questions never
+    hold every row at once. Chunks go from the
     most promising shapes to the least; past ``stop_at`` (a ``time.perf_counter()`` value) no
     further chunk is started and the rows are marked incomplete (the best-first search, with
     an ``objective``, first evaluates ``CHUNK_ROWS`` rows or finds a feasible one).
@@ -107,14 +108,16 @@ def build_rows(job: TrainingJob, accelerators: Sequence[Accelerator], limits: Li
                                                          _dp_max(q, block), objective,
                                                          probe_stop)
     if floors is None or objective is None:
-        rows = _evaluate_all(q, shapes, dp_min, dp_max, keep_layers, stop_at)
+        rows = _evaluate_all(q, shapes, dp_min, dp_max, keep_layers, stop_at, distinct)
     else:
-        rows = _best_first(q, shapes, dp_min, dp_max, floors, keep_layers or 1, stop_at)
+        rows = _best_first(q, shapes, dp_min, dp_max, floors, keep_layers or 1, stop_at,
+                           distinct)
     return rows if probed else dataclasses.replace(rows, complete=False)
 
 
 def _evaluate_all(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndarray,
-                  keep_layers: int | None, stop_at: float | None) -> Rows:
+                  keep_layers: int | None, stop_at: float | None,
+                  distinct: bool = False) -> Rows:
     idx, dp = candidates(q, shapes, dp_min, dp_max)
     parts: list[Rows] = []
     done = 0
@@ -124,7 +127,8 @@ def _evaluate_all(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.nd
         part = rows_for(q, shapes, idx[start:start + CHUNK_ROWS], dp[start:start + CHUNK_ROWS])
         done = min(idx.size, start + CHUNK_ROWS)
         if keep_layers is not None and idx.size > CHUNK_ROWS:
-            part = part.take(np.union1d(pareto_keep(part, keep_layers), smallest_memory(part)))
+            part = part.take(np.union1d(pareto_keep(part, keep_layers, distinct=distinct),
+                                        smallest_memory(part)))
         parts.append(part)
     return _joined(parts, complete=done == idx.size)
 
@@ -147,9 +151,12 @@ def _joined(parts: list[Rows], *, complete: bool) -> Rows:
 
 
 def _best_first(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndarray,
-                floors: Floors, layers: int, stop_at: float | None) -> Rows:
+                floors: Floors, layers: int, stop_at: float | None,
+                distinct: bool = False) -> Rows:
     """Evaluate rows in rounds of rising floor until the K-th best feasible row found is no
-    worse than every floor left: then no unevaluated row can be among the K best.
+    worse than every floor left: then no unevaluated row can be among the K best. With
+    ``distinct`` the K best are those of K distinct shapes (``shape_key``): the K-th best of
+    the shapes' own bests must be no worse than every floor left.
 
     Past ``stop_at`` (a ``time.perf_counter()`` value) no further chunk is started once a
     feasible row is known or ``CHUNK_ROWS`` rows have been tried (the cheapest rows can all
@@ -172,6 +179,7 @@ def _best_first(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndar
     low, gap = -np.inf, max(abs(start_floor) * 0.1, 1e-12)
     high = start_floor + gap
     found = np.zeros(0)  # the K best feasible objective values so far
+    found_keys = np.zeros(0, np.int64)  # with ``distinct``: each shape's best so far
     while True:
         if out_of_time() and (parts or low > -np.inf):
             if not parts:
@@ -193,10 +201,20 @@ def _best_first(q: Question, shapes: Shapes, dp_min: np.ndarray, dp_max: np.ndar
             part = rows_for(q, shapes, idx[start:start + CHUNK_ROWS],
                             dp[start:start + CHUNK_ROWS])
             tried += min(CHUNK_ROWS, idx.size - start)
-            values = objective_values(part, floors.objective)[feasible(part)]
-            found = np.sort(np.concatenate([found, values[np.isfinite(values)]]))[:layers]
-            parts.append(part.take(pareto_keep(part, layers)))
-        incumbent = float(found[layers - 1]) if found.size >= layers else np.inf
+            ok = feasible(part)
+            values = objective_values(part, floors.objective)[ok]
+            if distinct:
+                keys = shape_key(part.x)[ok][np.isfinite(values)]
+                found_keys, best = best_per_key(np.concatenate([found_keys, keys]),
+                                                np.concatenate([found, values[np.isfinite(
+                                                    values)]]))
+                found = best
+                parts.append(part.take(pareto_keep(part, 1, distinct=True)))
+            else:
+                found = np.sort(np.concatenate([found, values[np.isfinite(values)]]))[:layers]
+                parts.append(part.take(pareto_keep(part, layers)))
+        ranked = np.sort(found) if distinct else found
+        incumbent = float(ranked[layers - 1]) if ranked.size >= layers else np.inf
         if incumbent <= high or high >= last_floor:
             if not parts:
                 parts.append(rows_for(q, shapes, idx[:0], dp[:0]))
@@ -273,12 +291,17 @@ def signature(rows: Rows) -> np.ndarray:
     return sig
 
 
-def pareto_keep(rows: Rows, layers: int) -> np.ndarray:
-    """Indices of rows on the first ``layers`` Pareto layers of (gpus, time) per group."""
+def pareto_keep(rows: Rows, layers: int, *, distinct: bool = False) -> np.ndarray:
+    """Indices of rows on the first ``layers`` Pareto layers of (gpus, time) per group: the
+    accelerator and the set of violated families, and with ``distinct`` also the shape
+    (``shape_key``), so that every shape keeps its own best rows (``--top``)."""
     n = len(rows)
     if n == 0:
         return np.zeros(0, np.int64)
     group = rows.x.accel * 32 + signature(rows)
+    if distinct:
+        group = np.unique(np.stack([group, shape_key(rows.x)]), axis=1,
+                          return_inverse=True)[1].reshape(-1)
     time = np.where(np.isfinite(rows.result.training_s), rows.result.training_s, np.inf)
     _, time_rank = np.unique(time, return_inverse=True)
     remaining = np.arange(n)
@@ -300,6 +323,30 @@ def pareto_keep(rows: Rows, layers: int) -> np.ndarray:
         kept.append(chosen)
         remaining = np.setdiff1d(remaining, chosen, assume_unique=True)
     return np.sort(np.concatenate(kept))
+
+
+#: Bits of each field in ``shape_key`` (accelerator index, tp, pp, cp, ep: 58 bits in all).
+SHAPE_KEY_BITS = (("accel", 8), ("tp", 12), ("pp", 12), ("cp", 12), ("ep", 14))
+
+
+def shape_key(x: LayoutArrays) -> np.ndarray:
+    """One integer per layout for what ``--top`` calls a different layout: another
+    accelerator, or another tp, pp, cp or ep (not only another dp, micro-batch, ZeRO stage or
+    recomputation)."""
+    key = np.zeros(len(x), np.int64)
+    for name, bits in SHAPE_KEY_BITS:
+        column = getattr(x, name)
+        if column.size and int(column.max()) >= 1 << bits:
+            raise ValueError(f"shape_key: {name} {int(column.max())} needs more than {bits} bits")
+        key = (key << bits) | column
+    return key
+
+
+def best_per_key(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The smallest value of each distinct key: (keys, values), sorted by key."""
+    order = np.lexsort((values, keys))
+    first = np.r_[True, keys[order][1:] != keys[order][:-1]] if keys.size else order[:0] > 0
+    return keys[order][first], values[order][first]
 
 
 def canonical_key(rows: Rows, index: np.ndarray) -> np.ndarray:

@@ -22,8 +22,9 @@ from solver.costs import CostBasis, CostModel
 from solver.errors import SpecError
 from solver.estimate import Estimate, estimate_at
 from solver.plan import OBJECTIVES, Plan
+from solver.question import question_dict
 from solver.search import cpsat, explain
-from solver.search.rows import build_rows, canonical_key, pareto_keep
+from solver.search.rows import build_rows, canonical_key, pareto_keep, shape_key
 from solver.search.table import FAMILIES, Rows, feasible, objective_values
 from solver.specs import Accelerator, Limits, TrainingJob
 from solver.stepmodel.arrays import HardwareTable
@@ -136,8 +137,25 @@ def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "t
     ``objective``: time (training days), cost (USD), gpus (fewest accelerators), energy (MWh).
     ``cost_model`` (default ``cloud``) and ``cost_params`` price the plan, for the objective,
     the budget and the report alike (``solver.evaluate`` takes the same two).
-    Returns a ``Plan`` whose status is optimal, feasible, infeasible or unknown.
+    Returns a ``Plan`` whose status is optimal, feasible, infeasible or unknown, carrying the
+    question it answers (``solver.question``).
     """
+    plan = _search(job, limits, objective=objective, time_limit_s=time_limit_s,
+                   workers=workers, seed=seed, top=top, calibration=calibration,
+                   progress=progress, cost_model=cost_model, cost_params=cost_params)
+    options = {"time_limit_s": time_limit_s, "top": top, "workers": workers, "seed": seed}
+    return dataclasses.replace(plan, question=question_dict(
+        job, limits or Limits(), objective=objective, cost_model=cost_model,
+        cost_params=cost_params, options=options))
+
+
+def _search(job: TrainingJob, limits: Limits | None, *, objective: str, time_limit_s: float,
+            workers: int, seed: int, top: int, calibration: Calibration,
+            progress: Callable[[str], None] | None,
+            cost_model: str | CostModel | CostBasis | None,
+            cost_params: Mapping[str, Any] | None, explain_infeasible: bool = True) -> Plan:
+    """``solve`` without the question (and, for the explanation's own re-solves, without
+    explaining an infeasible answer)."""
     started = time.perf_counter()
     limits = limits or Limits()
     say = progress or (lambda message: None)
@@ -160,12 +178,13 @@ def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "t
         notes.append(launchers.search_note(limits.launcher, job, sorted(left)))
     by_name = {a.name: a for a in accs}
     hw = HardwareTable.build(accs, job.precision, basis)
+    distinct = top > 1  # --top: the best of each of ``top`` shapes (``rows.shape_key``)
     rows = build_rows(job, accs, limits, hw, objective=objective, keep_layers=top,
                       stop_at=started + EVALUATION_SHARE * time_limit_s,
-                      calibration=calibration) if accs else None
+                      calibration=calibration, distinct=distinct) if accs else None
     evaluated = rows.evaluated if rows is not None else 0
     if rows is not None and len(rows):
-        keep = pareto_keep(rows, top)
+        keep = pareto_keep(rows, 1, distinct=distinct)
         kept = rows.take(keep)
         say(f"evaluated {evaluated:,} layouts in {time.perf_counter() - started:.1f} s; "
             f"CP-SAT chooses among {len(kept):,}")
@@ -185,14 +204,15 @@ def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "t
                 f"{best.training_days:,.1f} days (bound: rank {outcome.best_bound:.0f} of "
                 f"{len(kept):,})")
             alternatives = []
-            excluded = [outcome.chosen]
+            keys = shape_key(kept.x)
+            excluded = np.flatnonzero(keys == keys[outcome.chosen])
             for _ in range(top - 1):
                 remaining = max(MIN_CP_SAT_S, time_limit_s - (time.perf_counter() - started))
                 more = cpsat.solve(built, enforced=FAMILIES, time_limit_s=remaining,
-                                   workers=workers, seed=seed, exclude=excluded)
+                                   workers=workers, seed=seed, exclude=excluded.tolist())
                 if more.chosen is None:
                     break
-                excluded.append(more.chosen)
+                excluded = np.union1d(excluded, np.flatnonzero(keys == keys[more.chosen]))
                 alternatives.append(_judge(job, kept, more.chosen, by_name, limits,
                                            calibration, basis))
             return Plan(
@@ -211,11 +231,22 @@ def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "t
                     explanation=("no plan found within the time limit",),
                     solve_time_s=time.perf_counter() - started, candidates=evaluated, rows=0,
                     notes=tuple(notes))
+    if not explain_infeasible:
+        return Plan(status="infeasible", objective=objective, estimate=None, explanation=(),
+                    solve_time_s=time.perf_counter() - started, candidates=evaluated, rows=0)
     say("no plan satisfies every limit; finding which limits conflict")
-    reasons = explain.infeasible(job, accs, limits, hw, calibration=calibration,
-                                 time_limit_s=max(MIN_CP_SAT_S, time_limit_s
-                                                  - (time.perf_counter() - started)),
-                                 seed=seed, stop_at=started + EVALUATION_SHARE * time_limit_s)
+
+    def resolve(relaxed: Limits, goal: str) -> Plan:
+        left = max(MIN_CP_SAT_S, time_limit_s - (time.perf_counter() - started))
+        return _search(job, relaxed, objective=goal, time_limit_s=left, workers=workers,
+                       seed=seed, top=1, calibration=calibration, progress=None,
+                       cost_model=basis, cost_params=None, explain_infeasible=False)
+
+    def within(relaxed: Limits) -> Rows | None:
+        return build_rows(job, accs, relaxed, hw, keep_layers=1, calibration=calibration,
+                          stop_at=started + EVALUATION_SHARE * time_limit_s) if accs else None
+
+    reasons = explain.infeasible(job, limits, hw.names, resolve, within)
     return Plan(status="infeasible", objective=objective, estimate=None,
                 explanation=tuple(reasons + notes), solve_time_s=time.perf_counter() - started,
                 candidates=evaluated, rows=0, notes=tuple(notes))
