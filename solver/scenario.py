@@ -12,7 +12,7 @@ A scenario holds what ``gpuplan solve`` takes as options, in sections (``docs/sc
               launcher
     [fixed]   tp, pp, dp, cp, ep, vp, micro_batch, zero_stage, recompute, schedule,
               pipeline_split
-    [solve]   objective, time_limit, top, workers, seed, cost_model, [solve.cost_params]
+    [solve]   objective, time_limit_s, top, workers, seed, cost_model, [solve.cost_params]
 
 Every key is checked when the file is read, and an unknown key is an error naming its section
 (with close matches). Values are kept with their *origin* (``file.toml: [limits] max_gpus`` or a
@@ -34,6 +34,7 @@ from solver import catalog
 from solver.errors import SpecError
 from solver.launchers import LAUNCHERS, check_fixed
 from solver.layout_options import (
+    DEFAULT_MAX_GPUS,
     PIPELINE_SPLITS,
     SCHEDULES,
     SPLIT_CODE,
@@ -81,9 +82,11 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "limits": ("accelerators", "gpus", "max_gpus", "deadline_days", "budget_usd",
                "tokens_per_step", "risk", "launcher"),
     "fixed": LAYOUT_FIELDS,
-    "solve": ("objective", "time_limit", "top", "workers", "seed", "cost_model",
+    "solve": ("objective", "time_limit_s", "top", "workers", "seed", "cost_model",
               "cost_params"),
 }
+#: Earlier spellings of keys, still read: ``[solve] time_limit`` is ``time_limit_s``.
+KEY_ALIASES = {"time_limit": "time_limit_s"}
 TOP_LEVEL = ("description", "model", *SECTIONS)
 MODEL_SOURCES = ("preset", "path")
 
@@ -91,9 +94,9 @@ DEFAULTS: dict[str, Any] = {
     "seq_len": 0, "global_batch": 0, "precision": "bf16", "flash_attention": True,
     "tp_comm_overlap": False, "grad_reduce_overlap": True, "zero3_impl": "fsdp",
     "grad_dtype": "fp32", "ep_comm_overlap": False, "moe_dispatcher": "alltoall",
-    "fp8_dispatch": False, "moe_imbalance": 1.0, "moments_dtype": "fp32", "dropout": 0.0,
+    "fp8_dispatch": False, "moe_imbalance": 1.0, "moments_dtype": "fp32", "dropout": None,
     "fp8_params": False, "activation_offload": False,
-    "objective": "time", "time_limit": 60.0, "top": 1, "workers": 2, "seed": 0,
+    "objective": "time", "time_limit_s": 60.0, "top": 1, "workers": 2, "seed": 0,
     "cost_model": None,
 }
 
@@ -155,7 +158,7 @@ def check_value(key: str, value: Any, label: str) -> Any:
         return as_int(label, value)
     if key == "objective":
         return as_choice(label, value, OBJECTIVES)
-    if key == "time_limit":
+    if key == "time_limit_s":
         return as_float(label, value, maximum=MAX_TIME_LIMIT_S)
     if key == "top":
         return as_int(label, value, maximum=MAX_TOP)
@@ -236,10 +239,11 @@ def read_values(path: str | Path) -> Values:
         if section not in data:
             continue
         table = _table(data[section], f"{where}: [{section}]")
-        for key, value in table.items():
+        for written, value in table.items():
+            key = KEY_ALIASES.get(written, written)
             if key not in keys:
                 raise _unknown_key(f"{where}: [{section}]", key, keys)
-            label = f"{where}: [{section}] {key}"
+            label = f"{where}: [{section}] {written}"
             out.set(key, check_value(key, value, label), label)
     return out
 
@@ -299,8 +303,12 @@ class Scenario:
     description: str = ""
 
     def solve(self, **options: Any) -> Plan:
-        """``solver.solve`` with this scenario's options (``options`` override them)."""
+        """``solver.solve`` with this scenario's options (``options`` override them).
+
+        A question whose objective no limit bounds is refused (``check_bounded``)."""
         from solver.search.solve import solve
+
+        check_bounded(options.get("objective", self.objective), self.limits)
 
         kwargs: dict[str, Any] = {
             "objective": self.objective, "time_limit_s": self.time_limit_s, "top": self.top,
@@ -315,8 +323,6 @@ def _relabel(err: SpecError, origins: Mapping[str, str]) -> SpecError:
     key = head.removeprefix("fixed.")
     if sep and key in origins:
         return SpecError(f"{origins[key]}:{rest}")
-    if sep and head == "time_limit_s" and "time_limit" in origins:
-        return SpecError(f"{origins['time_limit']}:{rest}")
     return err
 
 
@@ -392,7 +398,7 @@ def build(given: Values, names: Mapping[str, str] | None = None) -> Scenario:
                 raise SpecError(f"{origins['cost_params']}:{rest}") from None
             raise _relabel(err, origins) from None
     return Scenario(job=job, limits=limits, objective=get("objective"),
-                    time_limit_s=get("time_limit"), top=get("top"), workers=get("workers"),
+                    time_limit_s=get("time_limit_s"), top=get("top"), workers=get("workers"),
                     seed=get("seed"), cost_model=get("cost_model"), cost_params=cost_params,
                     description=given.description)
 
@@ -460,6 +466,38 @@ def check_question(job: TrainingJob, limits: Limits,
                      product)
 
 
+#: A question's objective and the limits that keep its answer from running to an extreme.
+BOUNDING_LIMITS = {
+    "time": (("max_gpus", "gpus", "budget_usd"),
+             f"without one the answer is the search's cap, {DEFAULT_MAX_GPUS:,} "
+             "accelerators at a low MFU"),
+    "cost": (("deadline_days", "gpus"), "without one the answer is a handful of "
+             "accelerators training for years"),
+    "energy": (("deadline_days", "gpus"), "without one the answer is a handful of "
+               "accelerators training for years"),
+    "gpus": (("deadline_days", "gpus"), "without one the answer is the fewest accelerators "
+             "that hold the model, training for years"),
+}
+#: An example value for each bounding limit's hint.
+BOUND_EXAMPLES = {"max_gpus": "4096", "gpus": "1024", "budget_usd": "5e6",
+                  "deadline_days": "90"}
+
+
+def check_bounded(objective: str, limits: Limits,
+                  label: Callable[[str], str] = str) -> None:
+    """Refuse (``SpecError``, exit 2) a question whose objective no limit bounds: minimizing
+    time with no cap on accelerators or money, or cost, energy or accelerators with no
+    deadline (and no fixed count). Either answer is an extreme that no planner asked for
+    (issue 16: 92,160 GB200 at 9.7% MFU; 160 H800 for 1,097 days); the error names the
+    limits that would make the question a real one."""
+    keys, why = BOUNDING_LIMITS[objective]
+    if any(getattr(limits, key) is not None for key in keys):
+        return
+    shown = " or ".join(f"{label(k)} {BOUND_EXAMPLES[k]}" for k in keys)
+    raise SpecError(f"{label(keys[0])}: missing; minimizing {objective} needs a limit: "
+                    f"{why}; give {shown}")
+
+
 def _check_pipeline(job: TrainingJob, fixed: Mapping[str, Any],
                     refuse: Callable[[str, str, Any], SpecError]) -> None:
     """The stage rule (``(layers + mtp + split slots) % (pp*vp) == 0``, every chunk keeping a
@@ -518,4 +556,4 @@ def _check_pipeline(job: TrainingJob, fixed: Mapping[str, Any],
 
 
 __all__ = ["MAX_TIME_LIMIT_S", "MAX_TOP", "MAX_WORKERS", "SECTIONS", "Scenario", "Values",
-           "build", "check_question", "check_value", "load", "read_values"]
+           "build", "check_bounded", "check_question", "check_value", "load", "read_values"]

@@ -88,9 +88,9 @@ def test_software_options_reach_the_job(flags: list[str], fields: dict[str, Any]
     micro_batch = 16 if "--micro-batch" in flags else 1
     data = run_json([*with_option(EVALUATE, "--micro-batch", None), *flags]
                     + ([] if "--micro-batch" in flags else ["--micro-batch", "1"]), capsys)
-    # dropout 0: the CLI's --dropout default, not the preset's recipe rate (0.1).
+    # no --dropout: the preset's recipe rate (GPT-3 0.1), as the library's default
     job = solver.TrainingJob(model=solver.model("gpt3-175b"), tokens=300e9, seq_len=2048,
-                             global_batch=1536, dropout=0.0,
+                             global_batch=1536, dropout=0.1,
                              **fields)  # type: ignore[arg-type]
     layout = solver.Layout(accelerator="a100-sxm4-80gb", tp=8, pp=8, dp=16,
                            micro_batch=micro_batch, recompute="full", zero_stage=zero)
@@ -206,7 +206,7 @@ def test_schedule_and_split_reach_the_layout(capsys: pytest.CaptureFixture[str])
     data = run_json([*EVALUATE, "--schedule", "dualpipe"], capsys)
     assert (data["layout"]["schedule"], data["layout"]["pipeline_split"]) == ("dualpipe", "even")
     job = solver.TrainingJob(model=solver.model("gpt3-175b"), tokens=300e9, seq_len=2048,
-                             global_batch=1536, dropout=0.0)  # the CLI's --dropout default
+                             global_batch=1536, dropout=0.1)  # the preset's, as --dropout's
     layout = solver.Layout(accelerator="a100-sxm4-80gb", tp=8, pp=8, dp=16, recompute="full",
                            schedule="dualpipe")
     assert data["estimate"]["step_time_s"] == pytest.approx(

@@ -35,7 +35,7 @@ ENV_VARS = ("GPUPLAN_BLOCK_PLUGINS", "GPUPLAN_DISABLE_PLUGIN_AUTOLOAD", "GPUPLAN
 
 #: A small question that solves in well under a second.
 SMALL_SOLVE = ["solve", "--model", "llama3-8b", "--tokens", "1e9", "--max-gpus", "16",
-               "--time-limit", "20", "--workers", "1"]
+               "--deadline-days", "365", "--time-limit", "20", "--workers", "1"]
 
 
 @pytest.fixture(autouse=True)

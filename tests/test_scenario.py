@@ -135,7 +135,7 @@ def test_cost_params_merge_key_by_key(tmp_path: Path) -> None:
         ("model", "tokens", "seq_len", "global_batch", "precision", "flash_attention",
          "accelerators", "gpus", "max_gpus", "deadline_days", "budget_usd", "tp", "pp", "dp",
          "cp", "ep", "vp", "micro_batch", "zero_stage", "recompute", "objective",
-         "time_limit", "top", "workers", "seed", "cost_model"))
+         "time_limit_s", "top", "workers", "seed", "cost_model"))
     question = merged_question(Path(path), options, {"region": "us-central1"})
     assert dict(question.cost_params) == {"pue": 1.5, "region": "us-central1"}
     with pytest.raises(SpecError, match=r"s\.toml: \[solve\] cost_params: unknown key 'peu'"):

@@ -53,8 +53,9 @@ MoeImbalanceOpt = Annotated[float, typer.Option(
     "balanced).")]
 MomentsDtypeOpt = Annotated[str, typer.Option(
     "--moments-dtype", help="Precision of Adam's first and second moments: fp32 or bf16.")]
-DropoutOpt = Annotated[float, typer.Option(
-    "--dropout", help="Hidden and attention dropout rate in [0, 0.99]; above 0 each sublayer "
+DropoutOpt = Annotated[float | None, typer.Option(
+    "--dropout", show_default=False, help="Hidden and attention dropout rate in [0, 0.99] "
+    "(default: the model's own, e.g. 0 for Llama 3, 0.1 for GPT-3); above 0 each sublayer "
     "keeps a 1-byte mask (Megatron-LM's default 0.1; modern recipes 0).")]
 Fp8ParamsOpt = Annotated[bool, typer.Option(
     "--fp8-params/--no-fp8-params", help="Weights held and gathered in FP8 only, no BF16 copy "
@@ -130,7 +131,7 @@ def build_job(model: str, tokens: str, seq_len: int | None, global_batch: int | 
               grad_reduce_overlap: bool = True, zero3_impl: str = "fsdp",
               grad_dtype: str = "fp32", ep_comm_overlap: bool = False,
               moe_dispatcher: str = "alltoall", fp8_dispatch: bool = False,
-              moe_imbalance: float = 1.0, moments_dtype: str = "fp32", dropout: float = 0.0,
+              moe_imbalance: float = 1.0, moments_dtype: str = "fp32", dropout: float | None = None,
               fp8_params: bool = False, activation_offload: bool = False) -> TrainingJob:
     seq_len, global_batch = given_count("seq_len", seq_len), given_count("global_batch",
                                                                          global_batch)
@@ -161,7 +162,7 @@ def as_option_error(err: SpecError) -> SpecError:
 
 
 #: Library fields whose option has another name.
-OPTION_NAMES = {"zero_stage": "zero", "time_limit_s": "time-limit", "accelerator": "gpu",
+OPTION_NAMES = {"zero_stage": "zero", "time_limit_s": "time-limit-s", "accelerator": "gpu",
                 "accelerators": "gpu", "top": "top", "cost_params": "cost-param"}
 
 

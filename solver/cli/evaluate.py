@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,7 +22,6 @@ from solver.cli.common import (
     GradDtypeOpt,
     GradOverlapOpt,
     JsonOpt,
-    ModelOpt,
     MoeDispatcherOpt,
     MoeImbalanceOpt,
     MomentsDtypeOpt,
@@ -29,7 +29,6 @@ from solver.cli.common import (
     ScheduleOpt,
     SeqLenOpt,
     SplitOpt,
-    TokensOpt,
     TpOverlapOpt,
     Zero3ImplOpt,
     as_option_error,
@@ -41,14 +40,32 @@ from solver.cli.output import OutputOpt, stdout_to, wants_json
 from solver.errors import SpecError
 from solver.specs import Layout
 
+#: What ``evaluate`` needs unless ``--plan`` gives it all.
+REQUIRED = ("model", "tokens", "gpu", "tp", "pp", "dp")
+#: The options that may go with ``--plan`` (the rest would change the question).
+WITH_PLAN = ("plan", "output", "json_out")
+
 
 def evaluate(
-    model: ModelOpt,
-    tokens: TokensOpt,
-    gpu: Annotated[str, typer.Option("--gpu", help="Accelerator name or alias.")],
-    tp: Annotated[int, typer.Option("--tp", help="Tensor-parallel degree.")],
-    pp: Annotated[int, typer.Option("--pp", help="Pipeline-parallel degree.")],
-    dp: Annotated[int, typer.Option("--dp", help="Data-parallel degree.")],
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Option(
+        "--model", help="Preset name or model file (TOML/JSON, or a Hugging Face "
+        "config.json); required unless --plan.", show_default=False)] = None,
+    tokens: Annotated[str | None, typer.Option(
+        "--tokens", help="Training tokens: 300e9, 300B, 15T; required unless --plan.",
+        show_default=False)] = None,
+    gpu: Annotated[str | None, typer.Option("--gpu", help="Accelerator name or alias.",
+                                            show_default=False)] = None,
+    tp: Annotated[int | None, typer.Option("--tp", help="Tensor-parallel degree.",
+                                           show_default=False)] = None,
+    pp: Annotated[int | None, typer.Option("--pp", help="Pipeline-parallel degree.",
+                                           show_default=False)] = None,
+    dp: Annotated[int | None, typer.Option("--dp", help="Data-parallel degree.",
+                                           show_default=False)] = None,
+    plan: Annotated[Path | None, typer.Option(
+        "--plan", help="A plan saved by solve --json: re-evaluate its job and layout and say "
+        "whether the saved estimate is reproduced (exit 0) or not (exit 1).",
+        show_default=False, metavar="PLAN.json")] = None,
     global_batch: GlobalBatchOpt = None,
     seq_len: SeqLenOpt = None,
     cp: Annotated[int, typer.Option("--cp", help="Context-parallel degree.")] = 1,
@@ -71,7 +88,7 @@ def evaluate(
     fp8_dispatch: Fp8DispatchOpt = False,
     moe_imbalance: MoeImbalanceOpt = 1.0,
     moments_dtype: MomentsDtypeOpt = "fp32",
-    dropout: DropoutOpt = 0.0,
+    dropout: DropoutOpt = None,
     fp8_params: Fp8ParamsOpt = False,
     activation_offload: ActivationOffloadOpt = False,
     cost_model: CostModelOpt = None,
@@ -80,6 +97,14 @@ def evaluate(
     json_out: JsonOpt = False,
 ) -> None:
     """Estimate time, memory, cost, energy and CO2 of one layout (Megatron-LM semantics)."""
+    if plan is not None:
+        raise typer.Exit(recheck(ctx, plan, output, json_out))
+    for name in REQUIRED:
+        if locals()[name] is None:
+            raise SpecError(f"--{name.replace('_', '-')}: missing; evaluate needs --model, "
+                            "--tokens, --gpu, --tp, --pp and --dp (or --plan PLAN.json)")
+    assert model is not None and tokens is not None and gpu is not None
+    assert tp is not None and pp is not None and dp is not None
     job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention,
                     tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype,
                     ep_comm_overlap, moe_dispatcher, fp8_dispatch, moe_imbalance,
@@ -101,6 +126,39 @@ def evaluate(
         raise as_option_error(err) from None
     with stdout_to(output):
         if wants_json(output, json_out):
-            print_json(est.to_dict())
+            from solver.question import question_dict
+
+            print_json({**est.to_dict(), "question": question_dict(
+                job, cost_model=cost_model, cost_params=cost_params)})
         else:
-            render.estimate(est)
+            render.estimate(est, job=job)
+
+
+def recheck(ctx: typer.Context, path: Path, output: Path | None, json_out: bool) -> int:
+    """``evaluate --plan``: re-evaluate a saved plan; 0 when its estimate is reproduced."""
+    from solver import catalog, evaluation
+    from solver.question import differences, read_saved
+
+    given = [name for name in ctx.params if name not in WITH_PLAN
+             and getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"]
+    if given:
+        raise SpecError(f"--{given[0].replace('_', '-')}: not with --plan (the saved plan "
+                        "gives the job, the layout and the cost model); leave it out")
+    saved = read_saved(path)
+    acc = catalog.accelerator(saved.layout.accelerator, field="--plan")
+    est = evaluation.evaluate(saved.job, saved.layout, accelerator=acc,
+                              cost_model=saved.cost_model, cost_params=saved.cost_params)
+    changed = differences(saved.estimate, est.estimate_dict())
+    with stdout_to(output):
+        if wants_json(output, json_out):
+            print_json({**est.to_dict(), "reproduced": not changed, "differences": changed})
+        else:
+            render.estimate(est, job=saved.job)
+            if changed:
+                render.console.print(f"[red]not reproduced[/red]: {len(changed)} field(s) "
+                                     f"differ from {path.name} (saved -> now):")
+                for line in changed:
+                    render.console.print(f"  {line}")
+            else:
+                render.console.print(f"reproduced: every figure of {path.name}'s estimate")
+    return 1 if changed else 0

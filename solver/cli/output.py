@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
@@ -115,3 +117,25 @@ def stdout_to(path: Path | None) -> Iterator[None]:
     finally:
         render.console = terminal
     write_atomic(path, buffer.getvalue())
+
+
+class Progress:
+    """Progress on stderr, only on a terminal and only once a run goes past ``delay_s``
+    (one line, rewritten in place; cleared when done)."""
+
+    def __init__(self, delay_s: float = 1.0) -> None:
+        self.started = time.perf_counter()
+        self.delay_s = delay_s
+        self.enabled = sys.stderr.isatty()
+
+    def _due(self) -> bool:
+        return self.enabled and time.perf_counter() - self.started >= self.delay_s
+
+    def __call__(self, message: str) -> None:
+        if self._due():
+            sys.stderr.write(f"\r\x1b[2K{message}")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self._due():
+            sys.stderr.write("\r\x1b[2K")

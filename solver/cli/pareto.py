@@ -44,7 +44,7 @@ from solver.cli.common import (
     parse_cost_params,
     print_json,
 )
-from solver.cli.output import check_target
+from solver.cli.output import Progress, check_target
 from solver.errors import SpecError
 from solver.specs import Limits
 
@@ -93,10 +93,11 @@ def pareto(
     fp8_dispatch: Fp8DispatchOpt = False,
     moe_imbalance: MoeImbalanceOpt = 1.0,
     moments_dtype: MomentsDtypeOpt = "fp32",
-    dropout: DropoutOpt = 0.0,
+    dropout: DropoutOpt = None,
     fp8_params: Fp8ParamsOpt = False,
     activation_offload: ActivationOffloadOpt = False,
-    time_limit: Annotated[float, typer.Option("--time-limit", help="Seconds per solve.")
+    time_limit: Annotated[float, typer.Option("--time-limit-s", "--time-limit",
+                                              help="Seconds per solve.")
                           ] = 60.0,
     workers: Annotated[int, typer.Option("--workers", help="CP-SAT workers.")] = 2,
     seed: Annotated[int, typer.Option("--seed", help="CP-SAT random seed.")] = 0,
@@ -133,7 +134,7 @@ def pareto(
             require_matplotlib()
         except SpecError as err:
             raise as_option_error(err) from None
-    time_limit = check_value("time_limit", time_limit, "--time-limit")
+    time_limit = check_value("time_limit_s", time_limit, "--time-limit-s")
     workers = check_value("workers", workers, "--workers")
     seed = check_value("seed", seed, "--seed")
     job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention,
@@ -151,10 +152,14 @@ def pareto(
         check_question(job, limits)
         if launcher is not None:  # what the launcher cannot run, before any search
             check_fixed(launcher, job, fixed)
-        front = run_pareto(job, limits, axes=axis_pair, points=points,
-                                 time_limit_s=time_limit, workers=workers, seed=seed,
-                                 cost_model=cost_model,
-                                 cost_params=parse_cost_params(cost_param))
+        progress = Progress()
+        try:
+            front = run_pareto(job, limits, axes=axis_pair, points=points,
+                               time_limit_s=time_limit, workers=workers, seed=seed,
+                               cost_model=cost_model, cost_params=parse_cost_params(cost_param),
+                               progress=progress)
+        finally:
+            progress.done()
     except SpecError as err:
         message = str(err).replace("fixed.zero_stage", "zero").replace("fixed.", "")
         raise as_option_error(SpecError(message)) from None

@@ -9,6 +9,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:
     from solver.estimate import Estimate
+    from solver.specs import TrainingJob
 
 #: Line width when the output is not a terminal (a pipe, a file): no line of ours wraps, and
 #: rich tables still take only the width they need.
@@ -78,7 +79,17 @@ def days_with_band(e: Estimate) -> str:
     return f"{_fmt(e.training_days)} ({short(low)}-{short(high)})"
 
 
-def estimate(e: Estimate, title: str = "Estimate") -> None:
+def job_line(job: TrainingJob) -> str:
+    """``llama3-70b, 15T tokens at sequence length 8,192, bf16``: what is trained."""
+    from solver.export.common import tokens_text
+
+    return (f"{job.model.name}, {tokens_text(job.tokens)} tokens at sequence length "
+            f"{job.seq_len:,}, {job.precision}")
+
+
+def estimate(e: Estimate, title: str = "Estimate", job: TrainingJob | None = None) -> None:
+    if job is not None:
+        console.print(f"[bold]Job[/bold]: {job_line(job)}")
     console.print(f"[bold]{title}[/bold]: {layout_line(e)}")
     summary = Table(show_header=False, box=None, pad_edge=False)
     summary.add_column(style="bold")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -27,29 +25,13 @@ from solver.cli.common import (
     print_json,
 )
 from solver.cli.export import ExportOpt, check_format, emit
-from solver.cli.output import OutputOpt, stdout_to, wants_json
+from solver.cli.output import OutputOpt, Progress, stdout_to, wants_json
 from solver.errors import SpecError
 
 if TYPE_CHECKING:  # the search and the step model load when a command runs, not for --help
     from solver.plan import Plan
     from solver.scenario import Scenario
-
-
-class Progress:
-    """Progress on stderr, only on a terminal and only once a solve runs past a second."""
-
-    def __init__(self) -> None:
-        self.started = time.perf_counter()
-        self.enabled = sys.stderr.isatty()
-
-    def __call__(self, message: str) -> None:
-        if self.enabled and time.perf_counter() - self.started > 1.0:
-            sys.stderr.write(f"\r\x1b[2K{message}")
-            sys.stderr.flush()
-
-    def done(self) -> None:
-        if self.enabled and time.perf_counter() - self.started > 1.0:
-            sys.stderr.write("\r\x1b[2K")
+    from solver.specs import TrainingJob
 
 
 #: The option that sets each scenario key (errors name it).
@@ -69,7 +51,7 @@ OPTIONS = {
     "tp": "--tp", "pp": "--pp", "dp": "--dp", "cp": "--cp", "ep": "--ep", "vp": "--vp",
     "micro_batch": "--micro-batch", "zero_stage": "--zero", "recompute": "--recompute",
     "schedule": "--schedule", "pipeline_split": "--pipeline-split",
-    "objective": "--objective", "time_limit": "--time-limit", "top": "--top",
+    "objective": "--objective", "time_limit_s": "--time-limit-s", "top": "--top",
     "workers": "--workers", "seed": "--seed", "cost_model": "--cost-model",
     "cost_params": "--cost-param",
 }
@@ -147,7 +129,8 @@ def solve(
         "--moments-dtype", help="Precision of Adam's moments: fp32 or bf16 (default: fp32).",
         show_default=False)] = None,
     dropout: Annotated[float | None, typer.Option(
-        "--dropout", help="Hidden and attention dropout rate in [0, 0.99] (default: 0).",
+        "--dropout", help="Hidden and attention dropout rate in [0, 0.99] (default: the "
+        "model's own).",
         show_default=False)] = None,
     fp8_params: Annotated[bool | None, typer.Option(
         "--fp8-params/--no-fp8-params", help="Weights held and gathered in FP8 only; needs "
@@ -156,7 +139,8 @@ def solve(
         "--activation-offload/--no-activation-offload", help="Stored activations copied to "
         "host memory and back (default: off).", show_default=False)] = None,
     time_limit: Annotated[float | None, typer.Option(
-        "--time-limit", help="Seconds (default: 60).", show_default=False)] = None,
+        "--time-limit-s", "--time-limit", help="Seconds the search may take (default: 60).",
+        show_default=False)] = None,
     top: Annotated[int | None, typer.Option(
         "--top", help="List the K best distinct layouts (default: 1).", show_default=False)
     ] = None,
@@ -194,10 +178,13 @@ def solve(
         "tp": tp, "pp": pp, "dp": dp,
         "cp": cp, "ep": ep, "vp": vp, "micro_batch": micro_batch, "zero_stage": zero,
         "recompute": recompute, "schedule": schedule, "pipeline_split": pipeline_split,
-        "objective": objective, "time_limit": time_limit, "top": top,
+        "objective": objective, "time_limit_s": time_limit, "top": top,
         "workers": workers, "seed": seed, "cost_model": cost_model}
     question = export_launcher(merged_question(scenario, options, parse_cost_params(cost_param)),
                                export)
+    from solver.scenario import check_bounded
+
+    check_bounded(question.objective, question.limits, OPTIONS.__getitem__)
     with stdout_to(output):
         progress = Progress()
         try:
@@ -212,7 +199,7 @@ def solve(
         if json_out:
             print_json(plan.to_dict())
         else:
-            show(plan)
+            show(plan, question.job)
         raise typer.Exit(plan.exit_code)
 
 
@@ -262,12 +249,12 @@ def export_launcher(question: Scenario, export: str | None) -> Scenario:
     return dataclasses.replace(question, limits=limits)
 
 
-def show(plan: Plan) -> None:
+def show(plan: Plan, job: TrainingJob | None = None) -> None:
     render.console.print(f"[bold]status[/bold]: {plan.status}   objective: {plan.objective}   "
                          f"solved in {plan.solve_time_s:.2f} s over {plan.candidates:,} "
                          f"layouts ({plan.rows:,} after pruning)")
     if plan.estimate is not None:
-        render.estimate(plan.estimate, title="Plan")
+        render.estimate(plan.estimate, title="Plan", job=job)
     for line in plan.explanation:
         render.console.print(f"- {line}")
     if plan.alternatives:

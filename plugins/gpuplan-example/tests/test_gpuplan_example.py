@@ -57,7 +57,7 @@ def test_spot_is_the_discounted_on_demand_price() -> None:
 
 def test_solve_on_spot(capsys: pytest.CaptureFixture[str]) -> None:
     code = run(["solve", "--model", "llama3-8b", "--tokens", "1e9", "--gpu", "example-x1",
-                "--max-gpus", "16", "--objective", "cost", "--cost-model", "spot", "--json"])
+                "--max-gpus", "16", "--deadline-days", "30", "--objective", "cost", "--cost-model", "spot", "--json"])
     out = capsys.readouterr()
     assert code == 0, out.err
     plan = json.loads(out.out)
