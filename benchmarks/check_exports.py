@@ -1,8 +1,9 @@
 """Run each launcher's own argument and config validation on gpuplan's exports.
 
 For the presets llama3-70b, mixtral-8x7b and deepseek-v3, fixed plans (a ZeRO-1 and a ZeRO-3
-plan each, the MoE ones with expert parallelism, and DeepSeek-V3 at ZeRO-2 with TP2, which
-torchtitan runs in rowwise float8) are exported with
+plan each, the MoE ones with expert parallelism; DeepSeek-V3 also at ZeRO-2 with TP2, which
+torchtitan runs in rowwise float8, and at ZeRO-1 with an even split, which DeepSpeed runs) are
+exported with
 ``solver.export`` for Megatron-LM, torchtitan and DeepSpeed, and each export is handed to the
 launcher's own code from a source checkout, in a subprocess with that checkout first on
 ``PYTHONPATH``:
@@ -48,8 +49,9 @@ py-cpuinfo, msgpack, einops) along with gpuplan. See benchmarks/README.md for a 
 
 Prints a table (preset, launcher, plan, validation, parsed facts vs the model's); exits 1 if
 any validation fails or any parsed fact differs from the model's, 0 otherwise. A plan that
-the exporter refuses is listed as refused (with DeepSpeed, together with DeepSpeed's own
-verdict on it) and is not a failure.
+the exporter refuses (``solver.launchers.why_not``, or the exporter's own rules) is listed as
+refused, for an MoE model at ZeRO-3 with DeepSpeed together with DeepSpeed's own verdict on
+it, and is not a failure.
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ PLANS: dict[str, tuple[float, int, str, list[tuple[str, dict[str, Any]]]]] = {
                     pipeline_split="both")),
         ("z2-tp2", dict(accelerator="h800", tp=2, pp=16, dp=64, ep=64, zero_stage=2,
                         pipeline_split="both")),
+        # An even pipeline split (61 layers + 1 MTP over 2 stages), which DeepSpeed runs.
+        ("z1-even", dict(accelerator="h800", tp=1, pp=2, dp=1024, ep=64, zero_stage=1)),
     ]),
 }
 LAUNCHERS = ("megatron", "torchtitan", "deepspeed")
@@ -392,13 +396,16 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for preset, (tokens, gb, precision, plans) in PLANS.items():
-            job = solver.TrainingJob(model=solver.model(preset), tokens=tokens,
-                                     global_batch=gb, precision=precision)
             for label, fields in plans:
-                est = solver.evaluate(job, solver.Layout(**fields))
-                x = est.layout
-                plan = (f"TP{x.tp} PP{x.pp} DP{x.dp} EP{x.ep} Z{x.zero_stage}")
                 for launcher, checkout in checkouts.items():
+                    # ZeRO-3 is DeepSpeed's own with DeepSpeed, an FSDP elsewhere.
+                    job = solver.TrainingJob(
+                        model=solver.model(preset), tokens=tokens, global_batch=gb,
+                        precision=precision,
+                        zero3_impl="deepspeed" if launcher == "deepspeed" else "fsdp")
+                    est = solver.evaluate(job, solver.Layout(**fields))
+                    x = est.layout
+                    plan = f"TP{x.tp} PP{x.pp} DP{x.dp} EP{x.ep} Z{x.zero_stage}"
                     try:
                         text = export(est, launcher, job=job)
                     except SpecError as refusal:

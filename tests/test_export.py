@@ -38,6 +38,7 @@ from solver.export import (
     export,
     stage_layers,
 )
+from solver.launchers import why_not
 
 DATA = Path(__file__).parent / "data"
 
@@ -46,7 +47,8 @@ DATA = Path(__file__).parent / "data"
 #: activation-checkpointing and Ulysses configs at DEEPSPEED_COMMIT.
 DEEPSPEED_KEYS = {"_comment", "train_batch_size", "train_micro_batch_size_per_gpu",
                   "gradient_accumulation_steps", "bf16", "zero_optimization",
-                  "activation_checkpointing", "sequence_parallel_size"}
+                  "activation_checkpointing", "sequence_parallel_size",
+                  "communication_data_type"}
 
 
 def _verified(path: Path) -> dict[str, str]:
@@ -96,11 +98,39 @@ CASES = {
                    dict(accelerator="a100-sxm4-80gb", tp=8, pp=8, dp=16, zero_stage=2)),
     "llama8b-offload": ("llama3-8b", 1e12, 512, "fp8",
                         dict(accelerator="h100-sxm5-80gb", tp=2, pp=1, dp=32, zero_stage=1)),
+    # Plans torchtitan or DeepSpeed start (solver.launchers): ZeRO-2 with a pipeline,
+    # DeepSeek-V3 at ZeRO-3 and at ZeRO-2 with TP2 (rowwise float8), Mixtral at ZeRO-2 with EP,
+    # Llama 3 70B at ZeRO-3 by DeepSpeed.
+    "llama70-z2": ("llama3-70b", 15e12, 1024, "bf16",
+                   dict(accelerator="h100-sxm5-80gb", tp=8, pp=4, dp=32, zero_stage=2)),
+    "deepseek-z3": ("deepseek-v3", 14.8e12, 4096, "fp8",
+                    dict(accelerator="h800", tp=1, pp=16, dp=128, ep=64, zero_stage=3,
+                         pipeline_split="both")),
+    "deepseek-tp2-z2": ("deepseek-v3", 14.8e12, 4096, "fp8",
+                        dict(accelerator="h800", tp=2, pp=16, dp=64, ep=64, zero_stage=2,
+                             pipeline_split="both")),
+    "mixtral-z2": ("mixtral-8x7b", 1e12, 512, "bf16",
+                   dict(accelerator="h100-sxm5-80gb", tp=2, pp=1, dp=64, ep=8, zero_stage=2)),
+    "llama70-ds-z3": ("llama3-70b", 15e12, 1024, "bf16",
+                      dict(accelerator="h100-sxm5-80gb", tp=1, pp=1, dp=512, zero_stage=3)),
 }
 #: Job fields beyond the model, tokens, batch and precision, by case: dropout, FP8 weights
 #: and activation offload (Megatron-LM --hidden-dropout, --fp8-param-gather,
 #: --cpu-offloading-num-layers).
-JOB_FIELDS = {"llama8b-offload": dict(dropout=0.1, fp8_params=True, activation_offload=True)}
+JOB_FIELDS = {"llama8b-offload": dict(dropout=0.1, fp8_params=True, activation_offload=True),
+              "llama70-ds-z3": dict(zero3_impl="deepspeed")}
+
+
+def refused(fmt: str, job: solver.TrainingJob, est: solver.Estimate) -> bool:
+    """True (after checking the refusal) when ``fmt``'s launcher cannot start the plan:
+    the export then fails with solver.launchers.why_not's reason."""
+    reason = why_not(fmt, job, est.layout)
+    if reason is None:
+        return False
+    with pytest.raises(solver.SpecError) as error:
+        export(est, fmt, job=job)
+    assert reason in str(error.value)
+    return True
 
 
 @pytest.fixture(params=sorted(CASES))
@@ -152,6 +182,8 @@ def test_every_flag_the_exporter_knows_was_verified_upstream() -> None:
 def test_megatron_export_parses_with_the_upstream_flags(
         case: tuple[solver.TrainingJob, solver.Estimate]) -> None:
     job, est = case
+    if refused("megatron", job, est):
+        return
     text = export(est, "megatron", job=job)
     # Every flag named anywhere, comments included, exists upstream.
     named = set(re.findall(r"(?<![\w-])--[a-z0-9][a-z0-9-]*", text))
@@ -258,8 +290,13 @@ def test_bf16_gradients_are_exported_or_said() -> None:
     fp32 = dataclasses.replace(job, grad_dtype="fp32")
     plain = megatron_parser().parse_args(megatron_argv(export(est, "megatron", job=fp32)))
     assert not plain.grad_reduce_in_bf16
-    assert "reduces gradients in BF16" in export(est, "torchtitan", job=job)
-    assert "BF16 gradients" in export(est, "deepspeed", job=job)
+    # torchtitan reduces in float32 only; DeepSpeed has no interleaving (VP5): both refused.
+    assert refused("torchtitan", job, est) and refused("deepspeed", job, est)
+    # DeepSpeed's communication_data_type (constants.py COMMUNICATION_DATA_TYPE).
+    est = solver.evaluate(job, solver.Layout(accelerator="h100-sxm5-80gb", tp=4, pp=1, dp=32,
+                                             zero_stage=2))
+    assert json.loads(export(est, "deepspeed", job=job))["communication_data_type"] == "bf16"
+    assert "communication_data_type" not in json.loads(export(est, "deepspeed", job=fp32))
 
 
 def test_expert_overlap_is_exported() -> None:
@@ -268,8 +305,10 @@ def test_expert_overlap_is_exported() -> None:
     job = solver.TrainingJob(model=solver.model("deepseek-v3"), tokens=14.8e12,
                              global_batch=15_360, seq_len=4096, precision="fp8",
                              ep_comm_overlap=True)
-    est = solver.evaluate(job, solver.Layout(accelerator="h800", tp=1, pp=16, dp=128, ep=64,
-                                             zero_stage=1, recompute="full", pipeline_split="both"))
+    # Megatron-LM's overlap needs interleaving with PP (transformer_config.py): VP2.
+    est = solver.evaluate(job, solver.Layout(accelerator="h800", tp=1, pp=16, vp=2, dp=64,
+                                             ep=64, zero_stage=1, recompute="selective",
+                                             pipeline_split="both"))
     args = megatron_parser().parse_args(megatron_argv(export(est, "megatron", job=job)))
     assert args.overlap_moe_expert_parallel_comm
     plain = dataclasses.replace(job, ep_comm_overlap=False)
@@ -321,38 +360,32 @@ def test_megatron_writes_dropout_fp8_weights_and_offload() -> None:
     assert "offload" not in text and "FP8 weights" not in text
 
 
-def test_megatron_says_where_fp8_weights_and_offload_cannot_go() -> None:
-    # ZeRO-0 (no distributed optimizer: validate_args refuses --fp8-param-gather), two
-    # pipeline stages and full recomputation (TransformerConfig refuses CPU offloading with
-    # either): nothing written, a note for each.
+def test_plans_a_launcher_cannot_start_are_refused_with_its_reason() -> None:
+    # FP8 weights at ZeRO-0 (validate_args: --fp8-param-gather needs the distributed
+    # optimizer or an FSDP), activation offload with two pipeline stages (TransformerConfig);
+    # torchtitan and DeepSpeed have no FP8-only weights.
     job, est = job_and_estimate("llama3-8b", 1e12, 512, "fp8", JOB_FIELDS["llama8b-offload"],
-                                accelerator="h100-sxm5-80gb", tp=2, pp=2, dp=16,
-                                recompute="full")
-    text = export(est, "megatron", job=job)
-    args = megatron_parser().parse_args(megatron_argv(text))
-    assert not args.fp8_param_gather and args.cpu_offloading_num_layers is None
-    notes = re.sub(r"\n\s*#   ", " ", text)  # each note on one line (continuations joined)
-    assert "# FP8 weights: Megatron-LM's --fp8-param-gather needs --use-distributed-optimizer" \
-        in notes
-    assert "# activation offload: Megatron-LM's CPU offloading refuses PP > 1 and " \
-        "recomputation (full); not written" in notes
+                                accelerator="h100-sxm5-80gb", tp=2, pp=2, dp=16)
+    for fmt in ("megatron", "torchtitan", "deepspeed"):
+        assert refused(fmt, job, est), fmt
+    with pytest.raises(solver.SpecError, match="zero_stage: megatron's --fp8-param-gather"):
+        export(est, "megatron", job=dataclasses.replace(job, activation_offload=False))
+    with pytest.raises(solver.SpecError, match="pp: megatron's activation offload"):
+        export(est, "megatron", job=dataclasses.replace(job, fp8_params=False))
 
 
 def test_torchtitan_and_deepspeed_say_what_they_cannot_set() -> None:
-    job, est = job_and_estimate(*CASES["llama8b-offload"][:4], JOB_FIELDS["llama8b-offload"],
-                                **CASES["llama8b-offload"][4])
+    # Dropout 0.1 on a plan both start (ZeRO-2, no pipeline): torchtitan's models have none,
+    # DeepSpeed leaves it to the model code.
+    job, est = job_and_estimate("llama3-8b", 1e12, 512, "bf16", dict(dropout=0.1),
+                                accelerator="h100-sxm5-80gb", tp=2, pp=1, dp=32, zero_stage=2)
     titan = export(est, "torchtitan", job=job)
     assert "# dropout 0.1: torchtitan's models and job config have no dropout" in titan
-    assert "# FP8 weights: torchtitan has no FP8-only weights" in titan
-    assert "# activation offload: torchtitan's job config has no activation offload" in titan
     comments = " ".join(json.loads(export(est, "deepspeed", job=job))["_comment"])
-    assert "FP8 weights: also the model code's" in comments
     assert "dropout 0.1: set by the model code" in comments
-    assert "activation offload: no DeepSpeed config key" in comments
-    plain = dataclasses.replace(job, dropout=0.0, fp8_params=False, activation_offload=False)
+    plain = dataclasses.replace(job, dropout=0.0)
     for fmt in ("torchtitan", "deepspeed"):
-        text = export(est, fmt, job=plain)
-        assert "dropout" not in text and "FP8 weights" not in text and "offload" not in text
+        assert "dropout" not in export(est, fmt, job=plain)
 
 
 # ---------------------------------------------------------------------------- torchtitan
@@ -379,7 +412,9 @@ def _check_type(key: str, value: Any, kind: str) -> None:
 def test_torchtitan_toml_parses_with_torchtitan_names(
         case: tuple[solver.TrainingJob, solver.Estimate]) -> None:
     job, est = case
-    if job.model.name.startswith("gpt3"):
+    if refused("torchtitan", job, est):
+        return
+    if job.model.name.startswith(("gpt3", "mixtral")):
         # torchtitan ships llama3 and deepseek_v3 train specs only: no job config could start.
         with pytest.raises(solver.SpecError, match="torchtitan at 6404b932421f ships no model"):
             export(est, "torchtitan", job=job)
@@ -428,19 +463,20 @@ def test_torchtitan_toml_parses_with_torchtitan_names(
 
 
 def test_torchtitan_model_names_and_comments() -> None:
-    job, est = job_and_estimate(*CASES["deepseek"][:4], **CASES["deepseek"][4])
+    job, est = job_and_estimate(*CASES["deepseek-z3"][:4], **CASES["deepseek-z3"][4])
     text = export(est, "torchtitan", job=job)
     config = tomllib.loads(text)
     assert (config["model"]["name"], config["model"]["flavor"]) == ("deepseek_v3", "671B")
     # The 671B flavor (torchtitan/models/deepseek_v3/__init__.py) keeps DeepSeekV3ModelArgs'
     # norm_eps default 1e-5; config.json's rms_norm_eps is 1e-6, which the TOML cannot set.
     assert "norm_eps 1e-06 (flavor: 1e-05, field norm_eps)" in " ".join(text.split())
-    job, est = job_and_estimate(*CASES["gpt3"][:4], **CASES["gpt3"][4])
+    job, est = job_and_estimate(*CASES["zero2-gpt3"][:4], **CASES["zero2-gpt3"][4])
     with pytest.raises(solver.SpecError, match="ships no model for gpt3-175b"):
         export(est, "torchtitan", job=job)
+    # ZeRO-1: torchtitan has no optimizer-only sharding (solver.launchers refuses it).
     job, est = job_and_estimate(*CASES["llama405-even"][:4], **CASES["llama405-even"][4])
-    text = export(est, "torchtitan", job=job)
-    assert re.search(r"^# ZeRO-1: torchtitan has no optimizer-only sharding", text, re.M)
+    with pytest.raises(solver.SpecError, match="zero_stage: torchtitan runs ZeRO 0/2/3"):
+        export(est, "torchtitan", job=job)
     # ZeRO-0 is DDP: torchtitan replicates over data_parallel_replicate_degree.
     job, est = job_and_estimate("llama3-8b", 1e12, 512, "bf16",
                                 accelerator="h100-sxm5-80gb", tp=1, pp=1, dp=64)
@@ -452,11 +488,12 @@ def test_torchtitan_float8_is_a_combination_torchtitan_accepts() -> None:
     """Float8Converter refuses recipe_name beside enable_fsdp_float8_all_gather (tensorwise
     with FP8 gathers is the converter's default, recipe_name unset), and
     parallelize_deepseekv3 refuses float8 other than rowwise under TP."""
-    job, est = job_and_estimate(*CASES["deepseek"][:4], **CASES["deepseek"][4])  # TP4
+    job, est = job_and_estimate(*CASES["deepseek-tp2-z2"][:4],
+                                **CASES["deepseek-tp2-z2"][4])  # TP2
     float8 = tomllib.loads(export(est, "torchtitan", job=job))["float8"]
     assert float8["recipe_name"] == "rowwise"
     assert not float8.get("enable_fsdp_float8_all_gather", False)
-    job, est = job_and_estimate(*CASES["deepseek-ep64"][:4], **CASES["deepseek-ep64"][4])
+    job, est = job_and_estimate(*CASES["deepseek-z3"][:4], **CASES["deepseek-z3"][4])  # TP1
     float8 = tomllib.loads(export(est, "torchtitan", job=job))["float8"]
     assert "recipe_name" not in float8 and float8["enable_fsdp_float8_all_gather"] is True
 
@@ -467,6 +504,8 @@ def test_torchtitan_float8_is_a_combination_torchtitan_accepts() -> None:
 def test_deepspeed_batch_sizes_are_consistent(
         case: tuple[solver.TrainingJob, solver.Estimate]) -> None:
     job, est = case
+    if refused("deepspeed", job, est):
+        return
     config = json.loads(export(est, "deepspeed", job=job))
     assert set(config) <= DEEPSPEED_KEYS
     x = est.layout
@@ -589,11 +628,13 @@ def test_megatron_export_of_deepseek_v3_as_trained() -> None:
     flags verified in arguments.py at the followed commit, tests/data/megatron_flags.txt)."""
     job = solver.TrainingJob(model=solver.model("deepseek-v3"), tokens=14.8e12,
                              global_batch=15360, seq_len=4096, precision="fp8",
-                             moe_dispatcher="deepep", fp8_dispatch=True, moments_dtype="bf16")
-    est = solver.evaluate(job, solver.Layout(
-        accelerator="h800", tp=1, pp=16, dp=128, ep=64, zero_stage=1,
-        recompute="layernorm+mla_up_proj+moe_act", schedule="dualpipe",
-        pipeline_split="both"))
+                             moe_dispatcher="deepep", moments_dtype="bf16")
+    layout = dict(accelerator="h800", tp=1, pp=16, dp=128, ep=64, zero_stage=1,
+                  recompute="layernorm+mla_up_proj+moe_act", pipeline_split="both")
+    # Megatron-LM has no DualPipe schedule (schedules.py): the trained schedule is refused.
+    est = solver.evaluate(job, solver.Layout(**layout, schedule="dualpipe"))
+    assert refused("megatron", job, est)
+    est = solver.evaluate(job, solver.Layout(**layout))
     args = megatron_parser().parse_args(megatron_argv(export(est, "megatron", job=job)))
     assert args.recompute_granularity == "selective"
     assert args.recompute_modules == ["layernorm", "mla_up_proj", "moe_act"]
@@ -690,7 +731,7 @@ def test_deepspeed_refuses_moe_at_zero3_and_keeps_zero2() -> None:
     job = solver.TrainingJob(model=solver.model("mixtral-8x7b"), tokens=1e12, global_batch=512)
     layout = dict(accelerator="h100-sxm5-80gb", tp=2, pp=1, dp=64, ep=8)
     est = solver.evaluate(job, solver.Layout(**layout, zero_stage=3))
-    with pytest.raises(solver.SpecError, match="MoE layers under ZeRO-3"):
+    with pytest.raises(solver.SpecError, match="deepspeed's MoE refuses ZeRO-3"):
         export(est, "deepspeed", job=job)
     est = solver.evaluate(job, solver.Layout(**layout, zero_stage=2))
     config = json.loads(export(est, "deepspeed", job=job))

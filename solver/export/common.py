@@ -7,7 +7,9 @@ import math
 import textwrap
 from collections.abc import Sequence
 
+from solver.errors import SpecError
 from solver.estimate import Estimate
+from solver.launchers import why_not
 from solver.specs import TrainingJob
 
 FORMATS = ("megatron", "torchtitan", "deepspeed")
@@ -24,6 +26,14 @@ FOLLOWS = {
     "torchtitan": f"pytorch/torchtitan torchtitan/config/job_config.py @ {TORCHTITAN_COMMIT[:12]}",
     "deepspeed": f"deepspeedai/DeepSpeed deepspeed/runtime/config.py @ {DEEPSPEED_COMMIT[:12]}",
 }
+
+
+def refuse_unrunnable(launcher: str, est: Estimate, job: TrainingJob) -> None:
+    """``SpecError`` when ``launcher`` cannot start the plan (``solver.launchers.why_not``,
+    the capability table of the versions followed): such a plan is not exported."""
+    reason = why_not(launcher, job, est.layout)
+    if reason is not None:
+        raise SpecError(f"{reason} (so no {launcher} export)")
 
 
 def train_steps(est: Estimate, job: TrainingJob) -> int:

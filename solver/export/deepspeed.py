@@ -5,19 +5,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from solver.errors import SpecError
 from solver.estimate import Estimate
-from solver.export.common import DEEPSPEED_COMMIT, header, number_text
+from solver.export.common import header, number_text, refuse_unrunnable
 from solver.specs import TrainingJob
 
 
 def deepspeed(est: Estimate, job: TrainingJob) -> str:
     """A DeepSpeed JSON config; ``"_comment"`` holds what DeepSpeed's config cannot say."""
+    # solver.launchers refuses what DeepSpeed cannot start: an MoE model at ZeRO-3 (native
+    # MoE, DeepSpeedEngine._validate_zero3_moe_compatibility), ZeRO-2/3 with a pipeline,
+    # interleaving, uneven splits, CP, module-wise recomputation, FP8 weights, offload.
+    refuse_unrunnable("deepspeed", est, job)
     m, x = job.model, est.layout
-    if m.is_moe and x.zero_stage == 3:
-        raise SpecError("export: DeepSpeed refuses its native MoE layers under ZeRO-3 "
-                        "(DeepSpeedEngine._validate_zero3_moe_compatibility at "
-                        f"{DEEPSPEED_COMMIT[:12]}); plan ZeRO-1 or ZeRO-2 for {m.name}")
     notes = header(est, job, "DeepSpeed", "deepspeed")
     dp = x.dp
     notes.append(f"train_batch_size = micro-batch x accumulation x data-parallel ranks = "
@@ -27,9 +26,6 @@ def deepspeed(est: Estimate, job: TrainingJob) -> str:
         notes.append(f"TP{x.tp} and PP{x.pp} are set by the model code (e.g. "
                      "Megatron-DeepSpeed --tensor-model-parallel-size, DeepSpeed "
                      "PipelineModule(num_stages=...)), not by this file")
-    if x.vp > 1:
-        notes.append(f"VP{x.vp}: DeepSpeed's pipeline engine has no interleaved schedule; "
-                     "without it the bubble is larger than planned")
     if x.ep > 1:
         notes.append(f"EP{x.ep}: set by the model code (deepspeed.moe.layer.MoE(ep_size="
                      f"{x.ep}, num_experts={m.experts}, k={m.top_k}))")
@@ -37,26 +33,8 @@ def deepspeed(est: Estimate, job: TrainingJob) -> str:
     if job.precision == "fp8":
         notes.append("FP8: DeepSpeed's config has no FP8 switch; the model code must use "
                      "Transformer Engine layers. BF16 is set for everything else")
-    if job.fp8_params:
-        notes.append("FP8 weights: also the model code's (Transformer Engine's "
-                     "quantized_model_init, fp8_model_init in older releases)")
     if job.dropout:
         notes.append(f"dropout {job.dropout:g}: set by the model code, not by this file")
-    if job.activation_offload:
-        notes.append("activation offload: no DeepSpeed config key offloads every layer's "
-                     "stored activations (activation_checkpointing.cpu_checkpointing moves "
-                     "only the checkpoints of full recomputation); the model code must "
-                     "(e.g. Transformer Engine's get_cpu_offload_context), else memory per "
-                     "GPU is higher than planned")
-    if job.grad_dtype == "bf16":
-        notes.append("BF16 gradients as planned: set DeepSpeed's communication_data_type to "
-                     "\"bf16\" if your version has it (not checked here)")
-    if x.recompute not in ("none", "full"):
-        notes.append(f"recomputation {x.recompute} has no DeepSpeed config key: the model code "
-                     "must checkpoint those modules itself")
-    if x.pp > 1 and (x.schedule != "1f1b" or x.pipeline_split != "even"):
-        notes.append(f"pipeline: the plan's {x.schedule} schedule and {x.pipeline_split} split "
-                     "have no DeepSpeed config key (its pipeline engine runs 1F1B)")
     config: dict[str, Any] = {
         "_comment": notes,
         "train_batch_size": est.global_batch,
@@ -65,10 +43,9 @@ def deepspeed(est: Estimate, job: TrainingJob) -> str:
         "bf16": {"enabled": True},
         "zero_optimization": {"stage": x.zero_stage, "overlap_comm": job.grad_reduce_overlap},
     }
-    if x.cp > 1:
-        config["sequence_parallel_size"] = x.cp
-        notes.append(f"CP{x.cp} as DeepSpeed-Ulysses sequence parallelism (all-to-all over "
-                     "heads); the plan times Megatron-style ring attention")
+    if job.grad_dtype == "bf16":
+        # constants.py COMMUNICATION_DATA_TYPE; config.py get_communication_data_type.
+        config["communication_data_type"] = "bf16"
     if x.recompute == "full":
         config["activation_checkpointing"] = {
             "partition_activations": x.tp > 1,

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from solver.errors import SpecError
 from solver.estimate import Estimate
 from solver.export.common import (
     comment_lines,
     header,
+    refuse_unrunnable,
     stage_layers,
     train_steps,
 )
@@ -48,6 +50,7 @@ MEGATRON_FLAGS = (
 
 def megatron(est: Estimate, job: TrainingJob) -> str:
     """A bash snippet: ``MEGATRON_ARGS=( ... )`` with one argument per line and ``#`` notes."""
+    refuse_unrunnable("megatron", est, job)
     m, x = job.model, est.layout
     args: list[tuple[str, ...] | str] = []
 
@@ -165,9 +168,6 @@ def _megatron_recompute(est: Estimate, job: TrainingJob, arg: Any, note: Any) ->
         arg("--recompute-modules", *x.recompute.split("+"))
     else:
         note("none: every activation is kept")
-    if x.schedule != "1f1b":
-        note(f"schedule: Megatron-LM has no {x.schedule} schedule (its nearest: interleaved "
-             "1F1B with --overlap-moe-expert-parallel-comm); the plan's bubble assumes one")
     if job.moments_dtype == "bf16":
         arg("--use-precision-aware-optimizer")
         arg("--exp-avg-dtype", "bf16")
@@ -176,18 +176,14 @@ def _megatron_recompute(est: Estimate, job: TrainingJob, arg: Any, note: Any) ->
 
 def _megatron_precision(est: Estimate, job: TrainingJob, arg: Any, note: Any) -> None:
     """BF16, FP8 (hybrid) and FP8 weights: ``--fp8-param-gather``, which Megatron-LM's
-    ``validate_args`` allows only with the distributed optimizer (ZeRO-1 or more here)."""
+    ``validate_args`` allows only with the distributed optimizer or Megatron-FSDP (ZeRO-1 or
+    more; ``solver.launchers`` refuses FP8 weights at ZeRO-0 before this runs)."""
     note("precision")
     arg("--bf16")
     if job.precision == "fp8":
         arg("--fp8-format", "hybrid")
-        if job.fp8_params and est.layout.zero_stage >= 1:
+        if job.fp8_params:
             arg("--fp8-param-gather")
-        elif job.fp8_params:
-            note("FP8 weights: Megatron-LM's --fp8-param-gather needs "
-                 "--use-distributed-optimizer (ZeRO-1 or more); not written with ZeRO-0, so "
-                 "each layer keeps its BF16 weights beside the FP8 copy and memory per GPU is "
-                 f"higher than planned ({est.memory_gib_per_gpu:.1f} GiB)")
     if not job.flash_attention:
         note("the plan assumes attention that stores the score matrix (no flash attention)")
 
@@ -195,24 +191,19 @@ def _megatron_precision(est: Estimate, job: TrainingJob, arg: Any, note: Any) ->
 def _megatron_activations(est: Estimate, job: TrainingJob, arg: Any, note: Any) -> None:
     """Dropout, always written (Megatron-LM's default is 0.1, the plan's may be 0), and
     activation offload: Megatron-LM's layer-wise CPU offloading (Transformer Engine's
-    ``get_cpu_offload_context``), whose TransformerConfig refuses PP > 1, recomputation and
-    ``cpu_offloading_num_layers >= num_layers``."""
-    m, x = job.model, est.layout
+    ``get_cpu_offload_context``), whose TransformerConfig refuses PP > 1, recomputation
+    (``solver.launchers`` refuses both before this runs) and ``cpu_offloading_num_layers >=
+    num_layers``."""
+    m = job.model
     note("dropout: the plan's rate, written since Megatron-LM's default is 0.1")
     arg("--hidden-dropout", f"{job.dropout:g}")
     arg("--attention-dropout", f"{job.dropout:g}")
     if not job.activation_offload:
         return
     offloaded = m.layers - 1
-    refused = [why for why, bad in (("PP > 1", x.pp > 1),
-                                    (f"recomputation ({x.recompute})", x.recompute != "none"),
-                                    ("a model of one layer", offloaded < 1)) if bad]
-    if refused:
-        note(f"activation offload: Megatron-LM's CPU offloading refuses "
-             f"{' and '.join(refused)}; not "
-             "written, so the activations stay on the GPU and memory per GPU is higher than "
-             f"planned ({est.memory_gib_per_gpu:.1f} GiB)")
-        return
+    if offloaded < 1:
+        raise SpecError("activation_offload: Megatron-LM offloads fewer layers than "
+                        f"--num-layers, and {m.name} has one; so no megatron export")
     note(f"activation offload: {offloaded} of {m.layers} layers send their activations to "
          "host memory (Megatron-LM takes fewer than --num-layers; the last layer's are used "
          "at once); needs Transformer Engine")
@@ -273,9 +264,6 @@ def _megatron_model(m: ModelSpec, job: TrainingJob, arg: Any, note: Any, ep: int
             if job.moe_dispatcher == "deepep":
                 arg("--moe-token-dispatcher-type", "flex")
                 arg("--moe-enable-deepep")
-                if job.fp8_dispatch:
-                    note("dispatch in FP8: DeepEP's FP8 dispatch has no flag at the followed "
-                         "commit")
             else:
                 arg("--moe-token-dispatcher-type", "alltoall")
             if job.ep_comm_overlap:

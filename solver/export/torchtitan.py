@@ -12,6 +12,7 @@ from solver.export.common import (
     TORCHTITAN_COMMIT,
     comment_lines,
     header,
+    refuse_unrunnable,
     stage_layers,
     tokens_text,
     train_steps,
@@ -55,6 +56,7 @@ _TITAN_FIELDS = {"rope_theta": "rope_theta", "norm_eps": "norm_eps", "dropout": 
 
 def torchtitan(est: Estimate, job: TrainingJob) -> str:
     """A torchtitan TOML job config (``--job.config_file``)."""
+    refuse_unrunnable("torchtitan", est, job)
     m, x = job.model, est.layout
     notes: list[str] = []
     if m.name not in TORCHTITAN_MODELS:
@@ -79,23 +81,11 @@ def torchtitan(est: Estimate, job: TrainingJob) -> str:
     training["seq_len"] = job.seq_len
     training["steps"] = train_steps(est, job)
     training["mixed_precision_param"] = "bfloat16"
-    if job.grad_dtype == "bf16":
-        notes.append("the plan reduces gradients in BF16; torchtitan's FSDP reduces them in "
-                     "float32 (training.mixed_precision_reduce), with more traffic and memory "
-                     "than planned")
 
     parallel = _titan_parallelism(est, job, notes)
 
-    mode = x.recompute if x.recompute in ("none", "selective", "full") else "selective"
-    ac: dict[str, Any] = {"mode": mode}
-    if x.recompute == "selective":
-        ac["selective_ac_option"] = "op"
-        notes.append("selective recomputation: torchtitan's per-op policy (\"op\") is the "
-                     "nearest to the plan's (attention scores only)")
-    elif mode == "selective":
-        ac["selective_ac_option"] = "op"
-        notes.append(f"recomputation {x.recompute}: torchtitan has no per-module choice; its "
-                     "per-op policy (\"op\") is the nearest")
+    # none or full: solver.launchers refuses module-wise recomputation for torchtitan.
+    ac: dict[str, Any] = {"mode": x.recompute}
 
     sections: list[tuple[str, dict[str, Any]]] = [
         ("job", {"description": f"gpuplan: {m.name}, {tokens_text(job.tokens)} tokens, "
@@ -109,7 +99,10 @@ def torchtitan(est: Estimate, job: TrainingJob) -> str:
         sections.append(("float8", _titan_float8(est, name, notes)))
     if not job.flash_attention:
         notes.append("the plan assumes attention that stores the score matrix")
-    notes += _titan_memory_notes(job)
+    if job.dropout:
+        notes.append(f"dropout {job.dropout:g}: torchtitan's models and job config have no "
+                     "dropout; they train without, and hold less activation memory than "
+                     "planned")
     notes.append("set [model] tokenizer_path and [training] dataset for your data")
 
     lines = comment_lines([*header(est, job, "torchtitan", "torchtitan"),
@@ -143,23 +136,13 @@ def _titan_parallelism(est: Estimate, job: TrainingJob, notes: list[str]) -> dic
     if x.zero_stage in (0, 3):
         parallel["fsdp_reshard_after_forward"] = "default"
     else:
+        # ZeRO-2 (solver.launchers refuses ZeRO-1): the weights stay gathered from the
+        # forward to the backward, gradients and optimizer states sharded.
         parallel["fsdp_reshard_after_forward"] = "never"
-        if x.dp * x.cp > 1 and x.zero_stage == 1:
-            notes.append(
-                f"ZeRO-{x.zero_stage}: torchtitan has no optimizer-only sharding; FSDP2 "
-                "shards weights, gradients and optimizer states (ZeRO-3). With "
-                'fsdp_reshard_after_forward = "never" the weights stay gathered from the '
-                "forward to the backward, the nearest to the plan: memory per GPU should "
-                f"stay near the planned {est.memory_gib_per_gpu:.1f} GiB (gradients are "
-                "sharded, FSDP adds gather buffers), and the weight all-gathers add "
-                "communication the plan does not count")
     parallel["tensor_parallel_degree"] = x.tp
     parallel["pipeline_parallel_degree"] = x.pp
     if x.pp > 1:
         parallel["pipeline_parallel_schedule"] = "Interleaved1F1B" if x.vp > 1 else "1F1B"
-        if x.schedule != "1f1b":
-            notes.append(f"schedule: the plan's {x.schedule} is written as 1F1B; its bubble "
-                         "and memory are the plan's, not 1F1B's")
         parallel["pipeline_parallel_microbatch_size"] = x.micro_batch
         chunks = stage_layers(m.layers, x.pp, x.vp,
                               int(x.pipeline_split in ("embedding", "both")),
@@ -233,26 +216,6 @@ def _titan_model_notes(job: TrainingJob, name: str, flavor: str) -> list[str]:
 
 def _fact_text(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _titan_memory_notes(job: TrainingJob) -> list[str]:
-    """What the job config cannot say of dropout, FP8 weights and activation offload."""
-    notes = []
-    if job.dropout:
-        notes.append(f"dropout {job.dropout:g}: torchtitan's models and job config have no "
-                     "dropout; they train without, and hold less activation memory than "
-                     "planned")
-    if job.fp8_params:
-        notes.append("FP8 weights: torchtitan has no FP8-only weights; with tensorwise "
-                     "float8, float8.enable_fsdp_float8_all_gather gathers them in float8, "
-                     "the nearest, but each layer's weights stay in "
-                     "training.mixed_precision_param, so memory per GPU is higher than planned")
-    if job.activation_offload:
-        notes.append("activation offload: torchtitan's job config has no activation offload "
-                     "(training.enable_cpu_offload moves FSDP's weights, gradients and "
-                     "optimizer states, not activations): the activations stay on the GPU and "
-                     "memory per GPU is higher than planned")
-    return notes
 
 
 def _titan_parts(chunks: Sequence[int]) -> list[list[str]]:
