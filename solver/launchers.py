@@ -91,11 +91,82 @@ class Capability:
     moments_dtypes: tuple[str, ...]
     rules: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict)
+    #: The models it can train, as gpuplan's model name -> (its model name, flavor), with
+    #: the model facts each flavor holds (``FLAVOR_FACTS``); None: any model (Megatron-LM
+    #: and DeepSpeed take the architecture from arguments or the model code).
+    models: Mapping[str, tuple[str, str]] | None = None
 
 
 _MEG = f"NVIDIA/Megatron-LM @ {MEGATRON_LM_COMMIT[:12]}"
 _TT = f"pytorch/torchtitan @ {TORCHTITAN_COMMIT[:12]}"
 _DS = f"deepspeedai/DeepSpeed @ {DEEPSPEED_COMMIT[:12]}"
+
+#: torchtitan ``[model]`` name and flavor of gpuplan's presets that torchtitan ships a train
+#: spec for at the followed commit (``torchtitan/models/__init__.py``).
+TORCHTITAN_MODELS = {
+    "llama3-8b": ("llama3", "8B"),
+    "llama3-70b": ("llama3", "70B"),
+    "llama3.1-405b": ("llama3", "405B"),
+    "deepseek-v3": ("deepseek_v3", "671B"),
+}
+#: The model facts each of those flavors holds at the followed commit (torchtitan takes them
+#: from the flavor's Python model args, ``torchtitan/models/<name>/__init__.py`` and
+#: ``model/args.py``; the job config cannot set them): ``llama3`` flavors rope_theta 500000,
+#: ``TransformerModelArgs.norm_eps`` default 1e-5 and no RoPE scaling; ``deepseek_v3`` 671B
+#: ``DeepSeekV3ModelArgs``: rope_theta 10000, norm_eps 1e-5 (its default), score_func
+#: sigmoid, route_scale 2.5, load_balance_coeff 1e-3 (the expert-bias update of aux-loss-free
+#: balancing; no balancing loss), top-k renormalised for sigmoid only (``moe.py``), YaRN
+#: factor 40 over 4096 applied only beyond 4096 tokens, and ``n_expert_groups``/
+#: ``n_limited_groups`` that its router (``moe.py``) never reads; no multi-token prediction.
+FLAVOR_FACTS: dict[str, dict[str, Any]] = {
+    "llama3": {"rope_theta": 500000.0, "norm_eps": 1e-5, "dropout": 0.0,
+               "rope_scaling": "none", "mtp_layers": 0},
+    "deepseek_v3": {"rope_theta": 10000.0, "norm_eps": 1e-5, "dropout": 0.0,
+                    "rope_scaling": "yarn", "router_score": "sigmoid", "router_scaling": 2.5,
+                    "router_expert_bias": True, "router_norm_topk": True,
+                    "router_balance": "none", "expert_group_topk": 0, "mtp_layers": 0},
+}
+
+
+def flavor_differences(job: TrainingJob, name: str) -> list[tuple[str, Any, Any]]:
+    """(fact, the model's value, the flavor's) for each fact torchtitan's flavor ``name``
+    holds otherwise than the job's model (dropout aside: torchtitan's models have none, and
+    a job with dropout is refused on its own)."""
+    m = job.model
+    facts: dict[str, Any] = {"rope_theta": m.rope_theta, "norm_eps": m.norm_eps,
+                             "rope_scaling": m.rope_scaling, "mtp_layers": m.mtp_layers}
+    if m.is_moe:
+        facts.update(router_score=m.router_score, router_scaling=m.router_scaling,
+                     router_expert_bias=m.router_expert_bias,
+                     router_norm_topk=m.router_norm_topk, router_balance=m.router_balance,
+                     expert_group_topk=m.expert_group_topk)
+    held = FLAVOR_FACTS[name]
+    return [(key, value, held[key]) for key, value in facts.items()
+            if key in held and value != held[key]]
+
+
+def model_refusal(launcher: str, job: TrainingJob) -> str | None:
+    """Why ``launcher`` cannot train ``job.model`` as its config.json describes it: no model
+    of that name, or a flavor whose fixed facts differ (the plan would describe another
+    model), or None."""
+    cap = capability(launcher)
+    if cap.models is None:
+        return None
+    m = job.model
+    if m.name not in cap.models:
+        known = ", ".join(cap.models)
+        return (f"model: {launcher} at {cap.follows.split(' @ ')[1]} ships no train spec for "
+                f"{m.name} (it trains {known}); its job config cannot describe another model")
+    name, flavor = cap.models[m.name]
+    differ = flavor_differences(job, name)
+    if differ:
+        shown = "; ".join(f"{k} {v} (flavor: {h})" for k, v, h in differ)
+        return (f"model: {launcher}'s {name} {flavor} flavor differs from {m.name} in {shown}, "
+                "and its job config cannot set them: the run would train another model")
+    if job.dropout:
+        return f"dropout: {launcher}'s models have no dropout, got {job.dropout:g}"
+    return None
+
 
 CAPABILITIES: dict[str, Capability] = {
     "megatron": Capability(
@@ -132,7 +203,7 @@ CAPABILITIES: dict[str, Capability] = {
         recompute=("none", "full"), precisions=("bf16", "fp8"), fp8_params=False,
         activation_offload=False, moe_dispatchers=("alltoall",), fp8_dispatch=False,
         ep_comm_overlap=False, zero3_impl="fsdp", grad_dtypes=("fp32",),
-        moments_dtypes=("fp32",),
+        moments_dtypes=("fp32",), models=TORCHTITAN_MODELS,
         rules=("ZeRO-0 is DDP, which refuses any other parallelism: with tp, pp or ep > 1 "
                "only at dp 1, never with cp > 1 (cp > 1 always shards with FSDP)",
                "ep > 1 needs ep a multiple of cp",
@@ -198,8 +269,9 @@ def capability(launcher: str, field_name: str = "launcher") -> Capability:
 
 
 def check_job(launcher: str, job: TrainingJob) -> None:
-    """``SpecError`` naming the job field ``launcher`` cannot run with any layout."""
-    reason = job_refusal(launcher, job)
+    """``SpecError`` naming the job field ``launcher`` cannot run with any layout (the model
+    first)."""
+    reason = model_refusal(launcher, job) or job_refusal(launcher, job)
     if reason is not None:
         raise SpecError(reason)
 
@@ -386,12 +458,13 @@ def why_not(launcher: str, job: TrainingJob, layout: Layout,
         from solver import catalog  # catalog imports specs, which imports this module
 
         accelerator = catalog.accelerator(layout.accelerator)
-    return accelerator_refusal(launcher, job, accelerator) or _layout_refusal(
-        launcher, job, layout)
+    return (accelerator_refusal(launcher, job, accelerator) or model_refusal(launcher, job)
+            or layout_refusal(launcher, job, layout))
 
 
-def _layout_refusal(launcher: str, job: TrainingJob, layout: Layout) -> str | None:
-    """``why_not`` but for the accelerator."""
+def layout_refusal(launcher: str, job: TrainingJob, layout: Layout) -> str | None:
+    """``why_not`` but for the accelerator and the model: the launcher's rules on the job's
+    software and the layout (what the search's space filters)."""
     reason = job_refusal(launcher, job)
     if reason is not None:
         return reason
@@ -475,7 +548,7 @@ def check_fixed(launcher: str, job: TrainingJob, fixed: Mapping[str, Any]) -> No
                     zero_stage=int(first["zero_stage"]), recompute=str(first["recompute"]),
                     schedule=str(first["schedule"]), pipeline_split=str(first["pipeline_split"]))
     layout = _with_ep(layout, int(first["ep"]))
-    reason = _layout_refusal(launcher, job, layout) or f"launcher: {launcher} runs no such layout"
+    reason = layout_refusal(launcher, job, layout) or f"launcher: {launcher} runs no such layout"
     raise SpecError(reason)
 
 
@@ -491,5 +564,6 @@ def _with_ep(layout: Layout, ep: int) -> Layout:
 
 __all__ = ["CAPABILITIES", "LAUNCHERS", "Capability", "accelerator_refusal", "allowed_masks",
            "capability", "runnable_accelerators",
-           "check_fixed", "check_job", "dp_limit", "mask_refusal", "shape_ok",
+           "check_fixed", "check_job", "dp_limit", "flavor_differences", "layout_refusal",
+           "model_refusal", "mask_refusal", "shape_ok",
            "shape_refusals", "why_not"]

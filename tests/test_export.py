@@ -379,8 +379,10 @@ def test_torchtitan_and_deepspeed_say_what_they_cannot_set() -> None:
     # DeepSpeed leaves it to the model code.
     job, est = job_and_estimate("llama3-8b", 1e12, 512, "bf16", dict(dropout=0.1),
                                 accelerator="h100-sxm5-80gb", tp=2, pp=1, dp=32, zero_stage=2)
-    titan = export(est, "torchtitan", job=job)
-    assert "# dropout 0.1: torchtitan's models and job config have no dropout" in titan
+    # torchtitan's models have no dropout: a job with dropout is another model there
+    with pytest.raises(solver.SpecError, match=r"^dropout: torchtitan's models have no "
+                                              r"dropout, got 0.1 \(so no torchtitan export\)"):
+        export(est, "torchtitan", job=job)
     comments = " ".join(json.loads(export(est, "deepspeed", job=job))["_comment"])
     assert "dropout 0.1: set by the model code" in comments
     plain = dataclasses.replace(job, dropout=0.0)
@@ -416,7 +418,8 @@ def test_torchtitan_toml_parses_with_torchtitan_names(
         return
     if job.model.name.startswith(("gpt3", "mixtral")):
         # torchtitan ships llama3 and deepseek_v3 train specs only: no job config could start.
-        with pytest.raises(solver.SpecError, match="torchtitan at 6404b932421f ships no model"):
+        with pytest.raises(solver.SpecError,
+                           match="torchtitan at 6404b932421f ships no train spec"):
             export(est, "torchtitan", job=job)
         return
     config = tomllib.loads(export(est, "torchtitan", job=job))
@@ -462,19 +465,36 @@ def test_torchtitan_toml_parses_with_torchtitan_names(
         assert "float8" not in config
 
 
+def titan_v3(job: solver.TrainingJob) -> solver.TrainingJob:
+    """DeepSeek-V3 as torchtitan's 671B flavor holds it (torchtitan/models/deepseek_v3):
+    norm_eps 1e-5, no balancing loss, no group limit read, no MTP module."""
+    model = dataclasses.replace(job.model, norm_eps=1e-5, router_balance="none",
+                                router_aux_loss_coeff=0.0, expert_group_topk=0, mtp_layers=0)
+    return dataclasses.replace(job, model=model)
+
+
 def test_torchtitan_model_names_and_comments() -> None:
     job, est = job_and_estimate(*CASES["deepseek-z3"][:4], **CASES["deepseek-z3"][4])
-    text = export(est, "torchtitan", job=job)
+    # The 671B flavor (torchtitan/models/deepseek_v3/__init__.py) keeps DeepSeekV3ModelArgs'
+    # norm_eps default 1e-5; config.json's rms_norm_eps is 1e-6, which the TOML cannot set:
+    # the export is refused rather than written for another model.
+    with pytest.raises(solver.SpecError, match=r"norm_eps 1e-06 \(flavor: 1e-05\)"):
+        export(est, "torchtitan", job=job)
+    text = export(est, "torchtitan", job=titan_v3(job))
     config = tomllib.loads(text)
     assert (config["model"]["name"], config["model"]["flavor"]) == ("deepseek_v3", "671B")
-    # The 671B flavor (torchtitan/models/deepseek_v3/__init__.py) keeps DeepSeekV3ModelArgs'
-    # norm_eps default 1e-5; config.json's rms_norm_eps is 1e-6, which the TOML cannot set.
-    assert "norm_eps 1e-06 (flavor: 1e-05, field norm_eps)" in " ".join(text.split())
+    assert "differs from the model" not in text
     job, est = job_and_estimate(*CASES["zero2-gpt3"][:4], **CASES["zero2-gpt3"][4])
-    with pytest.raises(solver.SpecError, match="ships no model for gpt3-175b"):
+    with pytest.raises(solver.SpecError, match="ships no train spec for gpt3-175b"):
+        export(est, "torchtitan", job=job)
+    # Llama 3.1 405B's config.json scales RoPE (llama3, x8 from 8192); the 405B flavor
+    # does not: refused as another model.
+    job, est = job_and_estimate(*CASES["llama405-even"][:4], **CASES["llama405-even"][4])
+    with pytest.raises(solver.SpecError, match=r"rope_scaling llama3 \(flavor: none\)"):
         export(est, "torchtitan", job=job)
     # ZeRO-1: torchtitan has no optimizer-only sharding (solver.launchers refuses it).
-    job, est = job_and_estimate(*CASES["llama405-even"][:4], **CASES["llama405-even"][4])
+    job, est = job_and_estimate("llama3-70b", 1e12, 512, "bf16", accelerator="h100-sxm5-80gb",
+                                tp=8, pp=1, dp=8, zero_stage=1)
     with pytest.raises(solver.SpecError, match="zero_stage: torchtitan runs ZeRO 0/2/3"):
         export(est, "torchtitan", job=job)
     # ZeRO-0 is DDP: torchtitan replicates over data_parallel_replicate_degree.
@@ -490,11 +510,11 @@ def test_torchtitan_float8_is_a_combination_torchtitan_accepts() -> None:
     parallelize_deepseekv3 refuses float8 other than rowwise under TP."""
     job, est = job_and_estimate(*CASES["deepseek-tp2-z2"][:4],
                                 **CASES["deepseek-tp2-z2"][4])  # TP2
-    float8 = tomllib.loads(export(est, "torchtitan", job=job))["float8"]
+    float8 = tomllib.loads(export(est, "torchtitan", job=titan_v3(job)))["float8"]
     assert float8["recipe_name"] == "rowwise"
     assert not float8.get("enable_fsdp_float8_all_gather", False)
     job, est = job_and_estimate(*CASES["deepseek-z3"][:4], **CASES["deepseek-z3"][4])  # TP1
-    float8 = tomllib.loads(export(est, "torchtitan", job=job))["float8"]
+    float8 = tomllib.loads(export(est, "torchtitan", job=titan_v3(job)))["float8"]
     assert "recipe_name" not in float8 and float8["enable_fsdp_float8_all_gather"] is True
 
 
@@ -572,7 +592,7 @@ def test_solve_export_prints_only_the_config(capsys: pytest.CaptureFixture[str])
     # torchtitan ships no GPT-3 model: refused with one line and exit 2.
     assert run([*SOLVE, "--export", "torchtitan"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "ships no model for gpt3-175b" in err
+    assert err.count("\n") == 1 and "ships no train spec for gpt3-175b" in err
     assert run([*SOLVE, "--export", "deepspeed"]) == 0
     json.loads(capsys.readouterr().out)
 

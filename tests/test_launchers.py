@@ -17,7 +17,7 @@ from solver import catalog
 from solver.cli import run
 from solver.errors import SpecError
 from solver.export import common
-from solver.launchers import LAUNCHERS, check_fixed, why_not
+from solver.launchers import LAUNCHERS, check_fixed, layout_refusal, why_not
 from solver.layout_options import PIPELINE_SPLITS, SCHEDULES, recompute_name
 from solver.pareto import pareto
 from solver.search.solve import solve
@@ -101,9 +101,10 @@ def test_torchtitan() -> None:
     # Activation checkpointing modes none|selective|full: no Megatron-LM module sets.
     assert why_not("torchtitan", DENSE, lay(recompute="full")) is None
     assert why_not("torchtitan", DENSE, lay(recompute="layernorm")).startswith("recompute:")
-    # parallel_dims.py:56-58: ep a multiple of cp.
-    assert why_not("torchtitan", MOE, lay(cp=2, ep=4, dp=4, zero_stage=3)) is None
-    assert why_not("torchtitan", MOE, lay(cp=4, ep=2, dp=2, zero_stage=3)).startswith("ep:")
+    # parallel_dims.py:56-58: ep a multiple of cp (the layout rules, the model aside)
+    assert layout_refusal("torchtitan", MOE, lay(cp=2, ep=4, dp=4, zero_stage=3)) is None
+    assert layout_refusal("torchtitan", MOE, lay(cp=4, ep=2, dp=2, zero_stage=3)
+                          ).startswith("ep:")
     # job_config.py:207: gradients are reduced in float32 only.
     bf16 = dataclasses.replace(DENSE, grad_dtype="bf16")
     assert why_not("torchtitan", bf16, lay()).startswith("grad_dtype:")
@@ -182,8 +183,8 @@ def test_fixed_fields_the_launcher_cannot_run_are_refused_before_searching() -> 
 def test_the_searched_shapes_are_those_why_not_accepts(launcher: str, job: TrainingJob
                                                        ) -> None:
     # Every shape of 64 H100 at micro-batch 1 (each at its smallest dp, no recomputation):
-    # the search keeps exactly those why_not accepts, but for torchtitan's DDP, whose dp is
-    # capped instead.
+    # the search keeps exactly those the layout rules accept, but for torchtitan's DDP, whose
+    # dp is capped instead (the model rule is checked before any search: test below).
     acc = catalog.accelerator("h100")
     one = {"micro_batch": 1}
     every = enumerate_shapes(job, [acc], one, complete=True, max_replica=64)
@@ -196,7 +197,7 @@ def test_the_searched_shapes_are_those_why_not_accepts(launcher: str, job: Train
         layout = Layout(accelerator=acc.name, tp=tp, pp=pp, dp=ep // math.gcd(ep, cp), cp=cp,
                         ep=ep, vp=vp, micro_batch=mb, zero_stage=zero,
                         schedule=SCHEDULES[schedule], pipeline_split=PIPELINE_SPLITS[split])
-        reason = why_not(launcher, job, layout)
+        reason = layout_refusal(launcher, job, layout)
         if reason is None or "ZeRO-0 is DDP, which refuses tp" in reason:
             accepted.add(row)
     assert kept_set == accepted
@@ -257,7 +258,24 @@ def test_solve_returns_the_best_runnable_layout(launcher: str) -> None:
     assert unrestricted.estimate.training_days * 86400 == pytest.approx(free_best, rel=1e-9)
 
 
-@pytest.mark.parametrize("launcher", ["deepspeed", "torchtitan"])
+def test_torchtitan_trains_only_the_models_of_its_flavors() -> None:
+    # torchtitan at the followed commit registers train specs for llama3 and deepseek_v3
+    # only, and takes their facts from the flavor, never from the job config.
+    limits = Limits(accelerators=("h100",), max_gpus=64, launcher="torchtitan")
+    with pytest.raises(SpecError, match=r"^model: torchtitan at 6404b932421f ships no train "
+                                        r"spec for mixtral-8x7b"):
+        solve(MOE, limits)
+    # DeepSeek-V3's config.json: rms_norm_eps 1e-6 and one MTP module; the 671B flavor holds
+    # norm_eps 1e-5 and no MTP: planning it would describe another model
+    v3 = TrainingJob(model="deepseek-v3", tokens=1e12, global_batch=1024)
+    reason = why_not("torchtitan", v3, lay(dp=64, zero_stage=3))
+    assert reason is not None and reason.startswith("model: torchtitan's deepseek_v3 671B")
+    assert "norm_eps 1e-06 (flavor: 1e-05)" in reason and "mtp_layers 1 (flavor: 0)" in reason
+    assert why_not("torchtitan", DENSE, lay(dp=64, zero_stage=3)) is None
+    assert why_not("megatron", v3, lay(dp=64, zero_stage=3)) is None
+
+
+@pytest.mark.parametrize("launcher", ["deepspeed"])
 def test_solve_moe_returns_the_best_runnable_layout(launcher: str) -> None:
     # Mixtral on 32 H100 at pp 2: the unrestricted optimum interleaves and recomputes modules.
     limits = Limits(accelerators=("h100",), gpus=32, fixed={"micro_batch": 1, "pp": 2})

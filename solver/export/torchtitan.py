@@ -17,33 +17,9 @@ from solver.export.common import (
     tokens_text,
     train_steps,
 )
+from solver.launchers import TORCHTITAN_MODELS, flavor_differences
 from solver.specs import TrainingJob
 
-#: torchtitan ``[model]`` name and flavor of gpuplan's presets that torchtitan ships.
-TORCHTITAN_MODELS = {
-    "llama3-8b": ("llama3", "8B"),
-    "llama3-70b": ("llama3", "70B"),
-    "llama3.1-405b": ("llama3", "405B"),
-    "deepseek-v3": ("deepseek_v3", "671B"),
-}
-
-#: The model facts each of those flavors holds at the followed commit (torchtitan takes them
-#: from the flavor's Python model args, ``torchtitan/models/<name>/__init__.py`` and
-#: ``model/args.py``; the job config cannot set them): ``llama3`` flavors rope_theta 500000,
-#: ``TransformerModelArgs.norm_eps`` default 1e-5 and no RoPE scaling; ``deepseek_v3`` 671B
-#: ``DeepSeekV3ModelArgs``: rope_theta 10000, norm_eps 1e-5 (its default), score_func
-#: sigmoid, route_scale 2.5, load_balance_coeff 1e-3 (the expert-bias update of aux-loss-free
-#: balancing; no balancing loss), top-k renormalised for sigmoid only (``moe.py``), YaRN
-#: factor 40 over 4096 applied only beyond 4096 tokens, and ``n_expert_groups``/
-#: ``n_limited_groups`` that its router (``moe.py``) never reads; no multi-token prediction.
-TORCHTITAN_FLAVOR_FACTS: dict[str, dict[str, Any]] = {
-    "llama3": {"rope_theta": 500000.0, "norm_eps": 1e-5, "dropout": 0.0,
-               "rope_scaling": "none", "mtp_layers": 0},
-    "deepseek_v3": {"rope_theta": 10000.0, "norm_eps": 1e-5, "dropout": 0.0,
-                    "rope_scaling": "yarn", "router_score": "sigmoid", "router_scaling": 2.5,
-                    "router_expert_bias": True, "router_norm_topk": True,
-                    "router_balance": "none", "expert_group_topk": 0, "mtp_layers": 0},
-}
 #: The model-args field a fact is held in, for the note that asks for a registered flavor.
 _TITAN_FIELDS = {"rope_theta": "rope_theta", "norm_eps": "norm_eps", "dropout": "(none)",
                  "rope_scaling": "(the flavor's RoPE code)", "router_score": "score_func",
@@ -56,13 +32,9 @@ _TITAN_FIELDS = {"rope_theta": "rope_theta", "norm_eps": "norm_eps", "dropout": 
 
 def torchtitan(est: Estimate, job: TrainingJob) -> str:
     """A torchtitan TOML job config (``--job.config_file``)."""
-    refuse_unrunnable("torchtitan", est, job)
+    refuse_unrunnable("torchtitan", est, job)  # also a model it has no flavor of (launchers)
     m, x = job.model, est.layout
     notes: list[str] = []
-    if m.name not in TORCHTITAN_MODELS:
-        raise SpecError(f"export: torchtitan at {TORCHTITAN_COMMIT[:12]} ships no model for "
-                        f"{m.name} (its train specs: llama3 8B/70B/405B, deepseek_v3 671B); "
-                        "a job config naming it would not start")
     name, flavor = TORCHTITAN_MODELS[m.name]
     _titan_refusals(est, job)
     notes += _titan_model_notes(job, name, flavor)
@@ -133,8 +105,12 @@ def _titan_parallelism(est: Estimate, job: TrainingJob, notes: list[str]) -> dic
     else:
         parallel["data_parallel_replicate_degree"] = 1
         parallel["data_parallel_shard_degree"] = x.dp
-    if x.zero_stage in (0, 3):
-        parallel["fsdp_reshard_after_forward"] = "default"
+    if x.zero_stage == 0:
+        parallel["fsdp_reshard_after_forward"] = "default"  # no FSDP: not read
+    elif x.zero_stage == 3:
+        # torchtitan's "default" keeps the weights gathered when pipeline parallelism is on
+        # (the ZeRO-2 footprint); the plan's ZeRO-3 frees them after each forward.
+        parallel["fsdp_reshard_after_forward"] = "always" if x.pp > 1 else "default"
     else:
         # ZeRO-2 (solver.launchers refuses ZeRO-1): the weights stay gathered from the
         # forward to the backward, gradients and optimizer states sharded.
@@ -192,20 +168,11 @@ def _titan_float8(est: Estimate, name: str, notes: list[str]) -> dict[str, Any]:
 
 
 def _titan_model_notes(job: TrainingJob, name: str, flavor: str) -> list[str]:
-    """Where the flavor's model args differ from the model's facts (torchtitan reads them
-    from the registered flavor, never from the job config)."""
-    m = job.model
-    facts = {"rope_theta": m.rope_theta, "norm_eps": m.norm_eps, "dropout": job.dropout,
-             "rope_scaling": m.rope_scaling, "mtp_layers": m.mtp_layers}
-    if m.is_moe:
-        facts.update(router_score=m.router_score, router_scaling=m.router_scaling,
-                     router_expert_bias=m.router_expert_bias,
-                     router_norm_topk=m.router_norm_topk, router_balance=m.router_balance,
-                     expert_group_topk=m.expert_group_topk)
-    held = TORCHTITAN_FLAVOR_FACTS[name]
-    differ = [f"{key} {_fact_text(facts[key])} (flavor: {_fact_text(held[key])}, field "
-              f"{_TITAN_FIELDS[key]})" for key in facts
-              if key in held and key != "dropout" and facts[key] != held[key]]
+    """Where the flavor's model args differ from the model's facts (``solver.launchers``
+    refuses such a plan, so this stays empty for every plan the search returns; a plan built
+    by hand still says it)."""
+    differ = [f"{key} {_fact_text(value)} (flavor: {_fact_text(held)}, field "
+              f"{_TITAN_FIELDS[key]})" for key, value, held in flavor_differences(job, name)]
     if not differ:
         return []
     return [f"torchtitan's {name} {flavor} flavor at {TORCHTITAN_COMMIT[:12]} differs from "
