@@ -110,7 +110,7 @@ def compare(job: TrainingJob, layouts: Sequence[Layout | str], *,
         except SpecError as err:
             raise SpecError(f"layout #{i + 1}: {err}") from None
     fits = [i for i, e in enumerate(estimates) if e.fits]
-    fastest = min(fits, key=lambda i: estimates[i].training_days) if fits else None
+    fastest = min(fits, key=lambda i: estimates[i].wall_clock_days) if fits else None
     priced = [i for i in fits if estimates[i].cost_usd == estimates[i].cost_usd]
     cheapest = min(priced, key=lambda i: estimates[i].cost_usd) if priced else None
     return Comparison(estimates=tuple(estimates), fastest=fastest, cheapest=cheapest,
@@ -128,7 +128,8 @@ def _why(estimates: Sequence[Estimate], fastest: int | None) -> list[str]:
     for i, e in enumerate(estimates):
         if i == fastest or not e.fits:
             continue
-        ratio = e.training_days / best.training_days if best.training_days else float("nan")
+        ratio = (e.wall_clock_days / best.wall_clock_days if best.wall_clock_days
+                 else float("nan"))
         diffs = _biggest(e.time_breakdown_s, best.time_breakdown_s, 2, "s")
         text = f"#{fastest + 1} is {ratio:.2f}x faster than #{i + 1}"
         if e.layout.gpus != best.layout.gpus:

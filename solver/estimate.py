@@ -6,11 +6,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from solver import uncertainty
 from solver.layout_options import PIPELINE_SPLITS, SCHEDULES, recompute_name
 from solver.specs import Accelerator, Layout, TrainingJob
-from solver.stepmodel.evaluate import StepResult
+from solver.stepmodel import goodput
+from solver.stepmodel.evaluate import SECONDS_PER_DAY, StepResult
 from solver.stepmodel.memory import GIB
+from solver.stepmodel.shape import job_shape
 
 SCHEMA_VERSION = 1
 
@@ -50,10 +54,28 @@ class Estimate:
     training_days_range: tuple[float, float] = (math.nan, math.nan)
     calibrated: bool = False
     calibration_note: str = "no error band: the job was not given"
+    #: Failures, checkpoints and restarts (``solver/stepmodel/goodput.py``): the wall-clock
+    #: days the failure-free ``training_days`` become, their ratio, the interruptions expected
+    #: in that time, the checkpoint interval (minutes of work), the days lost to checkpoints,
+    #: restarts and rework, and what the figures rest on (``failure_model``).
+    wall_clock_days: float = math.nan
+    goodput: float = math.nan
+    expected_interruptions: float = math.nan
+    checkpoint_interval_min: float = math.nan
+    lost_days: dict[str, float] = field(default_factory=dict)
+    failure_model: dict[str, Any] = field(default_factory=dict)
 
     @property
     def fits(self) -> bool:
         return not self.violations
+
+    def judged_days(self, risk: str = "expected") -> float:
+        """The days a deadline is judged against: the wall-clock days, or with ``risk``
+        "high" the high end of their error band (``search.table.deadline_days`` for one
+        layout: wall-clock time is proportional to the failure-free time at a layout)."""
+        if risk != "high":
+            return self.wall_clock_days
+        return self.wall_clock_days * self.training_days_range[1] / self.training_days
 
     def layout_dict(self) -> dict[str, Any]:
         x = self.layout
@@ -75,6 +97,12 @@ class Estimate:
             "hfu": json_number(self.hfu, 4),
             "training_days": json_number(self.training_days),
             "training_days_range": [json_number(v) for v in self.training_days_range],
+            "wall_clock_days": json_number(self.wall_clock_days),
+            "goodput": json_number(self.goodput, 4),
+            "expected_interruptions": json_number(self.expected_interruptions),
+            "checkpoint_interval_min": json_number(self.checkpoint_interval_min),
+            "lost_days": {k: json_number(v) for k, v in self.lost_days.items()},
+            "failure_model": self.failure_model,
             "calibrated": self.calibrated,
             "calibration_note": self.calibration_note,
             "gpu_hours": json_number(self.gpu_hours),
@@ -110,6 +138,32 @@ def host_memory_violation(offloaded_gib: float, capacity_gib: float, name: str) 
             f"to the host, {name} has {capacity_gib:.0f} GiB of host memory per accelerator")
 
 
+def failure_model_dict(job: TrainingJob, gpus: int) -> dict[str, Any]:
+    """What the wall-clock figures of ``job`` on ``gpus`` accelerators rest on: the rates and
+    their sources, the job's mean time between interruptions, the checkpoint and its write
+    time, the restart (``estimate.failure_model`` in docs/interface.md)."""
+    if not job.failures:
+        return {"failures": False}
+    fm = goodput.failure_model(job, job_shape(job))
+    rates = [{"cause": c.name, "per_accelerator_hour": json_number(c.per_accelerator_hour),
+              "source": c.source} for c in fm.causes]
+    if job.mtbf_hours:
+        rates = [{"cause": "all", "per_accelerator_hour": json_number(1 / job.mtbf_hours),
+                  "source": f"mtbf_hours = {job.mtbf_hours:g} per accelerator (given)"}]
+    write = float(goodput.write_s(fm, np.array([gpus]))[0])
+    return {
+        "failures": True,
+        "rates": rates,
+        "accelerator_mtbf_hours": json_number(fm.accelerator_mtbf_hours),
+        "job_mtbf_hours": json_number(fm.accelerator_mtbf_hours / gpus),
+        "checkpoint_gb": json_number(fm.checkpoint_bytes / 1e9),
+        "checkpoint_write_s": json_number(write),
+        "async_checkpoint": fm.asynchronous,
+        "restart_min": json_number(fm.restart_s / 60 + write / 60
+                                   + fm.hardware_share * fm.replace_s / 60),
+    }
+
+
 def estimate_at(result: StepResult, i: int, names: tuple[str, ...], *,
                 job: TrainingJob | None = None,
                 accelerator: Accelerator | None = None) -> Estimate:
@@ -140,6 +194,9 @@ def estimate_at(result: StepResult, i: int, names: tuple[str, ...], *,
             "interconnect: a parallel group leaves the scale-up domain of "
             f"{layout.accelerator}, whose scale-out bandwidth is not published")
     days = float(result.training_days[i])
+    wall_days = float(result.wall_clock_days[i])
+    checkpointing = float(result.checkpointing_s[i]) / SECONDS_PER_DAY
+    restarting = float(result.restarting_s[i]) / SECONDS_PER_DAY
     band = uncertainty.Band(math.nan, math.nan, False, Estimate.calibration_note)
     if job is not None and accelerator is not None:
         band = uncertainty.band(job, layout, accelerator)
@@ -166,4 +223,11 @@ def estimate_at(result: StepResult, i: int, names: tuple[str, ...], *,
         training_days_range=(days * band.low, days * band.high),
         calibrated=band.calibrated,
         calibration_note=band.note,
+        wall_clock_days=wall_days,
+        goodput=float(result.goodput[i]),
+        expected_interruptions=float(result.interruptions[i]),
+        checkpoint_interval_min=float(result.checkpoint_interval_s[i]) / 60.0,
+        lost_days={"checkpoints": checkpointing, "restarts": restarting,
+                   "rework": wall_days - days - checkpointing - restarting},
+        failure_model={} if job is None else failure_model_dict(job, layout.gpus),
     )

@@ -37,13 +37,13 @@ SECOND_AXES = ("cost", "gpus", "energy")
 REL = 1e-9
 DEFAULT_POINTS = 12
 PLOT_SUFFIXES = (".png", ".svg")
-AXIS_LABELS = {"time": "training time (days)", "cost": "cost (USD)",
+AXIS_LABELS = {"time": "wall-clock time (days)", "cost": "cost (USD)",
                "gpus": "accelerators", "energy": "energy (MWh)"}
 
 
 def axis_value(est: Estimate, axis: str) -> float:
     """The value of ``est`` on ``axis``: days, USD, accelerators or MWh."""
-    return {"time": est.training_days, "cost": est.cost_usd, "gpus": float(est.layout.gpus),
+    return {"time": est.wall_clock_days, "cost": est.cost_usd, "gpus": float(est.layout.gpus),
             "energy": est.energy_mwh}[axis]
 
 
@@ -103,7 +103,8 @@ def _est(plan: Plan) -> Estimate:
 
 
 def _days(plan: Plan) -> float:
-    return _est(plan).training_days
+    """Wall-clock days: the time a deadline (and so each point's bound) is judged on."""
+    return _est(plan).wall_clock_days
 
 
 def pareto(job: TrainingJob, limits: Limits | None = None, *,

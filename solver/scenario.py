@@ -73,12 +73,16 @@ from solver.validate import (
     parse_document,
 )
 
+#: The job's failure-model keys (``TrainingJob``; ``solver/stepmodel/goodput.py``).
+FAILURE_KEYS = ("failures", "mtbf_hours", "checkpoint_node_gb_s", "checkpoint_total_gb_s",
+                "async_checkpoint", "restart_min", "hot_spares", "replace_min")
+
 #: The keys of each section (``model`` is special: ``preset``, ``path`` or ModelSpec fields).
 SECTIONS: dict[str, tuple[str, ...]] = {
     "job": ("tokens", "seq_len", "global_batch", "precision", "flash_attention",
             "tp_comm_overlap", "grad_reduce_overlap", "zero3_impl", "grad_dtype",
             "ep_comm_overlap", "moe_dispatcher", "fp8_dispatch", "moe_imbalance",
-            "moments_dtype", "dropout", "fp8_params", "activation_offload"),
+            "moments_dtype", "dropout", "fp8_params", "activation_offload", *FAILURE_KEYS),
     "limits": ("accelerators", "gpus", "max_gpus", "deadline_days", "budget_usd",
                "tokens_per_step", "risk", "launcher"),
     "fixed": LAYOUT_FIELDS,
@@ -112,8 +116,13 @@ def check_value(key: str, value: Any, label: str) -> Any:
     if key == "precision":
         return as_choice(label, value, PRECISIONS)
     if key in ("flash_attention", "tp_comm_overlap", "grad_reduce_overlap", "ep_comm_overlap",
-               "fp8_dispatch", "fp8_params", "activation_offload"):
+               "fp8_dispatch", "fp8_params", "activation_offload", "failures",
+               "async_checkpoint", "hot_spares"):
         return as_bool(label, value)
+    if key in ("checkpoint_total_gb_s", "restart_min", "replace_min"):
+        return as_float(label, value, strict=False)
+    if key in ("mtbf_hours", "checkpoint_node_gb_s"):
+        return as_float(label, value)
     if key == "zero3_impl":
         return as_choice(label, value, ZERO3_IMPLEMENTATIONS)
     if key == "grad_dtype":
@@ -369,7 +378,8 @@ def build(given: Values, names: Mapping[str, str] | None = None) -> Scenario:
                           moe_imbalance=get("moe_imbalance"),
                           moments_dtype=get("moments_dtype"), dropout=get("dropout"),
                           fp8_params=get("fp8_params"),
-                          activation_offload=get("activation_offload"))
+                          activation_offload=get("activation_offload"),
+                          **{k: values[k] for k in FAILURE_KEYS if k in values})
         fixed = {k: values[k] for k in LAYOUT_FIELDS if k in values}
         limits = Limits(accelerators=tuple(values.get("accelerators", ())), gpus=gpus,
                         max_gpus=max_gpus, deadline_days=values.get("deadline_days"),

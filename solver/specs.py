@@ -8,6 +8,9 @@ contract.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib.resources
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -342,6 +345,17 @@ class TrainingJob:
     backward, overlapped with the kernels (Megatron-LM ``--cpu-offloading-num-layers``,
     Transformer Engine's ``get_cpu_offload_context``; MaxText's ``offload`` remat policies
     to TPU host memory); the accelerator needs ``host_bw_gb_s`` and ``host_memory_gib``.
+
+    Failures, checkpoints and restarts (``solver/stepmodel/goodput.py``, docs/model.md):
+    ``failures`` False plans as if every hour were productive (wall-clock days = training
+    days); ``mtbf_hours`` (0: the sourced table, ``solver/data/reliability.json``) the mean
+    hours between interruptions of ONE accelerator, so a job of N fails every
+    ``mtbf_hours / N`` hours; ``checkpoint_node_gb_s`` the storage write (and read) bandwidth
+    of a node of 8 accelerators, ``checkpoint_total_gb_s`` the storage's total (0: no cap);
+    ``async_checkpoint`` training waits only for the copy to host memory;
+    ``restart_min`` minutes to reschedule, start and warm up after an interruption (the
+    checkpoint load is counted apart); ``hot_spares`` a spare node takes a failed one's place
+    at once, else each hardware interruption also waits ``replace_min`` minutes.
     """
 
     model: ModelSpec
@@ -362,6 +376,16 @@ class TrainingJob:
     dropout: float | None = None
     fp8_params: bool = False
     activation_offload: bool = False
+    failures: bool = True
+    mtbf_hours: float = 0.0
+    checkpoint_node_gb_s: float = field(
+        default_factory=lambda: _reliability_default("checkpoint_node_gb_s"))
+    checkpoint_total_gb_s: float = field(
+        default_factory=lambda: _reliability_default("checkpoint_total_gb_s"))
+    async_checkpoint: bool = False
+    restart_min: float = field(default_factory=lambda: _reliability_default("restart_min"))
+    hot_spares: bool = True
+    replace_min: float = field(default_factory=lambda: _reliability_default("replace_min"))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model", _job_model(self.model))
@@ -379,8 +403,17 @@ class TrainingJob:
         as_choice("moe_dispatcher", self.moe_dispatcher, MOE_DISPATCHERS)
         for name in ("flash_attention", "tp_comm_overlap", "grad_reduce_overlap",
                      "ep_comm_overlap", "fp8_dispatch", "fp8_params",
-                     "activation_offload"):
+                     "activation_offload", "failures", "async_checkpoint", "hot_spares"):
             as_bool(name, getattr(self, name))
+        object.__setattr__(self, "mtbf_hours", as_float("mtbf_hours", self.mtbf_hours,
+                                                        strict=False))
+        object.__setattr__(self, "checkpoint_node_gb_s",
+                           as_float("checkpoint_node_gb_s", self.checkpoint_node_gb_s))
+        object.__setattr__(self, "checkpoint_total_gb_s",
+                           as_float("checkpoint_total_gb_s", self.checkpoint_total_gb_s,
+                                    strict=False))
+        for name in ("restart_min", "replace_min"):
+            object.__setattr__(self, name, as_float(name, getattr(self, name), strict=False))
         if self.fp8_params and self.precision != "fp8":
             raise fail("fp8_params", "false unless precision is fp8", self.fp8_params)
         imbalance = as_float("moe_imbalance", self.moe_imbalance, minimum=1.0, strict=False)
@@ -388,6 +421,18 @@ class TrainingJob:
         dropout = self.model.dropout if self.dropout is None else self.dropout
         object.__setattr__(self, "dropout", as_float("dropout", dropout, minimum=0.0,
                                                      strict=False, maximum=DROPOUT_MAX))
+
+
+@functools.cache
+def _reliability_defaults() -> dict[str, Any]:
+    path = importlib.resources.files("solver") / "data" / "reliability.json"
+    defaults: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))["defaults"]
+    return defaults
+
+
+def _reliability_default(name: str) -> float:
+    """A default of the failure model, with its source, in ``solver/data/reliability.json``."""
+    return float(_reliability_defaults()[name]["value"])
 
 
 def _job_model(value: Any) -> ModelSpec:

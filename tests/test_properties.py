@@ -134,8 +134,8 @@ def check_against_limits(est: solver.Estimate, job: TrainingJob, limits: Limits)
         assert x.gpus == limits.gpus
     if limits.max_gpus is not None:
         assert x.gpus <= limits.max_gpus
-    if limits.deadline_days is not None:
-        assert again.training_days <= limits.deadline_days
+    if limits.deadline_days is not None:  # judged on wall-clock days
+        assert again.training_days <= again.wall_clock_days <= limits.deadline_days
     if limits.budget_usd is not None:
         assert again.cost_usd <= limits.budget_usd
     for key, value in limits.fixed.items():

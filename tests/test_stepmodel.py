@@ -137,7 +137,9 @@ def test_time_breakdown_sums_and_utilisation_is_bounded(
     # Identities between the reported figures.
     assert est.tokens_per_s * est.step_time_s == pytest.approx(
         est.global_batch * job.seq_len, rel=1e-9)
-    assert est.gpu_hours == pytest.approx(est.layout.gpus * est.training_days * 24, rel=1e-9)
+    # GPU-hours are paid on wall-clock time (failures, checkpoints and restarts counted).
+    assert est.gpu_hours == pytest.approx(est.layout.gpus * est.wall_clock_days * 24, rel=1e-9)
+    assert est.wall_clock_days >= est.training_days
     assert est.memory_gib_per_gpu == pytest.approx(sum(est.memory_breakdown_gib.values()),
                                                    rel=1e-9)
 

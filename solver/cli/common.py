@@ -80,6 +80,65 @@ CostParamOpt = Annotated[list[str] | None, typer.Option(
     "utilisation, grid_g_per_kwh, region); repeatable.", show_default=False,
     metavar="KEY=VALUE")]
 
+FailuresOpt = Annotated[bool, typer.Option(
+    "--failures/--no-failures", help="Count failures, checkpoints and restarts in the "
+    "wall-clock days deadlines and cost are judged on (docs/model.md); --no-failures plans as "
+    "if every hour were productive.")]
+MtbfOpt = Annotated[float | None, typer.Option(
+    "--mtbf-hours", help="Mean hours between interruptions of ONE accelerator (a job of N "
+    "fails every MTBF/N hours; default: the sourced table, about 50,700 h).",
+    show_default=False)]
+FailureParamOpt = Annotated[list[str] | None, typer.Option(
+    "--failure-param", help="KEY=VALUE of the failure model: checkpoint_node_gb_s, "
+    "checkpoint_total_gb_s (0: no cap), async_checkpoint, restart_min, hot_spares, "
+    "replace_min; repeatable.", show_default=False, metavar="KEY=VALUE")]
+
+#: ``--failure-param`` keys: the ``TrainingJob`` fields of the failure model, and their kind.
+FAILURE_PARAMS = {"checkpoint_node_gb_s": float, "checkpoint_total_gb_s": float,
+                  "async_checkpoint": bool, "restart_min": float, "hot_spares": bool,
+                  "replace_min": float}
+
+
+def parse_failure_params(items: list[str] | None) -> dict[str, float | bool]:
+    """``["restart_min=20", "async_checkpoint=true"]`` -> ``{"restart_min": 20.0,
+    "async_checkpoint": True}``; the job checks the ranges."""
+    params: dict[str, float | bool] = {}
+    for item in items or ():
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not key or not value:
+            raise SpecError(f"--failure-param: expected KEY=VALUE, got {item[:60]!r}")
+        if key not in FAILURE_PARAMS:
+            raise SpecError(f"--failure-param: expected a key among "
+                            f"{', '.join(FAILURE_PARAMS)}, got {key[:40]!r}")
+        if key in params:
+            raise SpecError(f"--failure-param: {key} is given twice")
+        if FAILURE_PARAMS[key] is bool:
+            if value.lower() not in ("true", "false"):
+                raise SpecError(f"--failure-param: {key}: expected true or false, got "
+                                f"{value[:40]!r}")
+            params[key] = value.lower() == "true"
+        else:
+            try:
+                params[key] = float(value)
+            except ValueError:
+                raise SpecError(f"--failure-param: {key}: expected a number, got "
+                                f"{value[:40]!r}") from None
+    return params
+
+
+def failure_fields(failures: bool | None, mtbf_hours: float | None,
+                   items: list[str] | None) -> dict[str, Any]:
+    """The ``TrainingJob`` fields the failure options give (those not given left out)."""
+    fields: dict[str, Any] = dict(parse_failure_params(items))
+    if failures is not None:
+        fields["failures"] = failures
+    if mtbf_hours is not None:
+        if not mtbf_hours > 0:
+            raise SpecError(f"--mtbf-hours: expected a number > 0, got {mtbf_hours:g}")
+        fields["mtbf_hours"] = mtbf_hours
+    return fields
+
+
 #: Layout fields that ``solve`` and ``pareto`` may fix (the rest is searched).
 Fix = Annotated[int | None, typer.Option(help="Fix this layout dimension.", show_default=False)]
 MicroBatchFix = Annotated[int | None, typer.Option("--micro-batch", show_default=False)]
@@ -132,7 +191,10 @@ def build_job(model: str, tokens: str, seq_len: int | None, global_batch: int | 
               grad_dtype: str = "fp32", ep_comm_overlap: bool = False,
               moe_dispatcher: str = "alltoall", fp8_dispatch: bool = False,
               moe_imbalance: float = 1.0, moments_dtype: str = "fp32", dropout: float | None = None,
-              fp8_params: bool = False, activation_offload: bool = False) -> TrainingJob:
+              fp8_params: bool = False, activation_offload: bool = False,
+              failures: dict[str, Any] | None = None) -> TrainingJob:
+    """The job the options describe; ``failures``: its failure-model fields
+    (``failure_fields``)."""
     seq_len, global_batch = given_count("seq_len", seq_len), given_count("global_batch",
                                                                          global_batch)
     from solver import catalog  # NumPy through the cost models: not for --help
@@ -147,7 +209,7 @@ def build_job(model: str, tokens: str, seq_len: int | None, global_batch: int | 
                            moe_dispatcher=moe_dispatcher, fp8_dispatch=fp8_dispatch,
                            moe_imbalance=moe_imbalance, moments_dtype=moments_dtype,
                            dropout=dropout, fp8_params=fp8_params,
-                           activation_offload=activation_offload)
+                           activation_offload=activation_offload, **(failures or {}))
     except SpecError as err:
         raise as_option_error(err) from None
 

@@ -16,6 +16,8 @@ from solver.cli.common import (
     CostParamOpt,
     DropoutOpt,
     EpOverlapOpt,
+    FailureParamOpt,
+    FailuresOpt,
     FlashOpt,
     Fp8DispatchOpt,
     Fp8ParamsOpt,
@@ -27,6 +29,7 @@ from solver.cli.common import (
     MoeDispatcherOpt,
     MoeImbalanceOpt,
     MomentsDtypeOpt,
+    MtbfOpt,
     PrecisionOpt,
     SeqLenOpt,
     TokensOpt,
@@ -34,6 +37,7 @@ from solver.cli.common import (
     Zero3ImplOpt,
     as_option_error,
     build_job,
+    failure_fields,
     parse_cost_params,
     print_json,
 )
@@ -71,6 +75,9 @@ def compare(
     dropout: DropoutOpt = None,
     fp8_params: Fp8ParamsOpt = False,
     activation_offload: ActivationOffloadOpt = False,
+    failures: FailuresOpt = True,
+    mtbf_hours: MtbfOpt = None,
+    failure_param: FailureParamOpt = None,
     cost_model: CostModelOpt = None,
     cost_param: CostParamOpt = None,
     json_out: JsonOpt = False,
@@ -86,7 +93,8 @@ def compare(
     job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention,
                     tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype,
                     ep_comm_overlap, moe_dispatcher, fp8_dispatch, moe_imbalance,
-                    moments_dtype, dropout, fp8_params, activation_offload)
+                    moments_dtype, dropout, fp8_params, activation_offload,
+                    failures=failure_fields(failures, mtbf_hours, failure_param))
     try:
         result = run_compare(job, given, cost_model=cost_model,
                                      cost_params=parse_cost_params(cost_param))
@@ -141,6 +149,8 @@ def show(result: Comparison, what: str) -> None:
     row("micro-batches/step", [float(e.num_microbatches) for e in ests],
         lambda v: f"{v:,.0f}", style="dim")
     row("training days", [e.training_days for e in ests], best="min")
+    row("wall-clock days", [e.wall_clock_days for e in ests], best="min")
+    row("goodput", [e.goodput for e in ests], lambda v: f"{v:.1%}", best="max")
     row("step time (s)", [e.step_time_s for e in ests], best="min")
     row("MFU", [e.mfu for e in ests], lambda v: f"{v:.1%}", best="max")
     row("cost (USD)", [e.cost_usd for e in ests], money, best="min")

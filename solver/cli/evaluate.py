@@ -15,6 +15,8 @@ from solver.cli.common import (
     CostParamOpt,
     DropoutOpt,
     EpOverlapOpt,
+    FailureParamOpt,
+    FailuresOpt,
     FlashOpt,
     Fp8DispatchOpt,
     Fp8ParamsOpt,
@@ -25,6 +27,7 @@ from solver.cli.common import (
     MoeDispatcherOpt,
     MoeImbalanceOpt,
     MomentsDtypeOpt,
+    MtbfOpt,
     PrecisionOpt,
     ScheduleOpt,
     SeqLenOpt,
@@ -33,6 +36,7 @@ from solver.cli.common import (
     Zero3ImplOpt,
     as_option_error,
     build_job,
+    failure_fields,
     parse_cost_params,
     print_json,
 )
@@ -91,6 +95,9 @@ def evaluate(
     dropout: DropoutOpt = None,
     fp8_params: Fp8ParamsOpt = False,
     activation_offload: ActivationOffloadOpt = False,
+    failures: FailuresOpt = True,
+    mtbf_hours: MtbfOpt = None,
+    failure_param: FailureParamOpt = None,
     cost_model: CostModelOpt = None,
     cost_param: CostParamOpt = None,
     output: OutputOpt = None,
@@ -108,7 +115,8 @@ def evaluate(
     job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention,
                     tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype,
                     ep_comm_overlap, moe_dispatcher, fp8_dispatch, moe_imbalance,
-                    moments_dtype, dropout, fp8_params, activation_offload)
+                    moments_dtype, dropout, fp8_params, activation_offload,
+                    failures=failure_fields(failures, mtbf_hours, failure_param))
     cost_params = parse_cost_params(cost_param)
     from solver import catalog, evaluation
 

@@ -17,6 +17,8 @@ from solver.cli.common import (
     CostParamOpt,
     DropoutOpt,
     EpOverlapOpt,
+    FailureParamOpt,
+    FailuresOpt,
     Fix,
     FlashOpt,
     Fp8DispatchOpt,
@@ -30,6 +32,7 @@ from solver.cli.common import (
     MoeDispatcherOpt,
     MoeImbalanceOpt,
     MomentsDtypeOpt,
+    MtbfOpt,
     PrecisionOpt,
     RecomputeFix,
     ScheduleFix,
@@ -41,6 +44,7 @@ from solver.cli.common import (
     ZeroFix,
     as_option_error,
     build_job,
+    failure_fields,
     parse_cost_params,
     print_json,
 )
@@ -96,6 +100,9 @@ def pareto(
     dropout: DropoutOpt = None,
     fp8_params: Fp8ParamsOpt = False,
     activation_offload: ActivationOffloadOpt = False,
+    failures: FailuresOpt = True,
+    mtbf_hours: MtbfOpt = None,
+    failure_param: FailureParamOpt = None,
     time_limit: Annotated[float, typer.Option("--time-limit-s", "--time-limit",
                                               help="Seconds per solve.")
                           ] = 60.0,
@@ -140,7 +147,8 @@ def pareto(
     job = build_job(model, tokens, seq_len, global_batch, precision, flash_attention,
                     tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype,
                     ep_comm_overlap, moe_dispatcher, fp8_dispatch, moe_imbalance,
-                    moments_dtype, dropout, fp8_params, activation_offload)
+                    moments_dtype, dropout, fp8_params, activation_offload,
+                    failures=failure_fields(failures, mtbf_hours, failure_param))
     fixed: dict[str, Any] = {k: v for k, v in {
         "tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep, "vp": vp, "micro_batch": micro_batch,
         "zero_stage": zero, "recompute": recompute, "schedule": schedule,
@@ -224,7 +232,7 @@ def show(front: ParetoFront, what: str) -> None:
             e = plan.estimate
             assert e is not None
             third = money(e.cost_usd) if second != "energy" else f"{e.energy_mwh:,.0f}"
-            table.add_row(str(i + 1), f"{e.training_days:,.1f}", third,
+            table.add_row(str(i + 1), f"{e.wall_clock_days:,.1f}", third,
                           f"{e.layout.gpus:,}", e.layout.accelerator, short_layout(e),
                           f"{e.mfu:.1%}")
         console.print(table)

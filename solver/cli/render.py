@@ -79,6 +79,41 @@ def days_with_band(e: Estimate) -> str:
     return f"{_fmt(e.training_days)} ({short(low)}-{short(high)})"
 
 
+def failure_rows(e: Estimate) -> list[tuple[str, str]]:
+    """Wall-clock days, goodput, interruptions and the checkpoint interval (none when
+    failures are off)."""
+    if e.failure_model.get("failures") is False or e.wall_clock_days != e.wall_clock_days:
+        return [("wall-clock days", f"{_fmt(e.wall_clock_days)} (failures off)")]
+    lost = e.lost_days
+    return [
+        ("wall-clock days", _fmt(e.wall_clock_days)),
+        ("goodput", f"{e.goodput:.1%}"),
+        ("expected interruptions", _fmt(e.expected_interruptions)),
+        ("checkpoint every (min)", _fmt(e.checkpoint_interval_min)),
+        ("days lost: ckpt/restart/rework",
+         " / ".join(_fmt(lost.get(k, float("nan")))
+                    for k in ("checkpoints", "restarts", "rework"))),
+    ]
+
+
+def failure_sources(e: Estimate) -> list[str]:
+    """What the wall-clock figures rest on: each rate with its source, the checkpoint, the
+    restart."""
+    fm = e.failure_model
+    if not fm.get("failures"):
+        return []
+    lines = [f"[bold]failures[/bold]: one interruption every {_fmt(fm['job_mtbf_hours'])} h "
+             f"on {e.layout.gpus:,} accelerators ({_fmt(fm['accelerator_mtbf_hours'])} h per "
+             f"accelerator); checkpoint {_fmt(fm['checkpoint_gb'])} GB written in "
+             f"{_fmt(fm['checkpoint_write_s'])} s"
+             f"{' (asynchronous)' if fm['async_checkpoint'] else ''}; restart "
+             f"{_fmt(fm['restart_min'])} min"]
+    for rate in fm["rates"]:
+        lines.append(f"  {rate['cause']}: {rate['per_accelerator_hour']:.3g} per "
+                     f"accelerator-hour: {rate['source']}")
+    return lines
+
+
 def job_line(job: TrainingJob) -> str:
     """``llama3-70b, 15T tokens at sequence length 8,192, bf16``: what is trained."""
     from solver.export.common import tokens_text
@@ -95,7 +130,8 @@ def estimate(e: Estimate, title: str = "Estimate", job: TrainingJob | None = Non
     summary.add_column(style="bold")
     summary.add_column(justify="right")
     rows = [
-        ("training days", days_with_band(e)),
+        ("training days (failure-free)", days_with_band(e)),
+        *failure_rows(e),
         ("step time (s)", _fmt(e.step_time_s)),
         ("tokens/s", _fmt(e.tokens_per_s)),
         ("MFU / HFU", f"{e.mfu:.1%} / {e.hfu:.1%}"),
@@ -123,6 +159,8 @@ def estimate(e: Estimate, title: str = "Estimate", job: TrainingJob | None = Non
         t = tim[i] if i < len(tim) else ("", None)
         breakdowns.add_row(m[0], _fmt(m[1]) if m[0] else "", t[0], _fmt(t[1]) if t[0] else "")
     console.print(breakdowns)
+    for line in failure_sources(e):
+        console.print(line)
     if e.violations:
         for v in e.violations:
             console.print(f"[red]does not fit[/red]: {v}")

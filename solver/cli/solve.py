@@ -10,16 +10,20 @@ import typer
 from solver.cli import render
 from solver.cli.common import (
     COUNT_OPTIONS,
+    FAILURE_PARAMS,
     CostModelOpt,
     CostParamOpt,
+    FailureParamOpt,
     Fix,
     JsonOpt,
     MicroBatchFix,
+    MtbfOpt,
     RecomputeFix,
     ScheduleFix,
     SplitFix,
     ZeroFix,
     as_option_error,
+    failure_fields,
     given_count,
     parse_cost_params,
     print_json,
@@ -45,6 +49,8 @@ OPTIONS = {
     "moe_imbalance": "--moe-imbalance", "moments_dtype": "--moments-dtype",
     "dropout": "--dropout", "fp8_params": "--fp8-params",
     "activation_offload": "--activation-offload",
+    "failures": "--failures", "mtbf_hours": "--mtbf-hours",
+    **{key: "--failure-param" for key in FAILURE_PARAMS},
     "accelerators": "--gpu", "gpus": "--gpus",
     "max_gpus": "--max-gpus", "deadline_days": "--deadline-days", "budget_usd": "--budget-usd",
     "risk": "--risk", "launcher": "--launcher",
@@ -138,6 +144,12 @@ def solve(
     activation_offload: Annotated[bool | None, typer.Option(
         "--activation-offload/--no-activation-offload", help="Stored activations copied to "
         "host memory and back (default: off).", show_default=False)] = None,
+    failures: Annotated[bool | None, typer.Option(
+        "--failures/--no-failures", help="Count failures, checkpoints and restarts in the "
+        "wall-clock days deadlines and cost are judged on (default: on; docs/model.md).",
+        show_default=False)] = None,
+    mtbf_hours: MtbfOpt = None,
+    failure_param: FailureParamOpt = None,
     time_limit: Annotated[float | None, typer.Option(
         "--time-limit-s", "--time-limit", help="Seconds the search may take (default: 60).",
         show_default=False)] = None,
@@ -172,6 +184,7 @@ def solve(
         "fp8_dispatch": fp8_dispatch, "moe_imbalance": moe_imbalance,
         "moments_dtype": moments_dtype, "dropout": dropout, "fp8_params": fp8_params,
         "activation_offload": activation_offload,
+        **failure_fields(failures, mtbf_hours, failure_param),
         "accelerators": gpu or None, "gpus": gpus, "max_gpus": max_gpus,
         "deadline_days": deadline_days, "budget_usd": budget_usd, "risk": risk,
         "launcher": launcher,
@@ -272,4 +285,4 @@ def _summary(e: Any) -> list[Any]:
     x = e.layout
     words = " ".join([x.recompute, *render.pipeline_words(x)])
     return [x.gpus, f"TP{x.tp} PP{x.pp} DP{x.dp} CP{x.cp} EP{x.ep} VP{x.vp} mb{x.micro_batch}"
-            f" Z{x.zero_stage} {words}", e.training_days, e.cost_usd, f"{e.mfu:.1%}"]
+            f" Z{x.zero_stage} {words}", e.wall_clock_days, e.cost_usd, f"{e.mfu:.1%}"]

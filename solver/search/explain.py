@@ -41,10 +41,11 @@ def why_this_plan(est: Estimate, limits: Limits, objective: str) -> list[str]:
     used, cap = est.memory_gib_per_gpu, est.memory_capacity_gib
     lines.append(f"memory: {used:.1f} of {cap:.0f} GiB per accelerator")
     if limits.deadline_days is not None and limits.risk == "high":
-        lines.append(f"deadline: {est.training_days_range[1]:.1f} days at the high end of the "
-                     f"error band, of {limits.deadline_days:g}")
+        lines.append(f"deadline: {est.judged_days('high'):.1f} wall-clock days at the high "
+                     f"end of the error band, of {limits.deadline_days:g}")
     elif limits.deadline_days is not None:
-        lines.append(f"deadline: {est.training_days:.1f} of {limits.deadline_days:g} days")
+        lines.append(f"deadline: {est.wall_clock_days:.1f} of {limits.deadline_days:g} days "
+                     "(wall-clock)")
     if limits.budget_usd is not None:
         lines.append(f"budget: ${est.cost_usd:,.0f} of ${limits.budget_usd:,.0f}")
     if limits.max_gpus is not None:
@@ -174,8 +175,7 @@ def _relief(name: str, plan: Plan, bare: Plan, limits: Limits, others: Sequence[
 
         def days(p: Plan) -> float:
             assert p.estimate is not None
-            return (p.estimate.training_days_range[1] if limits.risk == "high"
-                    else p.estimate.training_days)
+            return p.estimate.judged_days(limits.risk)
 
         text = f"deadline: the fastest plan {_within(others)} takes {days(plan):,.1f} days"
         if bare is not plan and bare.estimate is not None:

@@ -34,7 +34,9 @@ class OracleAnswer:
 
 
 def objective_value(r: StepResult, objective: str) -> np.ndarray:
-    values = {"time": r.training_s, "cost": r.cost_usd, "gpus": r.gpus.astype(float),
+    """The objective of each layout: time is wall-clock time (failures counted), as in the
+    search (``table.objective_values``), computed independently of it here."""
+    values = {"time": r.wall_s, "cost": r.cost_usd, "gpus": r.gpus.astype(float),
               "energy": r.energy_mwh}[objective]
     return np.where(np.isfinite(values), values, np.inf)
 

@@ -107,7 +107,7 @@ def _judge(job: TrainingJob, rows: Rows, i: int, accs: dict[str, Accelerator],
         broken.append("gpus")
     if limits.max_gpus is not None and layout.gpus > limits.max_gpus:
         broken.append("max_gpus")
-    judged = est.training_days_range[1] if limits.risk == "high" else est.training_days
+    judged = est.judged_days(limits.risk)  # wall-clock days: failures counted
     if limits.deadline_days is not None and not judged <= limits.deadline_days:
         broken.append("deadline")
     if limits.budget_usd is not None and not est.cost_usd <= limits.budget_usd:
@@ -120,8 +120,9 @@ def _judge(job: TrainingJob, rows: Rows, i: int, accs: dict[str, Accelerator],
                                     accs[layout.accelerator])
         if refused is not None:
             broken.append(f"launcher {limits.launcher}: {refused}")
-    if broken or abs(est.training_days - float(rows.result.training_days[i])) > 1e-9 * max(
-            1.0, est.training_days):
+    if broken or any(abs(mine - float(theirs[i])) > 1e-9 * max(1.0, mine) for mine, theirs in (
+            (est.training_days, rows.result.training_days),
+            (est.wall_clock_days, rows.result.wall_clock_days))):
         raise RuntimeError(f"gpuplan bug: the plan fails its own check: {broken}")
     return est
 
@@ -201,7 +202,7 @@ def _search(job: TrainingJob, limits: Limits | None, *, objective: str, time_lim
         if outcome.chosen is not None:
             best = _judge(job, kept, outcome.chosen, by_name, limits, calibration, basis)
             say(f"{outcome.status}: {best.layout.gpus:,} x {best.layout.accelerator}, "
-                f"{best.training_days:,.1f} days (bound: rank {outcome.best_bound:.0f} of "
+                f"{best.wall_clock_days:,.1f} days (bound: rank {outcome.best_bound:.0f} of "
                 f"{len(kept):,})")
             alternatives = []
             keys = shape_key(kept.x)

@@ -106,7 +106,7 @@ def feasible(rows: Rows) -> np.ndarray:
 def objective_values(rows: Rows, objective: str) -> np.ndarray:
     """The objective of each row (inf where it cannot be computed)."""
     r = rows.result
-    values = {"time": r.training_s, "cost": r.cost_usd, "gpus": r.gpus.astype(float),
+    values = {"time": r.wall_s, "cost": r.cost_usd, "gpus": r.gpus.astype(float),
               "energy": r.energy_mwh}[objective]
     return np.where(np.isfinite(values), values, np.inf)
 
@@ -163,11 +163,13 @@ def fixed_violation(x: LayoutArrays, fixed: Mapping[str, Any]) -> np.ndarray:
 
 def deadline_days(r: StepResult, job: TrainingJob, limits: Limits, families: Sequence[str]
                   ) -> np.ndarray:
-    """The training days a deadline is judged against: the prediction, or with
-    ``Limits.risk = "high"`` the high end of its error band."""
+    """The days a deadline is judged against: the wall-clock days (failures, checkpoints and
+    restarts counted; the failure-free days with ``TrainingJob.failures`` off), or with
+    ``Limits.risk = "high"`` the high end of their error band (wall-clock time is
+    proportional to the failure-free time at a given layout, so the band scales it)."""
     if limits.risk != "high":
-        return r.training_days
-    return r.training_days * uncertainty.high_factors(job, families, r.x.accel, r.gpus)
+        return r.wall_clock_days
+    return r.wall_clock_days * uncertainty.high_factors(job, families, r.x.accel, r.gpus)
 
 
 def violations(r: StepResult, limits: Limits, *, relaxed: bool, job: TrainingJob,

@@ -15,6 +15,7 @@ from solver.specs import TrainingJob
 from solver.stepmodel.arrays import FloatArray, HardwareTable, LayoutArrays
 from solver.stepmodel.calibration import DEFAULT_CALIBRATION, Calibration
 from solver.stepmodel.compute import hardware_flops_per_token
+from solver.stepmodel.goodput import FailureModel, GoodputArrays, failure_model, goodput
 from solver.stepmodel.memory import MemoryArrays, memory
 from solver.stepmodel.pipeline import schedule_rules, split_slots
 from solver.stepmodel.shape import JobShape, job_shape
@@ -128,6 +129,15 @@ class StepResult:
     co2_tonnes: FloatArray
 
     host_capacity_bytes: FloatArray
+    #: Failures, checkpoints and restarts (``goodput.py``): wall-clock seconds, the checkpoint
+    #: interval (seconds of work), expected interruptions, seconds checkpointing and
+    #: restarting. ``training_s`` stays the failure-free time; cost and energy are on
+    #: ``wall_s``.
+    wall_s: FloatArray
+    checkpoint_interval_s: FloatArray
+    interruptions: FloatArray
+    checkpointing_s: FloatArray
+    restarting_s: FloatArray
 
     @property
     def fits_memory(self) -> np.ndarray:
@@ -149,8 +159,18 @@ class StepResult:
         return self.training_s / SECONDS_PER_DAY
 
     @property
+    def wall_clock_days(self) -> FloatArray:
+        return self.wall_s / SECONDS_PER_DAY
+
+    @property
+    def goodput(self) -> FloatArray:
+        """Useful time over wall-clock time."""
+        return self.training_s / self.wall_s
+
+    @property
     def gpu_hours(self) -> FloatArray:
-        return self.gpus * self.training_s / 3600.0
+        """Accelerator-hours of wall-clock time (what is paid for)."""
+        return self.gpus * self.wall_s / 3600.0
 
     @property
     def model_tflops_per_gpu(self) -> FloatArray:
@@ -171,10 +191,13 @@ class StepResult:
 
 def evaluate_arrays(job: TrainingJob, x: LayoutArrays, hw: HardwareTable,
                     cal: Calibration = DEFAULT_CALIBRATION, js: JobShape | None = None,
-                    mem: MemoryArrays | None = None) -> StepResult:
+                    mem: MemoryArrays | None = None, fm: FailureModel | None = None
+                    ) -> StepResult:
     """Evaluate every layout of ``x`` for ``job`` on the accelerators of ``hw`` (``mem``:
-    their memory, ``memory(js, x, hw=hw)``, when the caller has it already)."""
+    their memory, ``memory(js, x, hw=hw)``, when the caller has it already; ``fm``: the job's
+    failure model, ``failure_model(job, js)``, likewise)."""
     js = job_shape(job) if js is None else js
+    fm = failure_model(job, js) if fm is None else fm
     mem = memory(js, x, hw=hw) if mem is None else mem
     with np.errstate(invalid="ignore", divide="ignore"):
         times = step_time(js, x, hw, cal)
@@ -185,7 +208,11 @@ def evaluate_arrays(job: TrainingJob, x: LayoutArrays, hw: HardwareTable,
     training_s = steps * step_s
     gpus = x.tp * x.pp * x.cp * x.dp
     hw_per_token = hardware_flops_per_token(js, x)
-    hours = training_s / 3600.0
+    lost: GoodputArrays = goodput(fm, training_s, gpus, hw.host_bw[x.accel])
+    # Cost and energy on wall-clock hours: the accelerators are held, and drawing their
+    # average facility power, through checkpoints, rework and restarts alike (an upper bound
+    # for the restarts, when they idle; docs/model.md).
+    hours = lost.wall_s / 3600.0
     # Cost through the cost model's contract (solver/costs.py): rate x GPU-hours + fixed.
     cost = gpus * hours * hw.rate_usd_per_hour[x.accel] + hw.fixed_usd[x.accel]
     energy = footprint.energy_mwh(gpus, hours, hw.facility_w[x.accel])
@@ -207,4 +234,9 @@ def evaluate_arrays(job: TrainingJob, x: LayoutArrays, hw: HardwareTable,
         cost_usd=cost,
         energy_mwh=energy,
         co2_tonnes=footprint.co2_tonnes(energy, hw.grid_g_per_kwh[x.accel]),
+        wall_s=lost.wall_s,
+        checkpoint_interval_s=lost.interval_s,
+        interruptions=lost.interruptions,
+        checkpointing_s=lost.checkpoint_s,
+        restarting_s=lost.restart_s,
     )
