@@ -106,7 +106,8 @@ def value(plan: solver.Plan, objective: str) -> float:
     e = plan.estimate
     if e is None:
         return math.inf
-    return {"time": e.training_days * 86400.0, "cost": e.cost_usd,
+    # time: wall-clock (failures counted), what solve minimises and the oracle measures
+    return {"time": e.wall_clock_days * 86400.0, "cost": e.cost_usd,
             "gpus": float(e.layout.gpus), "energy": e.energy_mwh}[objective]
 
 
@@ -157,7 +158,7 @@ def main() -> None:
         else:
             skipped.append((len(rows), items))
         e = plan.estimate
-        summary = (f"{e.layout.gpus:,} x {e.layout.accelerator}, {e.training_days:.1f} d"
+        summary = (f"{e.layout.gpus:,} x {e.layout.accelerator}, {e.wall_clock_days:.1f} d"
                    if e is not None else "-")
         rows.append([q.label, plan.status, f"{seconds:.2f}", f"{plan.candidates:,}",
                      f"{plan.rows:,}", f"{items:.1e}", oracle, summary])

@@ -123,8 +123,15 @@ def test_estimate_reads_the_formulas() -> None:
     lost = est.lost_days
     assert sum(lost.values()) == pytest.approx(est.wall_clock_days - est.training_days,
                                                rel=1e-9)
-    assert lost["restarts"] == pytest.approx(est.expected_interruptions * restart / 86400,
-                                             rel=1e-9)
+    # Daly's model per segment of tau: e^((tau+delta)/M) - 1 failed attempts, each followed
+    # by M (e^(R/M) - 1) of restarts; M (e^(delta/M) - 1) checkpointing.
+    segments = est.training_days * 86400 / tau
+    assert lost["restarts"] * 86400 == pytest.approx(
+        segments * (math.exp((tau + delta) / m) - 1) * m * (math.exp(restart / m) - 1),
+        rel=1e-5)
+    assert lost["checkpoints"] * 86400 == pytest.approx(
+        segments * m * (math.exp(delta / m) - 1), rel=1e-5)
+    assert lost["rework"] > 0
     # Cost on wall-clock hours; --no-failures is the failure-free plan.
     off = solver.evaluate(dataclasses.replace(job, failures=False), layout)
     assert off.wall_clock_days == off.training_days == est.training_days
@@ -164,6 +171,10 @@ def test_wall_clock_is_monotone_in_the_accelerator_count(options: dict[str, obje
     host_bw = np.full(gpus.size, 55e9)
     factor = G.goodput(fm, np.ones(gpus.size), gpus, host_bw).wall_s
     finite = np.isfinite(factor)
+    split = G.goodput(fm, np.ones(gpus.size), gpus, host_bw)
+    with np.errstate(invalid="ignore"):  # inf - inf where the job never finishes
+        rework = split.wall_s - 1 - split.checkpoint_s - split.restart_s
+    assert np.all(rework[finite] >= -1e-9 * split.wall_s[finite])  # the split is exact
     assert np.all(np.diff(factor[finite]) >= -1e-12 * factor[finite][1:])
     assert np.all(factor[finite] >= 1)
     # proportional to the failure-free time

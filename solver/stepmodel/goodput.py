@@ -36,7 +36,10 @@ The model (docs/model.md, "Failures, checkpoints and restarts"):
   checkpoint interval", CACM 17(9):530-531, 1974) and Daly's series (eq. 37) are its
   approximations for ``delta << M`` (``young_interval_s``, ``daly_interval_s``; the tests
   compare them).
-* **Expected interruptions** ``T_wall / M``; **goodput** ``T_solve / T_wall``.
+* **Expected interruptions** ``T_wall / M``; **goodput** ``T_solve / T_wall``. The lost time
+  splits exactly into checkpoints ``T/tau * M (e^(delta/M) - 1)``, restarts ``T/tau *
+  (e^((tau+delta)/M) - 1) * M (e^(R/M) - 1)`` (restarts that fail counted) and rework (the
+  rest; with asynchronous checkpointing, the snapshot lost in flight is rework).
 
 Monotonicity (what the search's pruning and bounds need; tests/test_goodput.py checks it):
 ``T_wall / T_solve`` does not depend on ``T_solve``, and at a given accelerator it never
@@ -246,7 +249,12 @@ def goodput(fm: FailureModel, training_s: FloatArray, gpus: FloatArray,
     with np.errstate(over="ignore", invalid="ignore"):  # inf: failures outpace the work
         wall = training_s * wall_factor(interval, blocking, lost, m)
         wall = np.where(np.isnan(training_s), np.nan, wall)
-        interruptions = wall / m
-        return GoodputArrays(wall_s=wall, interval_s=interval, interruptions=interruptions,
-                             checkpoint_s=training_s / interval * blocking,
-                             restart_s=interruptions * restart)
+        segments = training_s / interval
+        # Per segment (tau of work, then a checkpoint) under Daly's model: e^((tau+delta)/M)
+        # attempts, each failed one followed by restarts that may fail in turn; the time in
+        # the checkpoint part of the attempts is M (e^(delta/M) - 1), the time in restarts
+        # (e^((tau+delta)/M) - 1) M (e^(R/M) - 1); these and the rework sum to eq. 13.
+        failed = np.expm1((interval + blocking) / m)
+        return GoodputArrays(wall_s=wall, interval_s=interval, interruptions=wall / m,
+                             checkpoint_s=segments * m * np.expm1(blocking / m),
+                             restart_s=segments * failed * m * np.expm1(restart / m))
