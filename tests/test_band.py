@@ -161,8 +161,8 @@ def test_text_output_shows_the_band(capsys: pytest.CaptureFixture[str]) -> None:
                 "--dp", "2", "--micro-batch", "1", "--recompute", "full"])
     out = capsys.readouterr().out
     assert code == 0
-    line = next(x for x in out.splitlines() if x.startswith("training days"))
-    days, band = line.split()[2], line.split()[3]
+    line = next(x for x in out.splitlines() if x.startswith("training days (failure-free)"))
+    days, band = line.split()[-2], line.split()[-1]
     low, high = (float(v) for v in band.strip("()").split("-"))
     assert low < float(days) < high
     assert "error band: uncalibrated: no published run on aws-trainium" in out

@@ -275,7 +275,7 @@ def show(plan: Plan, job: TrainingJob | None = None) -> None:
                  *_summary(plan.estimate)] if plan.estimate else []]
         rows += [[i + 2, e.layout.accelerator, *_summary(e)]
                  for i, e in enumerate(plan.alternatives)]
-        render.table(["#", "accelerator", "gpus", "layout", "days", "cost $", "MFU"], rows,
+        render.table(["#", "accelerator", "gpus", "layout", "wall days", "cost $", "MFU"], rows,
                      title="Best distinct layouts")
     for note in plan.notes:
         render.console.print(f"[dim]note: {note}[/dim]")
