@@ -164,8 +164,9 @@ class StepResult:
 
     @property
     def goodput(self) -> FloatArray:
-        """Useful time over wall-clock time."""
-        return self.training_s / self.wall_s
+        """Useful time over wall-clock time (NaN where both are unknown or infinite)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.training_s / self.wall_s
 
     @property
     def gpu_hours(self) -> FloatArray:
