@@ -87,6 +87,9 @@ PLANS: dict[str, tuple[float, int, str, list[tuple[str, dict[str, Any]]]]] = {
     ]),
 }
 LAUNCHERS = ("megatron", "torchtitan", "deepspeed")
+#: The limits of the solved plan of each preset: (accelerator, most accelerators).
+SOLVE_LIMITS = {"llama3-70b": ("h100-sxm5-80gb", 1024), "mixtral-8x7b": ("h100-sxm5-80gb", 256),
+                "deepseek-v3": ("h800", 2048)}
 
 
 # ------------------------------------------------------------------ children (in the checkout)
@@ -132,7 +135,8 @@ def _megatron_child(path: str, world: int) -> dict[str, Any]:
             "moe_router_load_balancing_type", "moe_aux_loss_coeff", "moe_router_pre_softmax",
             "use_distributed_optimizer", "use_megatron_fsdp", "data_parallel_sharding_strategy",
             "tensor_model_parallel_size", "pipeline_model_parallel_size", "data_parallel_size",
-            "expert_model_parallel_size", "mtp_num_layers", "num_experts")
+            "expert_model_parallel_size", "context_parallel_size", "mtp_num_layers",
+            "num_experts")
     out = {k: getattr(args, k, None) for k in keys}
     out["rope_type"] = getattr(config, "rope_type", "rope")
     out["rotary_scaling_factor"] = getattr(config, "rotary_scaling_factor", None)
@@ -299,10 +303,11 @@ def _expected(launcher: str, job: Any, layout: Any) -> dict[str, Any]:
                       2: (True, True, "optim_grads"), 3: (True, True, "optim_grads_params")}
                      [layout.zero_stage], ("use_distributed_optimizer", "use_megatron_fsdp",
                                            "data_parallel_sharding_strategy")),
-            "layout": ((layout.tp, layout.pp, layout.dp * layout.cp,
-                        layout.ep if moe else 1),
+            # Megatron-LM's data_parallel_size is world / (tp * pp * cp): the plan's dp
+            "layout": ((layout.tp, layout.pp, layout.dp, layout.cp, layout.ep if moe else 1),
                        ("tensor_model_parallel_size", "pipeline_model_parallel_size",
-                        "data_parallel_size", "expert_model_parallel_size")),
+                        "data_parallel_size", "context_parallel_size",
+                        "expert_model_parallel_size")),
         }
         if m.uses_mla and m.rope_scaling == "yarn":
             exp["yarn factor"] = (m.rope_scaling_factor, "rotary_scaling_factor")
@@ -325,7 +330,8 @@ def _expected(launcher: str, job: Any, layout: Any) -> dict[str, Any]:
             "rotary base": (m.rope_theta, "rope_theta"),
             "norm eps": (m.norm_eps, "norm_eps"),
             "ZeRO": ({0: (1, "default"), 1: (layout.dp, "never"), 2: (layout.dp, "never"),
-                      3: (layout.dp, "default")}[layout.zero_stage], ("dp_shard", "reshard")),
+                      3: (layout.dp, "always" if layout.pp > 1 else "default")}
+                     [layout.zero_stage], ("dp_shard", "reshard")),
             "layout": ((layout.tp, layout.pp, layout.ep if moe else 1), ("tp", "pp", "ep")),
         }
         if moe:
@@ -393,54 +399,78 @@ def main() -> int:
     for name, checkout in checkouts.items():
         print(f"{name}: {checkout} (exports follow {FOLLOWS[name]})")
     failures = 0
-    rows = []
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def check(tmp: str, preset: str, label: str, launcher: str, job: Any, est: Any) -> None:
+        """Export ``est`` for ``launcher`` and run the launcher's own checks on it."""
+        nonlocal failures
+        checkout = checkouts[launcher]
+        x = est.layout
+        plan = f"TP{x.tp} PP{x.pp} DP{x.dp} EP{x.ep} Z{x.zero_stage}"
+        if label == "solve":
+            plan = f"solve: {plan}"
+        try:
+            text = export(est, launcher, job=job)
+        except SpecError as refusal:
+            verdict = f"refused by the exporter: {refusal}"
+            if launcher == "deepspeed" and job.model.is_moe and x.zero_stage == 3:
+                result = _run_child(checkout, "deepspeed", "/dev/null", x, job.model.is_moe,
+                                    options.timeout, probe=True)
+                verdict += f" | DeepSpeed: {result}"
+            rows.append((preset, launcher, plan, "refused", verdict))
+            return
+        suffix = {"megatron": ".sh", "torchtitan": ".toml", "deepspeed": ".json"}
+        path = Path(tmp) / f"{preset}-{label}-{launcher}{suffix[launcher]}"
+        path.write_text(text)
+        result = _run_child(checkout, launcher, str(path), x, job.model.is_moe, options.timeout)
+        if not isinstance(result, dict) or not result.get("ok"):
+            failures += 1
+            error = result.get("error") if isinstance(result, dict) else result
+            rows.append((preset, launcher, plan, "FAILED", str(error)))
+            return
+        facts = compare(launcher, job, x, result["parsed"])
+        bad = [f for f in facts if "MISMATCH" in f]
+        failures += bool(bad)
+        extra = result["parsed"].get("float8") if launcher == "torchtitan" else None
+        if extra and extra != "none":
+            facts.append(f"float8={extra}")
+        if launcher == "megatron":
+            facts.append(f"config={result['parsed']['config_class']}")
+        rows.append((preset, launcher, plan, "ok" if not bad else "ok, facts differ",
+                     "; ".join(facts)))
+
     with tempfile.TemporaryDirectory() as tmp:
         for preset, (tokens, gb, precision, plans) in PLANS.items():
-            for label, fields in plans:
-                for launcher, checkout in checkouts.items():
-                    # ZeRO-3 is DeepSpeed's own with DeepSpeed, an FSDP elsewhere.
-                    job = solver.TrainingJob(
-                        model=solver.model(preset), tokens=tokens, global_batch=gb,
-                        precision=precision,
-                        zero3_impl="deepspeed" if launcher == "deepspeed" else "fsdp")
-                    est = solver.evaluate(job, solver.Layout(**fields))
-                    x = est.layout
-                    plan = f"TP{x.tp} PP{x.pp} DP{x.dp} EP{x.ep} Z{x.zero_stage}"
-                    try:
-                        text = export(est, launcher, job=job)
-                    except SpecError as refusal:
-                        verdict = f"refused by the exporter: {refusal}"
-                        if launcher == "deepspeed" and job.model.is_moe and x.zero_stage == 3:
-                            result = _run_child(checkout, "deepspeed", "/dev/null", x,
-                                                job.model.is_moe, options.timeout, probe=True)
-                            verdict += f" | DeepSpeed: {result}"
-                        rows.append((preset, launcher, plan, "refused", verdict))
-                        continue
-                    suffix = {"megatron": ".sh", "torchtitan": ".toml", "deepspeed": ".json"}
-                    path = Path(tmp) / f"{preset}-{label}-{launcher}{suffix[launcher]}"
-                    path.write_text(text)
-                    result = _run_child(checkout, launcher, str(path), x, job.model.is_moe,
-                                        options.timeout)
-                    if not isinstance(result, dict) or not result.get("ok"):
-                        failures += 1
-                        error = result.get("error") if isinstance(result, dict) else result
-                        rows.append((preset, launcher, plan, "FAILED", str(error)))
-                        continue
-                    facts = compare(launcher, job, x, result["parsed"])
-                    bad = [f for f in facts if "MISMATCH" in f]
-                    failures += bool(bad)
-                    extra = result["parsed"].get("float8") if launcher == "torchtitan" else None
-                    if extra and extra != "none":
-                        facts.append(f"float8={extra}")
-                    if launcher == "megatron":
-                        facts.append(f"config={result['parsed']['config_class']}")
-                    rows.append((preset, launcher, plan, "ok" if not bad else "ok, facts differ",
-                                 "; ".join(facts)))
+            for launcher in checkouts:
+                # ZeRO-3 is DeepSpeed's own with DeepSpeed, an FSDP elsewhere.
+                job = solver.TrainingJob(
+                    model=solver.model(preset), tokens=tokens, global_batch=gb,
+                    precision=precision,
+                    zero3_impl="deepspeed" if launcher == "deepspeed" else "fsdp")
+                for label, fields in plans:
+                    check(tmp, preset, label, launcher, job,
+                          solver.evaluate(job, solver.Layout(**fields)))
+                # The plan `gpuplan solve --export <launcher>` gives: the search restricted
+                # to what the launcher starts (SOLVE_LIMITS).
+                accelerator, max_gpus = SOLVE_LIMITS[preset]
+                limits = solver.Limits(accelerators=(accelerator,), max_gpus=max_gpus,
+                                       launcher=launcher)
+                try:
+                    found = solver.solve(job, limits, time_limit_s=120, workers=1)
+                except SpecError as refusal:
+                    rows.append((preset, launcher, "solve", "refused", f"before searching: "
+                                 f"{refusal}"))
+                    continue
+                if found.estimate is None:
+                    rows.append((preset, launcher, "solve", "no plan",
+                                 f"{found.status}: {'; '.join(found.explanation)}"))
+                    continue
+                check(tmp, preset, "solve", launcher, job, found.estimate)
     print()
-    print(f"{'preset':<13} {'launcher':<10} {'plan':<24} {'validation':<16} parsed vs model")
+    print(f"{'preset':<13} {'launcher':<10} {'plan':<31} {'validation':<16} parsed vs model")
     print("-" * 100)
     for preset, launcher, plan, status, detail in rows:
-        print(f"{preset:<13} {launcher:<10} {plan:<24} {status:<16} {detail}")
+        print(f"{preset:<13} {launcher:<10} {plan:<31} {status:<16} {detail}")
     print()
     print(f"{failures} failing check(s)" if failures else "all checks passed")
     return 1 if failures else 0

@@ -758,3 +758,17 @@ def test_deepspeed_refuses_moe_at_zero3_and_keeps_zero2() -> None:
     assert config["zero_optimization"]["stage"] == 2
     comments = " ".join(config["_comment"])
     assert "RoPE base 1000000" in comments and "softmax scores" in comments
+
+
+def test_megatron_fp8_with_layernorm_or_moe_act_recompute_uses_current_scaling() -> None:
+    # TransformerConfig at the followed commit (transformer_config.py:1015-1021) refuses
+    # moe_act and layernorm recomputation under FP8 delayed scaling, Megatron-LM's default
+    # --fp8-recipe: such a plan gets per-tensor current scaling (tensorwise), the others keep
+    # the default (no --fp8-recipe written).
+    fields = dict(CASES["deepseek-z3"][4])
+    for recompute, recipe in (("layernorm+moe_act", "tensorwise"), ("moe_act", "tensorwise"),
+                              ("core_attn", None), ("none", None)):
+        job, est = job_and_estimate(*CASES["deepseek-z3"][:4],
+                                    **{**fields, "zero_stage": 1, "recompute": recompute})
+        args = megatron_parser().parse_args(megatron_argv(export(est, "megatron", job=job)))
+        assert getattr(args, "fp8_recipe", None) == recipe, recompute

@@ -34,7 +34,8 @@ MEGATRON_FLAGS = (
     "--qk-pos-emb-head-dim", "--v-head-dim", "--num-experts", "--moe-router-topk",
     "--moe-ffn-hidden-size", "--moe-shared-expert-intermediate-size", "--moe-layer-freq",
     "--moe-token-dispatcher-type", "--moe-grouped-gemm", "--moe-expert-capacity-factor",
-    "--mtp-num-layers", "--bf16", "--fp8-format", "--tokenizer-type", "--tokenizer-model",
+    "--mtp-num-layers", "--bf16", "--fp8-format", "--fp8-recipe", "--tokenizer-type",
+    "--tokenizer-model",
     "--make-vocab-size-divisible-by", "--recompute-modules", "--moe-router-num-groups",
     "--moe-router-group-topk", "--moe-enable-deepep", "--use-precision-aware-optimizer",
     "--exp-avg-dtype", "--exp-avg-sq-dtype", "--hidden-dropout", "--attention-dropout",
@@ -182,6 +183,15 @@ def _megatron_precision(est: Estimate, job: TrainingJob, arg: Any, note: Any) ->
     arg("--bf16")
     if job.precision == "fp8":
         arg("--fp8-format", "hybrid")
+        modules = set(est.layout.recompute.split("+"))
+        if modules & {"moe_act", "layernorm"}:
+            # TransformerConfig refuses these recomputations under delayed scaling
+            # (transformer_config.py:1015-1027); per-tensor current scaling runs them
+            # (Transformer Engine >= 2.6).
+            note("FP8 with moe_act/layernorm recomputation: per-tensor current scaling "
+                 "(Megatron-LM refuses them under delayed scaling; needs Transformer "
+                 "Engine >= 2.6)")
+            arg("--fp8-recipe", "tensorwise")
         if job.fp8_params:
             arg("--fp8-param-gather")
     if not job.flash_attention:
