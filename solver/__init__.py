@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from solver.estimate import Estimate
     from solver.evaluation import evaluate
     from solver.export import export
+    from solver.fleet import FleetPlan, FleetSpec, fleet
     from solver.hookspecs import hookimpl
     from solver.pareto import ParetoFront, pareto
     from solver.plan import Plan
@@ -35,6 +36,7 @@ _HOMES = {
     "CostModel": "solver.costs", "CostParam": "solver.costs",
     "PluginError": "solver.errors", "SpecError": "solver.errors",
     "Estimate": "solver.estimate", "evaluate": "solver.evaluation", "export": "solver.export",
+    "fleet": "solver.fleet", "FleetPlan": "solver.fleet", "FleetSpec": "solver.fleet",
     "hookimpl": "solver.hookspecs", "ParetoFront": "solver.pareto", "pareto": "solver.pareto",
     "Plan": "solver.plan", "solve": "solver.search.solve",
     "Accelerator": "solver.specs", "Layout": "solver.specs", "Limits": "solver.specs",
@@ -56,8 +58,9 @@ def __dir__() -> list[str]:
 
 
 class _Package(types.ModuleType):
-    """``solver.pareto`` and ``solver.export`` are the functions, as when they were imported
-    eagerly: loading the submodules of the same name later must not replace them."""
+    """``solver.pareto``, ``solver.export`` and ``solver.fleet`` are the functions, as when
+    they were imported eagerly: loading the submodules of the same name later must not
+    replace them."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _HOMES and isinstance(value, types.ModuleType):
@@ -81,6 +84,8 @@ __all__ = [
     "CostModel",
     "CostParam",
     "Estimate",
+    "FleetPlan",
+    "FleetSpec",
     "Layout",
     "Limits",
     "ModelSpec",
@@ -96,6 +101,7 @@ __all__ = [
     "cost_models",
     "evaluate",
     "export",
+    "fleet",
     "hookimpl",
     "model",
     "models",

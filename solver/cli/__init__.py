@@ -16,6 +16,7 @@ from solver.cli.catalogs import hardware_app, models_app
 from solver.cli.common import warn_plugin_problems
 from solver.cli.compare import compare
 from solver.cli.evaluate import evaluate
+from solver.cli.fleet import fleet
 from solver.cli.pareto import pareto
 from solver.cli.plugins import plugins_app
 from solver.cli.solve import solve
@@ -53,6 +54,7 @@ app.command("evaluate")(evaluate)
 app.command("solve")(solve)
 app.command("pareto")(pareto)
 app.command("compare")(compare)
+app.command("fleet")(fleet)
 app.add_typer(hardware_app, name="hardware")
 app.add_typer(models_app, name="models")
 app.add_typer(plugins_app, name="plugins")

@@ -1,0 +1,70 @@
+"""``gpuplan fleet FLEET.toml``: several training jobs on a mixed fleet over time."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from solver.cli.common import JsonOpt, as_option_error, print_json
+from solver.cli.output import Progress, check_target
+from solver.errors import SpecError
+
+#: Exit code by status, as ``solve``'s (docs/interface.md, exit codes).
+EXIT_CODES = {"optimal": 0, "feasible": 0, "infeasible": 1, "unknown": 3}
+
+
+def fleet(
+    fleet_file: Annotated[Path, typer.Argument(metavar="FLEET.toml", help="The fleet file "
+                                               "(docs/fleet.md).", show_default=False)],
+    time_limit: Annotated[float | None, typer.Option(
+        "--time-limit-s", "--time-limit", help="Seconds for the schedule (default: the "
+        "file's [options] time_limit_s, else 60).", show_default=False)] = None,
+    workers: Annotated[int | None, typer.Option("--workers", help="CP-SAT workers (default: "
+                                                "the file's, else 2).", show_default=False)
+                       ] = None,
+    plot: Annotated[str | None, typer.Option(
+        "--plot", help="Draw the schedule as a Gantt chart to FILE.png or FILE.svg (needs "
+        "gpuplan\\[plot]).", show_default=False)] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Schedule several training jobs on owned and rented accelerators over time."""
+    from solver.fleet import fleet as run_fleet
+    from solver.fleet import load
+    from solver.fleet.render import text
+    from solver.pareto import check_plot_path, require_matplotlib
+    from solver.scenario import check_value
+
+    if plot is not None:
+        try:
+            check_plot_path(plot)
+        except SpecError as err:
+            raise as_option_error(err) from None
+        check_target(Path(plot), "--plot")
+        try:
+            require_matplotlib()
+        except SpecError as err:
+            raise as_option_error(err) from None
+    if time_limit is not None:
+        time_limit = check_value("time_limit_s", time_limit, "--time-limit-s")
+    if workers is not None:
+        workers = check_value("workers", workers, "--workers")
+    spec = load(fleet_file)
+    progress = Progress()
+    try:
+        plan = run_fleet(spec, time_limit_s=time_limit, workers=workers, progress=progress)
+    finally:
+        progress.done()
+    if json_out:
+        print_json(plan.to_dict())
+    else:
+        sys.stdout.write(text(spec, plan) + "\n")
+    if plot is not None and plan.jobs:
+        path = plan.plot(plot, title=f"{fleet_file.name}: {len(plan.jobs)} jobs "
+                         f"({plan.status})", deadlines={
+                             j.name: j.deadline_day for j in spec.jobs
+                             if j.deadline_day is not None})
+        sys.stderr.write(f"gpuplan: wrote {path}\n")
+    raise typer.Exit(EXIT_CODES[plan.status])
