@@ -32,6 +32,8 @@ COMMANDS = {
                 "h100-sxm5-80gb tp=1 pp=1 dp=8 zero=2", "h100-sxm5-80gb tp=2 pp=1 dp=4 zero=1"],
     "pareto": ["pareto", *QUESTION, "--gpu", "h100-sxm5-80gb", "--max-gpus", "64",
                "--points", "3", "--time-limit", "30"],
+    "fleet": ["fleet", str(Path(__file__).resolve().parent.parent / "examples"
+                           / "fleet-three-runs.toml"), "--time-limit-s", "30"],
     "hardware list": ["hardware", "list"],
     "hardware show": ["hardware", "show", "h100"],
     "models list": ["models", "list"],
