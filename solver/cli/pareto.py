@@ -122,25 +122,10 @@ def pareto(
     """The Pareto front of training time against cost or GPU count; each point proven."""
     from solver.export import tokens_text
     from solver.launchers import check_fixed
-    from solver.pareto import SECOND_AXES, check_plot_path, require_matplotlib
     from solver.pareto import pareto as run_pareto
     from solver.scenario import check_question, check_value
 
-    axis_pair = [a.strip().lower() for a in axes.split(",")]
-    if len(axis_pair) != 2 or axis_pair[0] != "time" or \
-            axis_pair[1] not in SECOND_AXES:
-        raise SpecError(f"--axes: expected time,cost or time,gpus (or time,energy), "
-                        f"got {axes!r}")
-    if plot is not None:  # the file name and its folder first, then the optional extra
-        try:
-            check_plot_path(plot)
-        except SpecError as err:
-            raise as_option_error(err) from None
-        check_target(Path(plot), "--plot")
-        try:
-            require_matplotlib()
-        except SpecError as err:
-            raise as_option_error(err) from None
+    axis_pair = _checked_axes(axes, plot)
     time_limit = check_value("time_limit_s", time_limit, "--time-limit-s")
     workers = check_value("workers", workers, "--workers")
     seed = check_value("seed", seed, "--seed")
@@ -176,14 +161,42 @@ def pareto(
     else:
         show(front, f"{job.model.name}, {tokens_text(job.tokens)} tokens")
     if plot is not None and front.points:
+        _draw(front, plot, f"{job.model.name}, {tokens_text(job.tokens)} tokens")
+    raise typer.Exit(EXIT_CODES[front.status])
+
+
+def _checked_axes(axes: str, plot: str | None) -> list[str]:
+    """``--axes`` as its two axes, after checking it and ``--plot`` (the file name and its
+    folder first, then the optional extra), before any search."""
+    from solver.pareto import SECOND_AXES, check_plot_path, require_matplotlib
+
+    axis_pair = [a.strip().lower() for a in axes.split(",")]
+    if len(axis_pair) != 2 or axis_pair[0] != "time" or \
+            axis_pair[1] not in SECOND_AXES:
+        raise SpecError(f"--axes: expected time,cost or time,gpus (or time,energy), "
+                        f"got {axes!r}")
+    if plot is not None:  # the file name and its folder first, then the optional extra
         try:
-            path = front.plot(plot, title=f"{job.model.name}, {tokens_text(job.tokens)} "
-                              f"tokens: training time vs {front.axes[1]} ({front.status}, "
-                              f"{len(front.points)} points, each optimal for its bound)")
+            check_plot_path(plot)
         except SpecError as err:
             raise as_option_error(err) from None
-        sys.stderr.write(f"gpuplan: wrote {path}\n")
-    raise typer.Exit(EXIT_CODES[front.status])
+        check_target(Path(plot), "--plot")
+        try:
+            require_matplotlib()
+        except SpecError as err:
+            raise as_option_error(err) from None
+    return axis_pair
+
+
+def _draw(front: ParetoFront, plot: str, what: str) -> None:
+    """Draw ``front`` to ``plot`` (``--plot``), titled with ``what`` (model, tokens)."""
+    try:
+        path = front.plot(plot, title=f"{what}: training time vs {front.axes[1]} "
+                          f"({front.status}, {len(front.points)} points, each optimal for "
+                          "its bound)")
+    except SpecError as err:
+        raise as_option_error(err) from None
+    sys.stderr.write(f"gpuplan: wrote {path}\n")
 
 
 def short_layout(e: Estimate) -> str:

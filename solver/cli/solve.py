@@ -198,6 +198,13 @@ def solve(
     from solver.scenario import check_bounded
 
     check_bounded(question.objective, question.limits, OPTIONS.__getitem__)
+    answer(question, export, output, json_out)
+
+
+def answer(question: Scenario, export: str | None, output: Path | None,
+           json_out: bool) -> None:
+    """Solve ``question`` and write the plan (``--export``, ``--json``, ``--output``); exit
+    with the plan's code."""
     with stdout_to(output):
         progress = Progress()
         try:
