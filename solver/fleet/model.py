@@ -35,6 +35,9 @@ STATUS = {cp_model.OPTIMAL: "optimal", cp_model.FEASIBLE: "feasible",
           cp_model.INFEASIBLE: "infeasible", cp_model.UNKNOWN: "unknown",
           cp_model.MODEL_INVALID: "invalid"}
 HOURS_PER_DAY = 24.0
+#: Share of the time left that each later objective keeps back while one is minimised (a
+#: stage that proves its optimum early hands the rest on).
+LATER_SHARE = 0.15
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,6 +140,8 @@ def build(spec: FleetSpec, cands: Mapping[str, Sequence[Candidate]], clock: Cloc
     start, end, chosen = {}, {}, {}
     by_type: dict[str, list[tuple[cp_model.IntervalVar, int]]] = {p.accelerator: []
                                                                   for p in spec.pools}
+    area_terms: dict[str, list[tuple[int, cp_model.IntVar]]] = {p.accelerator: []
+                                                                for p in spec.pools}
     tardy: list[cp_model.LinearExprT] = []
     energy: list[cp_model.LinearExprT] = []
     for job in spec.jobs:
@@ -148,6 +153,7 @@ def build(spec: FleetSpec, cands: Mapping[str, Sequence[Candidate]], clock: Cloc
             b = m.new_bool_var(f"use[{job.name},{k}]")
             interval = m.new_optional_interval_var(s, dur, e, b, f"run[{job.name},{k}]")
             by_type[c.accelerator].append((interval, c.gpus))
+            area_terms[c.accelerator].append((c.gpus * dur, b))
             lits.append(b)
             energy.append(round(c.energy_mwh * 1000) * b)  # kWh
         m.add_exactly_one(lits)
@@ -195,6 +201,11 @@ def build(spec: FleetSpec, cands: Mapping[str, Sequence[Candidate]], clock: Cloc
             if rent_top == 0 and owned == capacity:
                 continue
             blockers.append((m.new_fixed_size_interval_var(lo, hi - lo, f"blk{lo}"), take))
+        # Redundant, for the bounds: the jobs' accelerator-steps on this type fit in what is
+        # owned and rented over the whole plan (the cumulative implies it; the LP sees it).
+        area = sum(steps * lit for steps, lit in area_terms[pool.accelerator])
+        owned_steps = max(0, min(last, top) - min(first, top)) * pool.owned
+        m.add(area <= owned_steps + period * sum(r_vars))
         items = by_type[pool.accelerator] + blockers
         if items:
             m.add_cumulative([i for i, _ in items], [d for _, d in items], capacity)
@@ -250,7 +261,7 @@ def schedule(spec: FleetSpec, cands: Mapping[str, Sequence[Candidate]], *,
     hint_vars = [*built.start.values(), *(b for bs in built.chosen.values() for b in bs)]
     for k, name in enumerate(order):
         left = limit_s - (time.perf_counter() - started)
-        s = _solver(left / (len(order) - k), opts.workers, opts.seed)
+        s = _solver(left * (1 - LATER_SHARE * (len(order) - 1 - k)), opts.workers, opts.seed)
         built.model.clear_hints()
         if solution is not None:
             for v in hint_vars:

@@ -79,7 +79,7 @@ def text(spec: FleetSpec, plan: FleetPlan) -> str:
         if plan.rented:
             total = sum(r.cost_usd for r in plan.rented)
             out.append(f"\nRented: ${total:,.0f} in all")
-    out += [f"  {line}" if not line.startswith("  ") else line for line in plan.explanation]
+    out += [f"  {line}" for line in plan.explanation]
     out += [f"Note: {n}" for n in plan.notes]
     out.append(f"({plan.candidates:,} options; candidates {plan.candidates_s:.1f} s, schedule "
                f"{plan.solve_time_s:.1f} s)")
