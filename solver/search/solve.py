@@ -150,6 +150,38 @@ def solve(job: TrainingJob, limits: Limits | None = None, *, objective: str = "t
         cost_params=cost_params, options=options))
 
 
+def _candidates(job: TrainingJob, limits: Limits, objective: str, basis: CostBasis
+                ) -> tuple[list[Accelerator], list[str]]:
+    """The accelerators the question may use (priced, powered, runnable by its launcher) and
+    the notes on those left out."""
+    accs, notes = select_accelerators(limits, objective, basis)
+    if limits.launcher is not None:
+        accs, left = launchers.runnable_accelerators(limits.launcher, job, accs)
+        if limits.accelerators and left and not accs:  # every accelerator named is refused
+            raise SpecError(next(iter(left.values())).replace("accelerator:", "accelerators:",
+                                                              1))
+        notes.append(launchers.search_note(limits.launcher, job, sorted(left)))
+    return accs, notes
+
+
+def _next_shapes(built: cpsat.Model, kept: Rows, chosen: int, count: int, stop_at: float,
+                 workers: int, seed: int) -> list[int]:
+    """``--top``: CP-SAT's best row among the shapes (``rows.shape_key``) not yet listed,
+    ``count`` times; every row of a listed shape is excluded."""
+    keys = shape_key(kept.x)
+    excluded = np.flatnonzero(keys == keys[chosen])
+    found: list[int] = []
+    for _ in range(count):
+        remaining = max(MIN_CP_SAT_S, stop_at - time.perf_counter())
+        more = cpsat.solve(built, enforced=FAMILIES, time_limit_s=remaining, workers=workers,
+                           seed=seed, exclude=excluded.tolist())
+        if more.chosen is None:
+            break
+        excluded = np.union1d(excluded, np.flatnonzero(keys == keys[more.chosen]))
+        found.append(more.chosen)
+    return found
+
+
 def _search(job: TrainingJob, limits: Limits | None, *, objective: str, time_limit_s: float,
             workers: int, seed: int, top: int, calibration: Calibration,
             progress: Callable[[str], None] | None,
@@ -170,13 +202,7 @@ def _search(job: TrainingJob, limits: Limits | None, *, objective: str, time_lim
     if limits.launcher is not None:  # a fixed field or the job the launcher cannot run
         launchers.check_fixed(limits.launcher, job, limits.fixed)
     basis = costs.resolve(cost_model, cost_params)
-    accs, notes = select_accelerators(limits, objective, basis)
-    if limits.launcher is not None:
-        accs, left = launchers.runnable_accelerators(limits.launcher, job, accs)
-        if limits.accelerators and left and not accs:  # every accelerator named is refused
-            raise SpecError(next(iter(left.values())).replace("accelerator:", "accelerators:",
-                                                              1))
-        notes.append(launchers.search_note(limits.launcher, job, sorted(left)))
+    accs, notes = _candidates(job, limits, objective, basis)
     by_name = {a.name: a for a in accs}
     hw = HardwareTable.build(accs, job.precision, basis)
     distinct = top > 1  # --top: the best of each of ``top`` shapes (``rows.shape_key``)
@@ -204,18 +230,10 @@ def _search(job: TrainingJob, limits: Limits | None, *, objective: str, time_lim
             say(f"{outcome.status}: {best.layout.gpus:,} x {best.layout.accelerator}, "
                 f"{best.wall_clock_days:,.1f} days (bound: rank {outcome.best_bound:.0f} of "
                 f"{len(kept):,})")
-            alternatives = []
-            keys = shape_key(kept.x)
-            excluded = np.flatnonzero(keys == keys[outcome.chosen])
-            for _ in range(top - 1):
-                remaining = max(MIN_CP_SAT_S, time_limit_s - (time.perf_counter() - started))
-                more = cpsat.solve(built, enforced=FAMILIES, time_limit_s=remaining,
-                                   workers=workers, seed=seed, exclude=excluded.tolist())
-                if more.chosen is None:
-                    break
-                excluded = np.union1d(excluded, np.flatnonzero(keys == keys[more.chosen]))
-                alternatives.append(_judge(job, kept, more.chosen, by_name, limits,
-                                           calibration, basis))
+            more = _next_shapes(built, kept, outcome.chosen, top - 1,
+                                started + time_limit_s, workers, seed)
+            alternatives = [_judge(job, kept, i, by_name, limits, calibration, basis)
+                            for i in more]
             return Plan(
                 status=outcome.status, objective=objective, estimate=best,
                 explanation=tuple(explain.why_this_plan(best, limits, objective)),
@@ -236,18 +254,27 @@ def _search(job: TrainingJob, limits: Limits | None, *, objective: str, time_lim
         return Plan(status="infeasible", objective=objective, estimate=None, explanation=(),
                     solve_time_s=time.perf_counter() - started, candidates=evaluated, rows=0)
     say("no plan satisfies every limit; finding which limits conflict")
+    reasons = _conflicts(job, limits, accs, hw, basis, calibration, workers, seed,
+                         started + time_limit_s, started + EVALUATION_SHARE * time_limit_s)
+    return Plan(status="infeasible", objective=objective, estimate=None,
+                explanation=tuple(reasons + notes), solve_time_s=time.perf_counter() - started,
+                candidates=evaluated, rows=0, notes=tuple(notes))
+
+
+def _conflicts(job: TrainingJob, limits: Limits, accs: list[Accelerator], hw: HardwareTable,
+               basis: CostBasis, calibration: Calibration, workers: int, seed: int,
+               stop_at: float, evaluate_until: float) -> list[str]:
+    """``explain.infeasible`` with the search itself answering its relaxed questions (never
+    explaining them in turn) and every layout within a GPU count evaluated for memory."""
 
     def resolve(relaxed: Limits, goal: str) -> Plan:
-        left = max(MIN_CP_SAT_S, time_limit_s - (time.perf_counter() - started))
+        left = max(MIN_CP_SAT_S, stop_at - time.perf_counter())
         return _search(job, relaxed, objective=goal, time_limit_s=left, workers=workers,
                        seed=seed, top=1, calibration=calibration, progress=None,
                        cost_model=basis, cost_params=None, explain_infeasible=False)
 
     def within(relaxed: Limits) -> Rows | None:
         return build_rows(job, accs, relaxed, hw, keep_layers=1, calibration=calibration,
-                          stop_at=started + EVALUATION_SHARE * time_limit_s) if accs else None
+                          stop_at=evaluate_until) if accs else None
 
-    reasons = explain.infeasible(job, limits, hw.names, resolve, within)
-    return Plan(status="infeasible", objective=objective, estimate=None,
-                explanation=tuple(reasons + notes), solve_time_s=time.perf_counter() - started,
-                candidates=evaluated, rows=0, notes=tuple(notes))
+    return explain.infeasible(job, limits, hw.names, resolve, within)
