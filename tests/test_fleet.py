@@ -22,7 +22,7 @@ from solver.fleet.result import FleetPlan, Rental, ScheduledJob
 from solver.fleet.spec import FleetJob, FleetSpec, Options, Pool, from_mapping
 from solver.specs import Limits, TrainingJob
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "fleet-three-runs.toml"
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "fleets" / "three-runs.toml"
 TYPES = ("h100-sxm5-80gb", "a100-sxm4-80gb")
 
 
@@ -313,3 +313,46 @@ def test_limits_default_allows_every_type() -> None:
     job = dataclasses.replace(spec.jobs[0], limits=Limits(accelerators=(TYPES[0],)))
     assert spec.allowed(job) == (TYPES[0],)
     assert list(itertools.islice(spec.allowed(spec.jobs[1]), 1)) == [TYPES[0]]
+
+
+def test_step_model_judge_rejects_a_candidate_it_disagrees_with() -> None:
+    """A real option of a real job passes the step model's re-check; the same option with
+    its days shortened (a schedule that would hold the accelerators too briefly) does not."""
+    from solver.fleet.candidates import candidates
+
+    job = TrainingJob(model=catalog.model("llama3-8b"), tokens=1e11)
+    options = candidates(job, Limits(), TYPES[0], 16, 4)
+    assert options and all(c.gpus <= 16 for c in options)
+    c = options[-1]
+    spec = FleetSpec(pools=(Pool(TYPES[0], owned=16),),
+                     jobs=(FleetJob(name="a", job=job),), options=Options(horizon_days=900))
+    slot = math.ceil(c.wall_clock_days)
+    plan = FleetPlan("optimal", ("makespan",), {}, {},
+                     jobs=(ScheduledJob("a", c, 0.0, float(slot)),))
+    judged = check.step_model(spec, plan)
+    assert judged.jobs[0].estimate is not None
+    assert judged.jobs[0].estimate.wall_clock_days == pytest.approx(c.wall_clock_days)
+    wrong = dataclasses.replace(c, wall_clock_days=c.wall_clock_days * 0.9)
+    with pytest.raises(RuntimeError, match="the step model gives"):
+        check.step_model(spec, dataclasses.replace(
+            plan, jobs=(ScheduledJob("a", wrong, 0.0, float(slot)),)))
+
+
+def test_export_dir_writes_each_jobs_launcher_config(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "two.toml"
+    path.write_text('[fleet.h100-sxm5-80gb]\nowned = 16\n'
+                    '[jobs.mega]\nmodel = "llama3-8b"\ntokens = "10B"\nlauncher = "megatron"\n'
+                    '[jobs.plain]\nmodel = "llama3-8b"\ntokens = "10B"\n'
+                    '[options]\nhorizon_days = 60\n')
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    code = run(["fleet", str(path), "--json", "--export-dir", str(out_dir)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    jobs = {j["name"]: j for j in json.loads(captured.out)["jobs"]}
+    text = (out_dir / "mega.sh").read_text()
+    assert f"--tensor-model-parallel-size {jobs['mega']['layout']['tp']}" in text
+    assert not (out_dir / "plain.sh").exists()
+    assert "plain: no launcher named" in captured.err
+    assert run(["fleet", str(path), "--export-dir", str(tmp_path / "missing")]) == 2

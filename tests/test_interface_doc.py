@@ -33,7 +33,7 @@ COMMANDS = {
     "pareto": ["pareto", *QUESTION, "--gpu", "h100-sxm5-80gb", "--max-gpus", "64",
                "--points", "3", "--time-limit", "30"],
     "fleet": ["fleet", str(Path(__file__).resolve().parent.parent / "examples"
-                           / "fleet-three-runs.toml"), "--time-limit-s", "30"],
+                           / "fleets" / "three-runs.toml"), "--time-limit-s", "30"],
     "hardware list": ["hardware", "list"],
     "hardware show": ["hardware", "show", "h100"],
     "models list": ["models", "list"],

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from solver.cli.common import JsonOpt, as_option_error, print_json
 from solver.cli.output import Progress, check_target
 from solver.errors import SpecError
+
+if TYPE_CHECKING:
+    from solver.fleet import FleetPlan, FleetSpec
 
 #: Exit code by status, as ``solve``'s (docs/interface.md, exit codes).
 EXIT_CODES = {"optimal": 0, "feasible": 0, "infeasible": 1, "unknown": 3}
@@ -21,13 +24,17 @@ def fleet(
                                                "(docs/fleet.md).", show_default=False)],
     time_limit: Annotated[float | None, typer.Option(
         "--time-limit-s", "--time-limit", help="Seconds for the schedule (default: the "
-        "file's [options] time_limit_s, else 60).", show_default=False)] = None,
+        "file's time_limit_s option, else 60).", show_default=False)] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="CP-SAT workers (default: "
                                                 "the file's, else 2).", show_default=False)
                        ] = None,
     plot: Annotated[str | None, typer.Option(
         "--plot", help="Draw the schedule as a Gantt chart to FILE.png or FILE.svg (needs "
         "gpuplan\\[plot]).", show_default=False)] = None,
+    export_dir: Annotated[Path | None, typer.Option(
+        "--export-dir", help="Write each job's launcher config to DIR/JOB.sh|.toml|.json, for "
+        "the jobs whose fleet entry names a launcher.", show_default=False, metavar="DIR")
+                          ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Schedule several training jobs on owned and rented accelerators over time."""
@@ -51,6 +58,8 @@ def fleet(
         time_limit = check_value("time_limit_s", time_limit, "--time-limit-s")
     if workers is not None:
         workers = check_value("workers", workers, "--workers")
+    if export_dir is not None and not export_dir.is_dir():
+        raise SpecError(f"--export-dir: no such folder {str(export_dir)!r:.80}")
     spec = load(fleet_file)
     progress = Progress()
     try:
@@ -67,4 +76,28 @@ def fleet(
                              j.name: j.deadline_day for j in spec.jobs
                              if j.deadline_day is not None})
         sys.stderr.write(f"gpuplan: wrote {path}\n")
+    if export_dir is not None:
+        write_exports(spec, plan, export_dir)
     raise typer.Exit(EXIT_CODES[plan.status])
+
+
+#: The file name ending of each launcher's config (``solver.export``'s formats).
+EXPORT_SUFFIX = {"megatron": ".sh", "torchtitan": ".toml", "deepspeed": ".json"}
+
+
+def write_exports(spec: FleetSpec, plan: FleetPlan, folder: Path) -> None:
+    """Each scheduled job's config for its launcher (``[jobs.NAME] launcher``), as
+    ``solve --export`` writes it; jobs without a launcher are named on stderr."""
+    from solver.cli.output import write_atomic
+    from solver.export import export
+
+    for j in plan.jobs:
+        job = next(f for f in spec.jobs if f.name == j.name)
+        launcher = job.limits.launcher
+        if launcher is None or j.estimate is None:
+            sys.stderr.write(f"gpuplan: {j.name}: no launcher named ([jobs.{j.name}] "
+                             "launcher), nothing exported\n")
+            continue
+        path = folder / f"{j.name}{EXPORT_SUFFIX[launcher]}"
+        write_atomic(path, export(j.estimate, launcher, job=job.job), "--export-dir")
+        sys.stderr.write(f"gpuplan: wrote {path}\n")

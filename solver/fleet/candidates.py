@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from solver import catalog, costs
+from solver import catalog, costs, launchers
 from solver.estimate import estimate_at
 from solver.search.rows import build_rows, pareto_keep
 from solver.search.table import feasible
@@ -60,8 +60,12 @@ def front(points: list[Candidate], limit: int) -> list[Candidate]:
 def candidates(job: TrainingJob, limits: Limits, accelerator: str, max_gpus: int,
                limit: int) -> list[Candidate]:
     """``job``'s options on ``accelerator`` with at most ``max_gpus`` of them (and within the
-    job's own ``limits``: its cap and fixed layout fields); empty when no layout fits."""
+    job's own ``limits``: its cap, fixed layout fields and launcher, as in ``solve``); empty
+    when no layout fits."""
     acc = catalog.accelerator(accelerator)
+    if limits.launcher is not None and not launchers.runnable_accelerators(
+            limits.launcher, job, [acc])[0]:
+        return []  # the job's launcher cannot run it on this type
     cap = min(max_gpus, limits.max_gpus) if limits.max_gpus is not None else max_gpus
     if cap < 1:
         return []

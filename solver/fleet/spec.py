@@ -5,7 +5,7 @@ objective and the options (``gpuplan fleet FLEET.toml``; ``docs/fleet.md``).
     [fleet.<accelerator>]  owned, from_day, until_day, rent_max, rent_usd_per_gpu_hour
     [jobs.<name>]          model, tokens, the [job] and [fixed] keys of a scenario file
                            (solver/scenario.py checks them), release_day, deadline_day,
-                           hard_deadline, weight, accelerators, max_gpus
+                           hard_deadline, weight, accelerators, max_gpus, launcher
     [options]              objective, horizon_days, resolution_days, rent_period_days,
                            candidates, time_limit_s, workers, seed
 
@@ -44,7 +44,7 @@ DEFAULT_OBJECTIVE = ("tardiness", "rental_cost", "makespan")
 MAX_DAYS = 3650.0
 POOL_KEYS = ("owned", "from_day", "until_day", "rent_max", "rent_usd_per_gpu_hour")
 JOB_KEYS = ("model", "tokens", *SECTIONS["job"], *LAYOUT_FIELDS, "release_day",
-            "deadline_day", "hard_deadline", "weight", "accelerators", "max_gpus")
+            "deadline_day", "hard_deadline", "weight", "accelerators", "max_gpus", "launcher")
 OPTION_KEYS = ("objective", "horizon_days", "resolution_days", "rent_period_days",
                "candidates", "time_limit_s", "workers", "seed")
 TOP_LEVEL = ("description", "fleet", "jobs", "options")
