@@ -356,3 +356,17 @@ def test_export_dir_writes_each_jobs_launcher_config(
     assert not (out_dir / "plain.sh").exists()
     assert "plain: no launcher named" in captured.err
     assert run(["fleet", str(path), "--export-dir", str(tmp_path / "missing")]) == 2
+
+
+def test_a_jobs_model_file_is_found_beside_the_fleet_file(tmp_path: Path) -> None:
+    from solver.fleet.spec import load
+
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    (folder / "tiny.toml").write_text(
+        'name = "tiny"\nlayers = 4\nhidden = 512\nheads = 8\nkv_heads = 8\n'
+        'ffn_hidden = 2048\nvocab = 32000\nseq_len = 1024\n')
+    (folder / "fleet.toml").write_text('[fleet.h100]\nowned = 8\n'
+                                       '[jobs.a]\nmodel = "tiny.toml"\ntokens = "1B"\n')
+    spec = load(folder / "fleet.toml")
+    assert spec.jobs[0].job.model.layers == 4 and spec.jobs[0].job.model.hidden == 512

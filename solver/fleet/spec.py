@@ -183,11 +183,13 @@ def load(path: str | Path) -> FleetSpec:
         raise SpecError(f"{where}: cannot read the fleet file ({err.strerror or err})"
                         ) from None
     data = parse_document(raw, where=where, fmt="toml", what="a fleet file")
-    return from_mapping(data, where=where)
+    return from_mapping(data, where=where, folder=path.parent)
 
 
-def from_mapping(data: Mapping[str, Any], *, where: str = "fleet") -> FleetSpec:
-    """A ``FleetSpec`` from a parsed fleet file; errors start with ``where``."""
+def from_mapping(data: Mapping[str, Any], *, where: str = "fleet",
+                 folder: Path | None = None) -> FleetSpec:
+    """A ``FleetSpec`` from a parsed fleet file; errors start with ``where``; a job's model
+    file is looked for relative to ``folder`` (the fleet file's) first."""
     for key in data:
         if key not in TOP_LEVEL:
             raise _unknown(where, key, TOP_LEVEL, "table")
@@ -205,7 +207,7 @@ def from_mapping(data: Mapping[str, Any], *, where: str = "fleet") -> FleetSpec:
                             f"[fleet.{seen[pool.accelerator]}]")
         seen[pool.accelerator] = written
     jobs = _table(data.get("jobs", {}), f"{where}: [jobs]")
-    fleet_jobs = tuple(_job(name, _table(t, f"{where}: [jobs.{name}]"), where)
+    fleet_jobs = tuple(_job(name, _table(t, f"{where}: [jobs.{name}]"), where, folder)
                        for name, t in jobs.items())
     try:
         return FleetSpec(pools=pools, jobs=fleet_jobs, options=options,
@@ -263,9 +265,17 @@ def _pool(name: str, table: dict[str, Any], where: str) -> Pool:
     return Pool(accelerator=acc, **out)
 
 
-def _job(name: str, table: dict[str, Any], where: str) -> FleetJob:
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def _job(name: str, table: dict[str, Any], where: str, folder: Path | None) -> FleetJob:
     """One job: its scenario keys go through ``solver.scenario`` (the same checks and
-    messages as a scenario file), the rest are the fleet's."""
+    messages as a scenario file), the rest are the fleet's. ``model`` is a preset or a model
+    file, relative to the fleet file's folder (as a scenario file's ``[model] path``)."""
     section = f"{where}: [jobs.{name}]"
     values = Values()
     own: dict[str, Any] = {}
@@ -279,6 +289,9 @@ def _job(name: str, table: dict[str, Any], where: str) -> FleetJob:
             own[key] = as_bool(label, value)
         elif key == "weight":
             own[key] = as_int(label, value, minimum=1, maximum=1000)
+        elif key == "model" and isinstance(value, str) and folder is not None \
+                and value not in catalog.models() and _is_file(folder / value):
+            values.set(key, check_value(key, str(folder / value), label), label)
         else:
             values.set(key, check_value(key, value, label), label)
     names = {"model": f"{section} model", "tokens": f"{section} tokens"}
