@@ -105,6 +105,7 @@ class _Built:
     rent: dict[str, list[cp_model.IntVar]]  # per type, one per rental period
     terms: dict[str, cp_model.LinearExprT]
     assumptions: dict[str, cp_model.IntVar]  # limit text -> its literal (relaxed models)
+    owners: dict[str, str]  # limit text -> the job it belongs to (none for a type's cap)
     horizon: int
     period: int
 
@@ -125,12 +126,15 @@ def build(spec: FleetSpec, cands: Mapping[str, Sequence[Candidate]], clock: Cloc
     top = horizon + sum(longest.values()) if relaxed else horizon
     period = period_steps(spec, clock)
     assumptions: dict[str, cp_model.IntVar] = {}
+    owners: dict[str, str] = {}
 
-    def limit(text: str) -> cp_model.IntVar | None:
+    def limit(text: str, job: str | None = None) -> cp_model.IntVar | None:
         if not relaxed:
             return None
         lit = m.new_bool_var(text)
         assumptions[text] = lit
+        if job is not None:
+            owners[text] = job
         return lit
 
     def post(ct: cp_model.Constraint, lit: cp_model.IntVar | None) -> None:
@@ -161,14 +165,14 @@ def build(spec: FleetSpec, cands: Mapping[str, Sequence[Candidate]], clock: Cloc
         release = clock.up(job.release_day)
         if release > 0:
             post(m.add(s >= release), limit(f"jobs.{job.name}.release_day = "
-                                            f"{job.release_day:g}"))
+                                            f"{job.release_day:g}", job.name))
         post(m.add(e <= horizon), limit(f"options.horizon_days = {spec.options.horizon_days:g}"
-                                        f" (jobs.{job.name} must end within it)"))
+                                        f" (jobs.{job.name} must end within it)", job.name))
         if job.deadline_day is not None:
             due = clock.down(job.deadline_day)
             if job.hard_deadline:
                 post(m.add(e <= due), limit(f"jobs.{job.name}.deadline_day = "
-                                            f"{job.deadline_day:g} (hard)"))
+                                            f"{job.deadline_day:g} (hard)", job.name))
             else:
                 late = m.new_int_var(0, top, f"late[{job.name}]")
                 m.add(late >= e - due)
@@ -215,7 +219,7 @@ def build(spec: FleetSpec, cands: Mapping[str, Sequence[Candidate]], clock: Cloc
     terms: dict[str, cp_model.LinearExprT] = {
         "tardiness": sum(tardy), "makespan": makespan, "rental_cost": sum(cost),
         "energy": sum(energy)}
-    return _Built(m, start, end, chosen, rent, terms, assumptions, horizon, period)
+    return _Built(m, start, end, chosen, rent, terms, assumptions, owners, horizon, period)
 
 
 def term_value(name: str, raw: float, clock: Clock) -> float:
@@ -349,8 +353,7 @@ def explain(spec: FleetSpec, cands: Mapping[str, Sequence[Candidate]], clock: Cl
     if not named:
         return ["no schedule meets every limit, whatever the release days, deadlines, horizon "
                 "and rentals"]
-    jobs = sorted({n.split(".")[1].split(" ")[0] for n in named if n.startswith("jobs.")}
-                  | {n.split("(jobs.")[1].split(" ")[0] for n in named if "(jobs." in n})
+    jobs = [j.name for j in spec.jobs if j.name in {built.owners.get(n) for n in named}]
     head = (f"no schedule meets every limit: jobs {', '.join(jobs)} cannot all run within "
             "these limits together:" if jobs else
             "no schedule meets every limit; these limits conflict:")
