@@ -370,3 +370,34 @@ def test_a_jobs_model_file_is_found_beside_the_fleet_file(tmp_path: Path) -> Non
                                        '[jobs.a]\nmodel = "tiny.toml"\ntokens = "1B"\n')
     spec = load(folder / "fleet.toml")
     assert spec.jobs[0].job.model.layers == 4 and spec.jobs[0].job.model.hidden == 512
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_step_model_candidates_schedule_agrees_with_brute_force(seed: int) -> None:
+    """The whole path (options from the step model, then the schedule, then the judge) on
+    small fleets of real jobs: the same objective as the oracle over the same options."""
+    from solver.fleet import fleet, job_candidates
+
+    rng = random.Random(100 + seed)
+    pools = (Pool(TYPES[0], owned=8),
+             Pool(TYPES[1], owned=8, until_day=float(rng.randint(3, 6)), rent_max=8,
+                  rent_usd_per_gpu_hour=1.5))
+    jobs = tuple(FleetJob(name=f"r{i}", release_day=float(rng.randint(0, 2)),
+                          job=TrainingJob(model=catalog.model("llama3-8b"),
+                                          tokens=rng.choice((1.2e10, 2.4e10))),
+                          deadline_day=float(rng.randint(3, 6)), weight=rng.randint(1, 3))
+                 for i in range(rng.randint(2, 3)))
+    objective = tuple(rng.sample(("tardiness", "makespan", "rental_cost"), 2))
+    spec = FleetSpec(pools=pools, jobs=jobs, options=Options(
+        objective=objective, horizon_days=8, resolution_days=1.0, rent_period_days=2,
+        candidates=3, time_limit_s=20))
+    cands = job_candidates(spec)
+    assert all(1 <= len(c) <= 6 for c in cands.values())
+    expected = oracle(spec, cands)
+    plan = fleet(spec)
+    if expected is None:
+        assert plan.status == "infeasible"
+        return
+    assert plan.status == "optimal"
+    assert tuple(plan.values[o] for o in objective) == pytest.approx(expected, abs=1e-6)
+    assert all(j.estimate is not None for j in plan.jobs)  # the step model's re-check ran
