@@ -9,7 +9,9 @@ format is ``spec.py``'s, the output ``render.py``'s; ``docs/fleet.md`` explains 
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import multiprocessing
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,26 +20,56 @@ from solver.errors import SpecError
 from solver.fleet.candidates import Candidate, candidates
 from solver.fleet.result import FleetPlan, Rental, ScheduledJob
 from solver.fleet.spec import FleetJob, FleetSpec, Options, Pool, load
+from solver.specs import Limits, TrainingJob
+
+#: The tokens each job's options are evaluated at before scaling to its own (``job_candidates``).
+REFERENCE_TOKENS = 1e12
 
 
 def job_candidates(spec: FleetSpec, progress: Callable[[str], None] | None = None
                    ) -> dict[str, list[Candidate]]:
-    """Every job's options over the fleet's types; identical jobs are evaluated once."""
+    """Every job's options over the fleet's types; jobs that differ only in their tokens are
+    evaluated once: a layout's failure-free time is its step time x tokens / tokens per step,
+    its wall-clock time that times a factor of the layout alone (Daly's, ``goodput``) and its
+    energy proportional to it, so each option's days and energy scale with the tokens, and
+    the fits, the Pareto order and the thinning do not change."""
     say = progress or (lambda message: None)
-    cache: dict[tuple[object, ...], list[Candidate]] = {}
-    out: dict[str, list[Candidate]] = {}
+    tasks: dict[tuple[object, ...], tuple[TrainingJob, Limits, str, int, int]] = {}
+    wanted: dict[str, list[tuple[tuple[object, ...], float]]] = {}
     for job in spec.jobs:
-        found: list[Candidate] = []
+        reference = dataclasses.replace(job.job, tokens=REFERENCE_TOKENS)
+        wanted[job.name] = []
         for name in spec.allowed(job):
-            pool = spec.pool(name)
-            key = (repr(job.job), repr(job.limits), name, pool.most, spec.options.candidates)
-            if key not in cache:
-                cache[key] = candidates(job.job, job.limits, name, pool.most,
-                                        spec.options.candidates)
-            found += cache[key]
-        say(f"{job.name}: {len(found)} options")
-        out[job.name] = found
+            most = spec.pool(name).most
+            key = (repr(reference), repr(job.limits), name, most, spec.options.candidates)
+            tasks.setdefault(key, (reference, job.limits, name, most, spec.options.candidates))
+            wanted[job.name].append((key, job.job.tokens / REFERENCE_TOKENS))
+    say(f"evaluating {len(tasks)} job and accelerator pairs")
+    found = dict(zip(tasks, _evaluate(list(tasks.values()), spec.options.workers),
+                     strict=True))
+    out: dict[str, list[Candidate]] = {}
+    for job_name, keys in wanted.items():
+        out[job_name] = [dataclasses.replace(c, wall_clock_days=c.wall_clock_days * scale,
+                                             energy_mwh=c.energy_mwh * scale)
+                         for key, scale in keys for c in found[key]]
+        say(f"{job_name}: {len(out[job_name])} options")
     return out
+
+
+def _evaluate(tasks: list[tuple[TrainingJob, Limits, str, int, int]], workers: int
+              ) -> list[list[Candidate]]:
+    """``candidates`` of each task, on up to ``workers`` processes (fresh interpreters:
+    ``spawn``, so no thread of this one is forked)."""
+    if workers <= 1 or len(tasks) <= 1:
+        return [candidates(*t) for t in tasks]
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(min(workers, len(tasks)),
+                                                mp_context=context) as pool:
+        return list(pool.map(_candidates_of, tasks))
+
+
+def _candidates_of(task: tuple[TrainingJob, Limits, str, int, int]) -> list[Candidate]:
+    return candidates(*task)
 
 
 def fleet(spec: FleetSpec | str | Path, *, time_limit_s: float | None = None,
