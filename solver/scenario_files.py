@@ -44,10 +44,12 @@ from solver.validate import (
     as_choice,
     as_float,
     as_int,
+    as_table,
     as_tokens,
     close_matches,
     fail,
     parse_document,
+    unknown_name,
 )
 
 #: The job's failure-model keys (``TrainingJob``; ``solver/stepmodel/goodput.py``).
@@ -204,17 +206,6 @@ class Values:
         self.origins[key] = origin
 
 
-def _table(data: Any, label: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise fail(label, "a table", data)
-    return data
-
-
-def _unknown_key(label: str, key: str, known: tuple[str, ...], what: str = "key") -> SpecError:
-    shown = repr(key) if len(key) <= 60 else repr(key[:57] + "...")
-    return SpecError(f"{label} unknown {what} {shown}{close_matches(key, known)}")
-
-
 def read_values(path: str | Path) -> Values:
     """The checked values of a scenario file (any key may be absent)."""
     path = Path(path)
@@ -231,22 +222,22 @@ def read_values(path: str | Path) -> Values:
     data = parse_document(raw, where=where, fmt="toml", what="a scenario file")
     for key in data:
         if key not in TOP_LEVEL:
-            raise _unknown_key(f"{where}:", key, TOP_LEVEL, "section")
+            raise unknown_name(f"{where}:", key, TOP_LEVEL, "section")
     description = data.get("description", "")
     if not isinstance(description, str):
         raise fail(f"{where}: description", "a text", description)
     out = Values(description=description)
     if "model" in data:
-        out.set("model", _model(_table(data["model"], f"{where}: [model]"), path),
+        out.set("model", _model(as_table(data["model"], f"{where}: [model]"), path),
                 f"{where}: [model]")
     for section, keys in SECTIONS.items():
         if section not in data:
             continue
-        table = _table(data[section], f"{where}: [{section}]")
+        table = as_table(data[section], f"{where}: [{section}]")
         for written, value in table.items():
             key = KEY_ALIASES.get(written, written)
             if key not in keys:
-                raise _unknown_key(f"{where}: [{section}]", key, keys)
+                raise unknown_name(f"{where}: [{section}]", key, keys)
             label = f"{where}: [{section}] {written}"
             out.set(key, check_value(key, value, label), label)
     return out

@@ -122,6 +122,19 @@ def close_matches(name: str, options: Iterable[str], listed: Iterable[str] | Non
     return f"; known: {', '.join(names[:20])}{more}"
 
 
+def as_table(value: Any, field: str) -> dict[str, Any]:
+    """A TOML table (a ``dict``), else ``SpecError`` naming ``field``."""
+    if not isinstance(value, dict):
+        raise fail(field, "a table", value)
+    return value
+
+
+def unknown_name(label: str, key: str, known: Iterable[str], what: str = "key") -> SpecError:
+    """``<label> unknown key 'x'; did you mean y?``: a key (or section) no reader knows."""
+    shown = repr(key) if len(key) <= 60 else repr(key[:57] + "...")
+    return SpecError(f"{label} unknown {what} {shown}{close_matches(key, known)}")
+
+
 #: Largest file read as a document (model, hardware, scenario): each is a few KiB.
 MAX_DOCUMENT_BYTES = 1_000_000
 

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from solver.cli.common import JsonOpt, as_option_error, print_json
-from solver.cli.output import Progress, check_target
+from solver.cli.common import JsonOpt, print_json
+from solver.cli.output import Progress, check_plot_option
 from solver.errors import SpecError
 
 if TYPE_CHECKING:
@@ -41,19 +41,10 @@ def fleet(
     from solver.fleet import fleet as run_fleet
     from solver.fleet import load
     from solver.fleet.render import text
-    from solver.pareto import check_plot_path, require_matplotlib
     from solver.scenario import check_value
 
     if plot is not None:
-        try:
-            check_plot_path(plot)
-        except SpecError as err:
-            raise as_option_error(err) from None
-        check_target(Path(plot), "--plot")
-        try:
-            require_matplotlib()
-        except SpecError as err:
-            raise as_option_error(err) from None
+        check_plot_option(plot)
     if time_limit is not None:
         time_limit = check_value("time_limit_s", time_limit, "--time-limit-s")
     if workers is not None:

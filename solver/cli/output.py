@@ -139,3 +139,20 @@ class Progress:
     def done(self) -> None:
         if self._due():
             sys.stderr.write("\r\x1b[2K")
+
+
+def check_plot_option(plot: str) -> None:
+    """``--plot FILE`` before any search: the file name and its folder first, then the
+    optional matplotlib extra (``SpecError`` naming ``--plot``)."""
+    from solver.cli.common import as_option_error
+    from solver.pareto import check_plot_path, require_matplotlib
+
+    try:
+        check_plot_path(plot)
+    except SpecError as err:
+        raise as_option_error(err) from None
+    check_target(Path(plot), "--plot")
+    try:
+        require_matplotlib()
+    except SpecError as err:
+        raise as_option_error(err) from None

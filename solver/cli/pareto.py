@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -48,7 +47,7 @@ from solver.cli.common import (
     parse_cost_params,
     print_json,
 )
-from solver.cli.output import Progress, check_target
+from solver.cli.output import Progress, check_plot_option
 from solver.errors import SpecError
 from solver.specs import Limits
 
@@ -168,23 +167,15 @@ def pareto(
 def _checked_axes(axes: str, plot: str | None) -> list[str]:
     """``--axes`` as its two axes, after checking it and ``--plot`` (the file name and its
     folder first, then the optional extra), before any search."""
-    from solver.pareto import SECOND_AXES, check_plot_path, require_matplotlib
+    from solver.pareto import SECOND_AXES
 
     axis_pair = [a.strip().lower() for a in axes.split(",")]
     if len(axis_pair) != 2 or axis_pair[0] != "time" or \
             axis_pair[1] not in SECOND_AXES:
         raise SpecError(f"--axes: expected time,cost or time,gpus (or time,energy), "
                         f"got {axes!r}")
-    if plot is not None:  # the file name and its folder first, then the optional extra
-        try:
-            check_plot_path(plot)
-        except SpecError as err:
-            raise as_option_error(err) from None
-        check_target(Path(plot), "--plot")
-        try:
-            require_matplotlib()
-        except SpecError as err:
-            raise as_option_error(err) from None
+    if plot is not None:
+        check_plot_option(plot)
     return axis_pair
 
 

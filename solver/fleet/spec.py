@@ -32,9 +32,10 @@ from solver.validate import (
     as_choice,
     as_float,
     as_int,
-    close_matches,
+    as_table,
     fail,
     parse_document,
+    unknown_name,
 )
 
 #: Objectives, each minimised in the order given (lexicographic).
@@ -159,15 +160,8 @@ def check(spec: FleetSpec) -> None:
 # Reading a file.
 
 
-def _table(data: Any, label: str) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise fail(label, "a table", data)
-    return data
-
-
 def _unknown(label: str, key: str, known: tuple[str, ...], what: str = "key") -> SpecError:
-    shown = repr(key) if len(key) <= 60 else repr(key[:57] + "...")
-    return SpecError(f"{label}: unknown {what} {shown}{close_matches(key, known)}")
+    return unknown_name(f"{label}:", key, known, what)
 
 
 def load(path: str | Path) -> FleetSpec:
@@ -196,9 +190,9 @@ def from_mapping(data: Mapping[str, Any], *, where: str = "fleet",
     description = data.get("description", "")
     if not isinstance(description, str):
         raise fail(f"{where}: description", "a text", description)
-    options = _options(_table(data.get("options", {}), f"{where}: [options]"), where)
-    fleet = _table(data.get("fleet", {}), f"{where}: [fleet]")
-    pools = tuple(_pool(name, _table(t, f"{where}: [fleet.{name}]"), where)
+    options = _options(as_table(data.get("options", {}), f"{where}: [options]"), where)
+    fleet = as_table(data.get("fleet", {}), f"{where}: [fleet]")
+    pools = tuple(_pool(name, as_table(t, f"{where}: [fleet.{name}]"), where)
                   for name, t in fleet.items())
     seen: dict[str, str] = {}
     for written, pool in zip(fleet, pools, strict=True):
@@ -206,8 +200,8 @@ def from_mapping(data: Mapping[str, Any], *, where: str = "fleet",
             raise SpecError(f"{where}: [fleet.{written}]: the same accelerator as "
                             f"[fleet.{seen[pool.accelerator]}]")
         seen[pool.accelerator] = written
-    jobs = _table(data.get("jobs", {}), f"{where}: [jobs]")
-    fleet_jobs = tuple(_job(name, _table(t, f"{where}: [jobs.{name}]"), where, folder)
+    jobs = as_table(data.get("jobs", {}), f"{where}: [jobs]")
+    fleet_jobs = tuple(_job(name, as_table(t, f"{where}: [jobs.{name}]"), where, folder)
                        for name, t in jobs.items())
     try:
         return FleetSpec(pools=pools, jobs=fleet_jobs, options=options,
