@@ -128,32 +128,14 @@ def pareto(job: TrainingJob, limits: Limits | None = None, *,
     second = axes[1]
     limits = limits or Limits()
     say = progress or (lambda message: None)
-    solves = 0
-    notes: list[str] = []
-
-    def run(objective: str, deadline: float | None) -> Plan:
-        nonlocal solves
-        solves += 1
-        bounded = limits if deadline is None else dataclasses.replace(
-            limits, deadline_days=_tighter(deadline, limits.deadline_days))
-        plan = solve(job, bounded, objective=objective, time_limit_s=time_limit_s,
-                     workers=workers, seed=seed, cost_model=cost_model,
-                     cost_params=cost_params)
-        if plan.status == "feasible":
-            note = (f"a solve hit its {time_limit_s:g} s limit: its point is the best "
-                    "found, not proven optimal")
-            if note not in notes:
-                notes.append(note)
-        for line in plan.notes:
-            if line not in notes:
-                notes.append(line)
-        return plan
-
+    run = _Runner(job, limits, time_limit_s=time_limit_s, workers=workers, seed=seed,
+                  cost_model=cost_model, cost_params=cost_params)
+    notes = run.notes
     fastest = run("time", None)
     if fastest.estimate is None:
         return ParetoFront(axes=(axes[0], second), points=(), bounds_days=(),
                            status=fastest.status, explanation=fastest.explanation,
-                           notes=tuple(notes), solves=solves,
+                           notes=tuple(notes), solves=run.solves,
                            solve_time_s=time.perf_counter() - started)
     t_fast = _days(fastest)
     top = run(second, t_fast * (1 + REL))
@@ -168,6 +150,56 @@ def pareto(job: TrainingJob, limits: Limits | None = None, *,
     open_: list[_Interval] = []
     if cheapest.estimate is not None and _better(cheapest, top, second):
         open_.append(_Interval(top, cheapest, t_fast))
+    _fill(found, open_, points, run, second, say)
+    kept = _non_dominated([p for p, _ in found.values()], second)
+    dropped = len(found) - len(kept)
+    if dropped:
+        notes.append(f"{dropped} dominated point(s) dropped (a solve that was not proven "
+                     "optimal)")
+    order = sorted(kept, key=lambda p: (_days(p), axis_value(_est(p), second)))
+    bounds = {id(p): b for p, b in found.values()}
+    status = "sampled" if open_ else "complete"
+    if status == "sampled":
+        notes.append(f"sampled: {len(order)} points (the cap); each is optimal for its time "
+                     "bound, the gaps between them were not searched")
+    return ParetoFront(axes=(axes[0], second), points=tuple(order),
+                       bounds_days=tuple(bounds[id(p)] for p in order), status=status,
+                       notes=tuple(notes), solves=run.solves,
+                       solve_time_s=time.perf_counter() - started)
+
+
+class _Runner:
+    """One ``solve`` per call, under a tighter deadline when given; counts the solves and
+    gathers their notes (once each)."""
+
+    def __init__(self, job: TrainingJob, limits: Limits, *, time_limit_s: float, workers: int,
+                 seed: int, cost_model: str | CostModel | None,
+                 cost_params: Mapping[str, Any] | None) -> None:
+        self.job, self.limits, self.time_limit_s = job, limits, time_limit_s
+        self.options: dict[str, Any] = {"workers": workers, "seed": seed,
+                                        "cost_model": cost_model, "cost_params": cost_params}
+        self.solves = 0
+        self.notes: list[str] = []
+
+    def __call__(self, objective: str, deadline: float | None) -> Plan:
+        self.solves += 1
+        limits = self.limits
+        bounded = limits if deadline is None else dataclasses.replace(
+            limits, deadline_days=_tighter(deadline, limits.deadline_days))
+        plan = solve(self.job, bounded, objective=objective, time_limit_s=self.time_limit_s,
+                     **self.options)
+        extra = [f"a solve hit its {self.time_limit_s:g} s limit: its point is the best "
+                 "found, not proven optimal"] if plan.status == "feasible" else []
+        for line in [*extra, *plan.notes]:
+            if line not in self.notes:
+                self.notes.append(line)
+        return plan
+
+
+def _fill(found: dict[tuple[Any, ...], tuple[Plan, float | None]], open_: list[_Interval],
+          points: int, run: _Runner, second: str, say: Callable[[str], None]) -> None:
+    """Bisect the widest open interval (in log days) until none is left or ``points`` are
+    found; ``found`` and ``open_`` are updated in place (what stays open: a sampled front)."""
     while open_ and len(found) < points:
         open_.sort(key=lambda iv: iv.width())
         iv = open_.pop()
@@ -184,21 +216,6 @@ def pareto(job: TrainingJob, limits: Limits | None = None, *,
             # Nothing better than ``fast`` within ``bound``: only (bound, slow) is left.
             open_.append(_Interval(iv.fast, iv.slow, bound, below_slow_next=True))
         # else: no plan lies strictly between fast and slow on the front: closed.
-    kept = _non_dominated([p for p, _ in found.values()], second)
-    dropped = len(found) - len(kept)
-    if dropped:
-        notes.append(f"{dropped} dominated point(s) dropped (a solve that was not proven "
-                     "optimal)")
-    order = sorted(kept, key=lambda p: (_days(p), axis_value(_est(p), second)))
-    bounds = {id(p): b for p, b in found.values()}
-    status = "sampled" if open_ else "complete"
-    if status == "sampled":
-        notes.append(f"sampled: {len(order)} points (the cap); each is optimal for its time "
-                     "bound, the gaps between them were not searched")
-    return ParetoFront(axes=(axes[0], second), points=tuple(order),
-                       bounds_days=tuple(bounds[id(p)] for p in order), status=status,
-                       notes=tuple(notes), solves=solves,
-                       solve_time_s=time.perf_counter() - started)
 
 
 def _tighter(a: float, b: float | None) -> float:
