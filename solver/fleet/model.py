@@ -28,68 +28,21 @@ from dataclasses import dataclass
 from ortools.sat.python import cp_model
 
 from solver.fleet.candidates import Candidate
+from solver.fleet.clock import (
+    Clock,
+    owned_window,
+    period_cost_usd,
+    period_steps,
+)
 from solver.fleet.result import FleetPlan, Rental, ScheduledJob
 from solver.fleet.spec import FleetJob, FleetSpec, Pool
 
 STATUS = {cp_model.OPTIMAL: "optimal", cp_model.FEASIBLE: "feasible",
           cp_model.INFEASIBLE: "infeasible", cp_model.UNKNOWN: "unknown",
           cp_model.MODEL_INVALID: "invalid"}
-HOURS_PER_DAY = 24.0
 #: Share of the time left that each later objective keeps back while one is minimised (a
 #: stage that proves its optimum early hands the rest on).
 LATER_SHARE = 0.15
-
-
-# --------------------------------------------------------------------------------------------
-# Days and steps: one place for every rounding.
-
-
-@dataclass(frozen=True)
-class Clock:
-    """Conversions between days and integer steps of ``step_days``."""
-
-    step_days: float
-
-    def up(self, days: float) -> int:
-        """Steps covering ``days`` (durations, release days): never fewer."""
-        return math.ceil(days / self.step_days - 1e-9 * max(1.0, days / self.step_days))
-
-    def down(self, days: float) -> int:
-        """Steps within ``days`` (deadlines, horizon): never more."""
-        return math.floor(days / self.step_days + 1e-9 * max(1.0, days / self.step_days))
-
-    def duration(self, days: float) -> int:
-        """A job's steps: its wall-clock days rounded up (at least one step)."""
-        return max(1, math.ceil(days / self.step_days))
-
-    def days(self, steps: int) -> float:
-        return steps * self.step_days
-
-
-def period_steps(spec: FleetSpec, clock: Clock) -> int:
-    """Steps per rental period (at least one)."""
-    return max(1, clock.down(spec.options.rent_period_days))
-
-
-#: The last step of a pool owned to the end of the plan (no ``until_day``).
-FOREVER = 10**9
-
-
-def owned_window(pool: Pool, clock: Clock) -> tuple[int, int]:
-    """The steps [first, last) in which the owned accelerators count."""
-    last = FOREVER if pool.until_day is None else clock.down(pool.until_day)
-    return clock.up(pool.from_day), last
-
-
-def owned_at(pool: Pool, clock: Clock, step: int) -> int:
-    first, last = owned_window(pool, clock)
-    return pool.owned if first <= step < last else 0
-
-
-def period_cost_usd(pool: Pool, spec: FleetSpec, clock: Clock) -> float:
-    """The price of renting one accelerator of ``pool`` for one whole period."""
-    return (clock.days(period_steps(spec, clock)) * HOURS_PER_DAY
-            * pool.rent_usd_per_gpu_hour)
 
 
 # --------------------------------------------------------------------------------------------
@@ -116,52 +69,65 @@ def _options(spec: FleetSpec, cands: Mapping[str, Sequence[Candidate]],
             for j in spec.jobs}
 
 
-def build(spec: FleetSpec, cands: Mapping[str, Sequence[Candidate]], clock: Clock, *,
-          relaxed: bool = False) -> _Built:
-    """The model; with ``relaxed`` every limit that can conflict is an assumption."""
-    m = cp_model.CpModel()
-    horizon = clock.down(spec.options.horizon_days)
-    options = _options(spec, cands, clock)
-    longest = {n: max((d for _, d in opts), default=0) for n, opts in options.items()}
-    top = horizon + sum(longest.values()) if relaxed else horizon
-    period = period_steps(spec, clock)
-    assumptions: dict[str, cp_model.IntVar] = {}
-    owners: dict[str, str] = {}
+class _Builder:
+    """The CP-SAT model under construction, and its assumptions when ``relaxed`` (each limit
+    that can conflict, named as the file names it, with the job it belongs to)."""
 
-    def limit(text: str, job: str | None = None) -> cp_model.IntVar | None:
-        if not relaxed:
+    def __init__(self, relaxed: bool) -> None:
+        self.m = cp_model.CpModel()
+        self.relaxed = relaxed
+        self.assumptions: dict[str, cp_model.IntVar] = {}
+        self.owners: dict[str, str] = {}
+
+    def limit(self, text: str, job: str | None = None) -> cp_model.IntVar | None:
+        if not self.relaxed:
             return None
-        lit = m.new_bool_var(text)
-        assumptions[text] = lit
+        lit = self.m.new_bool_var(text)
+        self.assumptions[text] = lit
         if job is not None:
-            owners[text] = job
+            self.owners[text] = job
         return lit
 
-    def post(ct: cp_model.Constraint, lit: cp_model.IntVar | None) -> None:
+    def post(self, ct: cp_model.Constraint, lit: cp_model.IntVar | None) -> None:
         if lit is not None:
             ct.only_enforce_if(lit)
 
-    start, end, chosen = {}, {}, {}
-    by_type: dict[str, list[tuple[cp_model.IntervalVar, int]]] = {p.accelerator: []
-                                                                  for p in spec.pools}
-    area_terms: dict[str, list[tuple[int, cp_model.IntVar]]] = {p.accelerator: []
-                                                                for p in spec.pools}
-    tardy: list[cp_model.LinearExprT] = []
-    energy: list[cp_model.LinearExprT] = []
+
+@dataclass
+class _Jobs:
+    """What the jobs put into the model: their start and end, their options' literals, their
+    intervals and areas per type, and the objective terms they feed."""
+
+    start: dict[str, cp_model.IntVar]
+    end: dict[str, cp_model.IntVar]
+    chosen: dict[str, list[cp_model.IntVar]]
+    by_type: dict[str, list[tuple[cp_model.IntervalVar, int]]]
+    area_terms: dict[str, list[tuple[int, cp_model.IntVar]]]
+    tardy: list[cp_model.LinearExprT]
+    energy: list[cp_model.LinearExprT]
+
+
+def _add_jobs(bld: _Builder, spec: FleetSpec, options: Mapping[str, Sequence[tuple[
+        Candidate, int]]], clock: Clock, horizon: int, top: int) -> _Jobs:
+    """Per job: a start and end, one optional interval per option (exactly one present), its
+    release, the horizon, and its deadline (hard: a constraint; soft: weighted lateness)."""
+    m, post, limit = bld.m, bld.post, bld.limit
+    out = _Jobs({}, {}, {}, {p.accelerator: [] for p in spec.pools},
+                {p.accelerator: [] for p in spec.pools}, [], [])
     for job in spec.jobs:
         s = m.new_int_var(0, top, f"start[{job.name}]")
         e = m.new_int_var(0, top, f"end[{job.name}]")
-        start[job.name], end[job.name] = s, e
+        out.start[job.name], out.end[job.name] = s, e
         lits = []
         for k, (c, dur) in enumerate(options[job.name]):
             b = m.new_bool_var(f"use[{job.name},{k}]")
             interval = m.new_optional_interval_var(s, dur, e, b, f"run[{job.name},{k}]")
-            by_type[c.accelerator].append((interval, c.gpus))
-            area_terms[c.accelerator].append((c.gpus * dur, b))
+            out.by_type[c.accelerator].append((interval, c.gpus))
+            out.area_terms[c.accelerator].append((c.gpus * dur, b))
             lits.append(b)
-            energy.append(round(c.energy_mwh * 1000) * b)  # kWh
+            out.energy.append(round(c.energy_mwh * 1000) * b)  # kWh
         m.add_exactly_one(lits)
-        chosen[job.name] = lits
+        out.chosen[job.name] = lits
         release = clock.up(job.release_day)
         if release > 0:
             post(m.add(s >= release), limit(f"jobs.{job.name}.release_day = "
@@ -176,50 +142,76 @@ def build(spec: FleetSpec, cands: Mapping[str, Sequence[Candidate]], clock: Cloc
             else:
                 late = m.new_int_var(0, top, f"late[{job.name}]")
                 m.add(late >= e - due)
-                tardy.append(job.weight * late)
+                out.tardy.append(job.weight * late)
+    return out
+
+
+def _add_pool(bld: _Builder, spec: FleetSpec, pool: Pool, jobs: _Jobs,
+              cands: Mapping[str, Sequence[Candidate]], clock: Clock, top: int, period: int
+              ) -> tuple[list[cp_model.IntVar], list[cp_model.LinearExprT]]:
+    """One accelerator type: its rentals per period (and their cost), the capacity over time
+    (owned in its window plus rented, as blockers in a cumulative with the jobs' intervals)
+    and the redundant area constraint. Returns the rental variables and cost terms."""
+    m = bld.m
+    demand_most = sum(max((c.gpus for c in cands[j.name] if c.accelerator
+                           == pool.accelerator), default=0) for j in spec.jobs)
+    rent_top = max(pool.rent_max, demand_most) if bld.relaxed else pool.rent_max
+    capacity = pool.owned + rent_top
+    periods = -(-top // period)
+    r_vars = [m.new_int_var(0, rent_top, f"rent[{pool.accelerator},{p}]")
+              for p in range(periods)]
+    if bld.relaxed and rent_top > pool.rent_max:
+        lit = bld.limit(f"fleet.{pool.accelerator}: owned = {pool.owned}, rent_max = "
+                        f"{pool.rent_max}")
+        for r in r_vars:
+            bld.post(m.add(r <= pool.rent_max), lit)
+    cents = round(period_cost_usd(pool, spec, clock) * 100)
+    cost: list[cp_model.LinearExprT] = [cents * r for r in r_vars]
+    first, last = owned_window(pool, clock)
+    cuts = sorted({0, top, *(p * period for p in range(periods)),
+                   *(t for t in (first, last) if 0 < t < top)})
+    blockers: list[tuple[cp_model.IntervalVar, cp_model.LinearExprT]] = []
+    for lo, hi in zip(cuts, cuts[1:], strict=False):
+        owned = pool.owned if first <= lo < last else 0
+        take = capacity - owned - r_vars[lo // period]
+        if rent_top == 0 and owned == capacity:
+            continue
+        blockers.append((m.new_fixed_size_interval_var(lo, hi - lo, f"blk{lo}"), take))
+    # Redundant, for the bounds: the jobs' accelerator-steps on this type fit in what is
+    # owned and rented over the whole plan (the cumulative implies it; the LP sees it).
+    area = sum(steps * lit for steps, lit in jobs.area_terms[pool.accelerator])
+    owned_steps = max(0, min(last, top) - min(first, top)) * pool.owned
+    m.add(area <= owned_steps + period * sum(r_vars))
+    items = jobs.by_type[pool.accelerator] + blockers
+    if items:
+        m.add_cumulative([i for i, _ in items], [d for _, d in items], capacity)
+    return r_vars, cost
+
+
+def build(spec: FleetSpec, cands: Mapping[str, Sequence[Candidate]], clock: Clock, *,
+          relaxed: bool = False) -> _Built:
+    """The model; with ``relaxed`` every limit that can conflict is an assumption."""
+    bld = _Builder(relaxed)
+    horizon = clock.down(spec.options.horizon_days)
+    options = _options(spec, cands, clock)
+    longest = {n: max((d for _, d in opts), default=0) for n, opts in options.items()}
+    top = horizon + sum(longest.values()) if relaxed else horizon
+    period = period_steps(spec, clock)
+    jobs = _add_jobs(bld, spec, options, clock, horizon, top)
     rent: dict[str, list[cp_model.IntVar]] = {}
     cost: list[cp_model.LinearExprT] = []
     for pool in spec.pools:
-        demand_most = sum(max((c.gpus for c in cands[j.name] if c.accelerator
-                               == pool.accelerator), default=0) for j in spec.jobs)
-        rent_top = max(pool.rent_max, demand_most) if relaxed else pool.rent_max
-        capacity = pool.owned + rent_top
-        periods = -(-top // period)
-        r_vars = [m.new_int_var(0, rent_top, f"rent[{pool.accelerator},{p}]")
-                  for p in range(periods)]
-        rent[pool.accelerator] = r_vars
-        if relaxed and rent_top > pool.rent_max:
-            lit = limit(f"fleet.{pool.accelerator}: owned = {pool.owned}, rent_max = "
-                        f"{pool.rent_max}")
-            for r in r_vars:
-                post(m.add(r <= pool.rent_max), lit)
-        cents = round(period_cost_usd(pool, spec, clock) * 100)
-        cost.extend(cents * r for r in r_vars)
-        first, last = owned_window(pool, clock)
-        cuts = sorted({0, top, *(p * period for p in range(periods)),
-                       *(t for t in (first, last) if 0 < t < top)})
-        blockers: list[tuple[cp_model.IntervalVar, cp_model.LinearExprT]] = []
-        for lo, hi in zip(cuts, cuts[1:], strict=False):
-            owned = pool.owned if first <= lo < last else 0
-            take = capacity - owned - r_vars[lo // period]
-            if rent_top == 0 and owned == capacity:
-                continue
-            blockers.append((m.new_fixed_size_interval_var(lo, hi - lo, f"blk{lo}"), take))
-        # Redundant, for the bounds: the jobs' accelerator-steps on this type fit in what is
-        # owned and rented over the whole plan (the cumulative implies it; the LP sees it).
-        area = sum(steps * lit for steps, lit in area_terms[pool.accelerator])
-        owned_steps = max(0, min(last, top) - min(first, top)) * pool.owned
-        m.add(area <= owned_steps + period * sum(r_vars))
-        items = by_type[pool.accelerator] + blockers
-        if items:
-            m.add_cumulative([i for i, _ in items], [d for _, d in items], capacity)
-    makespan = m.new_int_var(0, top, "makespan")
-    for e in end.values():
-        m.add(makespan >= e)
+        rent[pool.accelerator], pool_cost = _add_pool(bld, spec, pool, jobs, cands, clock,
+                                                      top, period)
+        cost += pool_cost
+    makespan = bld.m.new_int_var(0, top, "makespan")
+    for e in jobs.end.values():
+        bld.m.add(makespan >= e)
     terms: dict[str, cp_model.LinearExprT] = {
-        "tardiness": sum(tardy), "makespan": makespan, "rental_cost": sum(cost),
-        "energy": sum(energy)}
-    return _Built(m, start, end, chosen, rent, terms, assumptions, owners, horizon, period)
+        "tardiness": sum(jobs.tardy), "makespan": makespan, "rental_cost": sum(cost),
+        "energy": sum(jobs.energy)}
+    return _Built(bld.m, jobs.start, jobs.end, jobs.chosen, rent, terms, bld.assumptions,
+                  bld.owners, horizon, period)
 
 
 def term_value(name: str, raw: float, clock: Clock) -> float:
