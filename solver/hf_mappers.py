@@ -80,8 +80,9 @@ def _router_choice(c: HfConfig, key: str, default: str, choices: tuple[str, ...]
     return value
 
 
-def _llama_like(c: HfConfig) -> dict[str, Any]:
-    """Llama, Mistral and Qwen2: SwiGLU, RMSNorm, RoPE, untied by default."""
+def _rope_decoder(c: HfConfig) -> dict[str, Any]:
+    """The keys Llama-family and DeepSeek configs share: the shape under transformers' common
+    names, SwiGLU, RMSNorm, RoPE, untied embeddings by default."""
     heads = c.integer("num_attention_heads")
     return {
         "layers": c.integer("num_hidden_layers"),
@@ -92,11 +93,18 @@ def _llama_like(c: HfConfig) -> dict[str, Any]:
         "vocab": c.integer("vocab_size"),
         # The longest context the checkpoint supports; solver.hf_config plans a shorter one.
         "seq_len": c.integer("max_position_embeddings"),
-        "head_dim": c.integer("head_dim", 0, minimum=0),  # Mistral Nemo: 128 != hidden / heads
         "tied_embeddings": c.flag("tie_word_embeddings", False),
         "gated_mlp": True,
         "norm": "rmsnorm",
         "position_embedding": "rope",
+    }
+
+
+def _llama_like(c: HfConfig) -> dict[str, Any]:
+    """Llama, Mistral and Qwen2."""
+    return {
+        **_rope_decoder(c),
+        "head_dim": c.integer("head_dim", 0, minimum=0),  # Mistral Nemo: 128 != hidden / heads
         # Llama's optional biases: attention_bias puts biases on q, k, v and o; mlp_bias on the
         # MLP. ModelSpec has one switch for all linear layers: on only when both are.
         "linear_bias": c.flag("attention_bias", False) and c.flag("mlp_bias", False),
@@ -163,19 +171,8 @@ def _from_deepseek(c: HfConfig) -> dict[str, Any]:
     ``router_balance = "seq_aux_loss"``; ``aux_loss_alpha``. ``qk_norm``: always on, the
     ``kv_a_layernorm`` (and with ``q_lora_rank`` the ``q_a_layernorm``) of MLA.
     """
-    heads = c.integer("num_attention_heads")
     spec: dict[str, Any] = {
-        "layers": c.integer("num_hidden_layers"),
-        "hidden": c.integer("hidden_size"),
-        "heads": heads,
-        "kv_heads": c.integer("num_key_value_heads", heads),
-        "ffn_hidden": c.integer("intermediate_size"),
-        "vocab": c.integer("vocab_size"),
-        "seq_len": c.integer("max_position_embeddings"),
-        "tied_embeddings": c.flag("tie_word_embeddings", False),
-        "gated_mlp": True,
-        "norm": "rmsnorm",
-        "position_embedding": "rope",
+        **_rope_decoder(c),
         "linear_bias": False,
         "head_dim": c.integer("qk_nope_head_dim"),
         "qk_rope_head_dim": c.integer("qk_rope_head_dim"),

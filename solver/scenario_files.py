@@ -48,7 +48,7 @@ from solver.validate import (
     as_tokens,
     close_matches,
     fail,
-    parse_document,
+    read_toml_file,
     unknown_name,
 )
 
@@ -210,16 +210,7 @@ def read_values(path: str | Path) -> Values:
     """The checked values of a scenario file (any key may be absent)."""
     path = Path(path)
     where = str(path)
-    if path.suffix.lower() != ".toml":
-        raise SpecError(f"{where}: expected a scenario file ending in .toml, got "
-                        f"{path.suffix or 'no extension'!r} (a model file goes to --model)")
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(1_000_001)
-    except OSError as err:
-        raise SpecError(f"{where}: cannot read the scenario file ({err.strerror or err})"
-                        ) from None
-    data = parse_document(raw, where=where, fmt="toml", what="a scenario file")
+    data = read_toml_file(path, what="a scenario file", hint=" (a model file goes to --model)")
     for key in data:
         if key not in TOP_LEVEL:
             raise unknown_name(f"{where}:", key, TOP_LEVEL, "section")

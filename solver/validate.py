@@ -11,6 +11,7 @@ import math
 import re
 import tomllib
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from solver.errors import SpecError
@@ -146,6 +147,23 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
             raise SpecError(f"duplicate key {key!r}")
         seen[key] = value
     return seen
+
+
+def read_toml_file(path: Path, *, what: str, hint: str = "") -> dict[str, Any]:
+    """A ``.toml`` file of ``what`` (``"a scenario file"``) read, at most one byte past
+    ``MAX_DOCUMENT_BYTES`` (a larger file is refused whole), and parsed
+    (``parse_document``); ``hint`` follows the message for another suffix."""
+    where = str(path)
+    if path.suffix.lower() != ".toml":
+        raise SpecError(f"{where}: expected {what} ending in .toml, got "
+                        f"{path.suffix or 'no extension'!r}{hint}")
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_DOCUMENT_BYTES + 1)
+    except OSError as err:
+        raise SpecError(f"{where}: cannot read the {what.removeprefix('a ')} "
+                        f"({err.strerror or err})") from None
+    return parse_document(raw, where=where, fmt="toml", what=what)
 
 
 def parse_document(raw: bytes, *, where: str, fmt: str, what: str,

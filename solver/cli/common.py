@@ -103,15 +103,10 @@ def parse_failure_params(items: list[str] | None) -> dict[str, float | bool]:
     """``["restart_min=20", "async_checkpoint=true"]`` -> ``{"restart_min": 20.0,
     "async_checkpoint": True}``; the job checks the ranges."""
     params: dict[str, float | bool] = {}
-    for item in items or ():
-        key, sep, value = (part.strip() for part in item.partition("="))
-        if not sep or not key or not value:
-            raise SpecError(f"--failure-param: expected KEY=VALUE, got {item[:60]!r}")
+    for key, value in parse_key_values(items, "--failure-param").items():
         if key not in FAILURE_PARAMS:
             raise SpecError(f"--failure-param: expected a key among "
                             f"{', '.join(FAILURE_PARAMS)}, got {key[:40]!r}")
-        if key in params:
-            raise SpecError(f"--failure-param: {key} is given twice")
         if FAILURE_PARAMS[key] is bool:
             if value.lower() not in ("true", "false"):
                 raise SpecError(f"--failure-param: {key}: expected true or false, got "
@@ -152,19 +147,24 @@ SplitFix = Annotated[str | None, typer.Option(
 
 
 
-def parse_cost_params(items: list[str] | None) -> dict[str, str]:
-    """``["pue=1.2", "region=us-central1"]`` -> ``{"pue": "1.2", "region": "us-central1"}``;
-    the cost model checks the keys and values."""
+def parse_key_values(items: list[str] | None, option: str) -> dict[str, str]:
+    """A repeatable ``KEY=VALUE`` option: ``["pue=1.2", "region=us-central1"]`` ->
+    ``{"pue": "1.2", "region": "us-central1"}``, each key once; the caller checks keys and
+    values."""
     params: dict[str, str] = {}
     for item in items or ():
-        key, sep, value = item.partition("=")
-        key, value = key.strip(), value.strip()
+        key, sep, value = (part.strip() for part in item.partition("="))
         if not sep or not key or not value:
-            raise SpecError(f"--cost-param: expected KEY=VALUE, got {item[:60]!r}")
+            raise SpecError(f"{option}: expected KEY=VALUE, got {item[:60]!r}")
         if key in params:
-            raise SpecError(f"--cost-param: {key} is given twice")
+            raise SpecError(f"{option}: {key} is given twice")
         params[key] = value
     return params
+
+
+def parse_cost_params(items: list[str] | None) -> dict[str, str]:
+    """``--cost-param``; the cost model checks the keys and values."""
+    return parse_key_values(items, "--cost-param")
 
 
 #: What ``--seq-len`` and ``--global-batch`` count, and what leaving them out means.

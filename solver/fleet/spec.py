@@ -34,7 +34,7 @@ from solver.validate import (
     as_int,
     as_table,
     fail,
-    parse_document,
+    read_toml_file,
     unknown_name,
 )
 
@@ -167,17 +167,8 @@ def _unknown(label: str, key: str, known: tuple[str, ...], what: str = "key") ->
 def load(path: str | Path) -> FleetSpec:
     """Read and check a fleet file."""
     path = Path(path)
-    where = str(path)
-    if path.suffix.lower() != ".toml":
-        raise SpecError(f"{where}: expected a fleet file ending in .toml, got "
-                        f"{path.suffix or 'no extension'!r}")
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise SpecError(f"{where}: cannot read the fleet file ({err.strerror or err})"
-                        ) from None
-    data = parse_document(raw, where=where, fmt="toml", what="a fleet file")
-    return from_mapping(data, where=where, folder=path.parent)
+    data = read_toml_file(path, what="a fleet file")
+    return from_mapping(data, where=str(path), folder=path.parent)
 
 
 def from_mapping(data: Mapping[str, Any], *, where: str = "fleet",
