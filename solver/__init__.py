@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from solver.catalog import accelerator, accelerators, cost_models, models
     from solver.comparison import Comparison, compare
     from solver.costs import CostModel, CostParam
+    from solver.design import Design, design
     from solver.errors import PluginError, SpecError
     from solver.estimate import Estimate
     from solver.evaluation import evaluate
@@ -34,6 +35,7 @@ _HOMES = {
     "cost_models": "solver.catalog", "models": "solver.catalog",
     "Comparison": "solver.comparison", "compare": "solver.comparison",
     "CostModel": "solver.costs", "CostParam": "solver.costs",
+    "Design": "solver.design", "design": "solver.design",
     "PluginError": "solver.errors", "SpecError": "solver.errors",
     "Estimate": "solver.estimate", "evaluate": "solver.evaluation", "export": "solver.export",
     "fleet": "solver.fleet", "FleetPlan": "solver.fleet", "FleetSpec": "solver.fleet",
@@ -83,6 +85,7 @@ __all__ = [
     "Comparison",
     "CostModel",
     "CostParam",
+    "Design",
     "Estimate",
     "FleetPlan",
     "FleetSpec",
@@ -99,6 +102,7 @@ __all__ = [
     "accelerators",
     "compare",
     "cost_models",
+    "design",
     "evaluate",
     "export",
     "fleet",

@@ -15,6 +15,7 @@ import typer
 from solver.cli.catalogs import hardware_app, models_app
 from solver.cli.common import warn_plugin_problems
 from solver.cli.compare import compare
+from solver.cli.design import design
 from solver.cli.evaluate import evaluate
 from solver.cli.fleet import fleet
 from solver.cli.pareto import pareto
@@ -55,6 +56,7 @@ app.command("solve")(solve)
 app.command("pareto")(pareto)
 app.command("compare")(compare)
 app.command("fleet")(fleet)
+app.command("design")(design)
 app.add_typer(hardware_app, name="hardware")
 app.add_typer(models_app, name="models")
 app.add_typer(plugins_app, name="plugins")
