@@ -231,6 +231,16 @@ class _Search:
                          wall_clock_days=e.wall_clock_days * scale,
                          cost_usd=e.cost_usd * scale, estimate=e)
 
+    def too_large(self, shapes: list[tuple[int, int]], name: str) -> None:
+        """Skip ``shapes`` unsolved: each is larger than ``name``, which no layout fits. Along
+        the family's aspect rule parameters, width and depth grow together, and with them the
+        weights, optimizer state and activations a layout holds: a larger size fits no better
+        (an assumption of the search, docs/design.md)."""
+        for shape in shapes:
+            model = design_shapes.build(*shape, seq_len=self.job_fields["seq_len"])
+            self.scored[shape] = Candidate(
+                model, skipped=f"not tried: larger than {name}, which no layout fits")
+
     def best(self) -> Candidate | None:
         ok = [c for c in self.scored.values() if c.skipped is None]
         return min(ok, key=lambda c: c.loss) if ok else None
@@ -284,8 +294,11 @@ def _search_sizes(search: _Search, low: float, high: float) -> None:
     """Coarse to fine: every coarse size, then the fine sizes between the best one's
     neighbours."""
     coarse = design_shapes.family(low, high, COARSE_PER_DECADE)
-    for shape in coarse:
-        search.score(shape)
+    for k, shape in enumerate(coarse):
+        found = search.score(shape)
+        if found.skipped is not None and found.skipped.startswith("infeasible"):
+            search.too_large(coarse[k + 1:], found.model.name)
+            break
     best = search.best()
     if best is None:
         return
@@ -306,8 +319,11 @@ def _edge_notes(search: _Search, best: Candidate | None, low: float, high: float
     listed = _listed(search)
     skipped = [c for c in listed if c.skipped is not None]
     if skipped:
+        solved = [c for c in skipped if not str(c.skipped).startswith("not tried")]
+        untried = len(skipped) - len(solved)
         notes.append(f"{len(skipped)} of {len(listed)} sizes skipped: "
-                     + "; ".join(f"{c.model.name} ({c.skipped})" for c in skipped))
+                     + "; ".join(f"{c.model.name} ({c.skipped})" for c in solved)
+                     + (f"; {untried} larger not tried" if untried else ""))
     if best is not None:
         fitted = [c for c in listed if c.skipped is None]
         if best is fitted[-1] and best is not listed[-1]:

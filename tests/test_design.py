@@ -217,3 +217,42 @@ def test_issue_question_gives_chinchillas_rule_of_thumb() -> None:
     assert answer.plan is not None and answer.plan.estimate is not None
     assert answer.plan.estimate.wall_clock_days <= 90
     assert not math.isnan(answer.loss)
+
+
+def test_sizes_no_layout_fits_are_skipped(capsys: pytest.CaptureFixture[str]) -> None:
+    # 8 H100 hold 640 GiB: a 1T model's weights alone (2 bytes each, 2 TB) cannot fit, so the
+    # smallest size tried is infeasible, the larger ones are not tried, and the design is
+    # infeasible (exit 1).
+    code = run(["design", "--gpu", "h100", "--gpus", "8", "--days", "30", "--min-params",
+                "1T", "--max-params", "2T", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 1 and data["status"] == "infeasible"
+    assert data["plan"] is None and data["model"] is None
+    first, *rest = data["candidates"]
+    assert first["skipped"].startswith("infeasible: memory")
+    assert rest and all(c["skipped"].startswith(f"not tried: larger than {first['name']}")
+                        for c in rest)
+    assert data["notes"][0].endswith(f"; {len(rest)} larger not tried")
+
+
+@pytest.mark.parametrize("days", [None, 10.0])
+def test_budget_form_keeps_every_candidate_and_the_plan_within_budget(days: float | None
+                                                                     ) -> None:
+    budget = 2e5  # 64 H100 at the cloud list price: about 6 days' rental
+    answer = design("h100", gpus=64, budget_usd=budget, days=days, min_params=1e9,
+                    max_params=1e10, time_limit_s=20)
+    tried = [c for c in answer.candidates if c.skipped is None]
+    assert tried
+    for c in tried:
+        # what the budget buys, to within the rounding of tokens to three figures (or less,
+        # when the deadline binds first)
+        assert c.cost_usd <= budget * (1 + 1e-9)
+        if days is None:
+            assert c.cost_usd >= 0.99 * budget
+        else:
+            assert c.wall_clock_days <= days * (1 + 1e-9)
+    plan = answer.plan
+    assert plan is not None and plan.estimate is not None and plan.objective == "cost"
+    assert plan.estimate.cost_usd <= budget
+    if days is not None:
+        assert plan.estimate.wall_clock_days <= days
