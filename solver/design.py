@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from solver import catalog, design_shapes, scaling_law
+from solver import catalog, costs, design_shapes, scaling_law
 from solver.costs import CostModel
 from solver.errors import SpecError
 from solver.estimate import SCHEMA_VERSION, Estimate, json_number
@@ -223,10 +223,10 @@ class _Search:
         caps = []
         if self.limits.deadline_days is not None:
             caps.append(self.limits.deadline_days / e.wall_clock_days * reference)
-        if self.limits.budget_usd is not None:
+        if self.limits.budget_usd is not None and e.cost_usd > 0:
             caps.append(self.limits.budget_usd / e.cost_usd * reference)
         # 1e-9 below the limits, so that rounding never lands a hair above them
-        tokens = round_down(min(min(caps), MAX_TOKENS) * (1 - 1e-9))
+        tokens = round_down(min([*caps, MAX_TOKENS]) * (1 - 1e-9))
         if not tokens >= 1:
             return Candidate(model, estimate=e, skipped="not one token within the limits")
         scale = tokens / reference
@@ -275,8 +275,12 @@ def design(accelerator: str, *, gpus: int | None = None, max_gpus: int | None = 
         raise SpecError(f"max_params: expected at least min_params={low:g}, got {high:g}")
     job_fields: dict[str, Any] = {"seq_len": as_int("seq_len", seq_len), "precision": precision}
     TrainingJob(model=design_shapes.build(4, 1024, seq_len=seq_len), tokens=1.0, **job_fields)
-    options: dict[str, Any] = {"time_limit_s": time_limit_s, "workers": workers, "seed": seed,
-               "cost_model": cost_model, "cost_params": cost_params}
+    options: dict[str, Any] = {"time_limit_s": time_limit_s, "workers": workers,
+                               "seed": seed, "cost_model": cost_model,
+                               "cost_params": cost_params}
+    if limits.budget_usd is not None:  # before any solve: the candidates' tokens need a price
+        costs.require_figures([catalog.accelerator(limits.accelerators[0])],
+                              costs.resolve(cost_model, cost_params), price=True, power=False)
     search = _Search(fitted, limits, job_fields, options, progress or (lambda message: None))
     _search_sizes(search, low, high)
     best = search.best()
@@ -308,8 +312,14 @@ def _search_sizes(search: _Search, low: float, high: float) -> None:
     i = coarse.index((best.model.layers, best.model.hidden))
     left = search.scored[coarse[max(0, i - 1)]].params
     right = search.scored[coarse[min(len(coarse) - 1, i + 1)]].params
+    failed = [c for c in search.scored.values()
+              if c.skipped is not None and c.skipped.startswith("infeasible")]
     for shape in design_shapes.family(max(low, left), min(high, right), FINE_PER_DECADE):
-        search.score(shape)
+        above = [c for c in failed if design_shapes.build(*shape).params_total > c.params]
+        if above and shape not in search.scored:
+            search.too_large([shape], above[0].model.name)
+        else:
+            search.score(shape)
 
 
 def _listed(search: _Search) -> tuple[Candidate, ...]:

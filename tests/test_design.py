@@ -256,3 +256,12 @@ def test_budget_form_keeps_every_candidate_and_the_plan_within_budget(days: floa
     assert plan.estimate.cost_usd <= budget
     if days is not None:
         assert plan.estimate.wall_clock_days <= days
+
+
+def test_budget_needs_a_price_before_any_solve(capsys: pytest.CaptureFixture[str]) -> None:
+    # The H800 has no list price on gpuplan's basis (docs/prices.md): a budget cannot be
+    # turned into tokens, and the question is refused at once rather than after the search.
+    assert run(["design", "--gpu", "h800", "--gpus", "64", "--budget-usd", "1e6"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gpuplan: error: --gpu: h800 has no on-demand list price")
+    assert "--cost-param price_usd_per_hour=USD" in err
