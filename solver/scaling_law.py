@@ -25,8 +25,10 @@ Two published constant sets (``LAWS``); docs/design.md works both through:
   Scaling: A replication attempt", arXiv:2404.10102: the same form refitted on Chinchilla's
   own data (the points of Hoffmann et al.'s Figure 4, reconstructed), E = 1.8172,
   A = 482.01, B = 2085.43, alpha = 0.3478, beta = 0.3658. It implies 18 tokens per parameter
-  at 1e24 FLOPs and 17 at 1e25, in line with Approaches 1 and 2; the replication finds that
-  the published constants fit those points poorly.
+  at 1e24 FLOPs and 17 at 1e25, in line with Approaches 1 and 2. The replication (abstract)
+  finds the published estimates inconsistent with Approaches 1 and 2 and a poor fit to the
+  points, and traces this to an optimiser stopped before convergence and to the rounding of
+  the constants printed in the paper's body.
 """
 
 from __future__ import annotations
