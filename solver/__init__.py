@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from solver.plan import Plan
     from solver.search.solve import solve
     from solver.specs import Accelerator, Layout, Limits, ModelSpec, TrainingJob
+    from solver.sweep import SweepResult, SweepSpec, sweep
 
 __version__ = "0.1.0"
 
@@ -43,6 +44,7 @@ _HOMES = {
     "Plan": "solver.plan", "solve": "solver.search.solve",
     "Accelerator": "solver.specs", "Layout": "solver.specs", "Limits": "solver.specs",
     "ModelSpec": "solver.specs", "TrainingJob": "solver.specs",
+    "sweep": "solver.sweep", "SweepResult": "solver.sweep", "SweepSpec": "solver.sweep",
 }
 
 
@@ -96,6 +98,8 @@ __all__ = [
     "Plan",
     "PluginError",
     "SpecError",
+    "SweepResult",
+    "SweepSpec",
     "TrainingJob",
     "__version__",
     "accelerator",
@@ -111,4 +115,5 @@ __all__ = [
     "models",
     "pareto",
     "solve",
+    "sweep",
 ]

@@ -209,8 +209,14 @@ class Values:
 def read_values(path: str | Path) -> Values:
     """The checked values of a scenario file (any key may be absent)."""
     path = Path(path)
-    where = str(path)
     data = read_toml_file(path, what="a scenario file", hint=" (a model file goes to --model)")
+    return values_from_table(data, path)
+
+
+def values_from_table(data: Mapping[str, Any], path: Path) -> Values:
+    """The checked values of a scenario's parsed top-level table; ``path`` is the file the
+    table came from (errors name it; a ``[model] path`` is relative to its folder)."""
+    where = str(path)
     for key in data:
         if key not in TOP_LEVEL:
             raise unknown_name(f"{where}:", key, TOP_LEVEL, "section")
@@ -269,4 +275,4 @@ def _model(table: dict[str, Any], path: Path) -> ModelSpec:
     return model_from_mapping({"name": path.stem, **table}, where=where)
 
 
-__all__ = ["SECTIONS", "Values", "check_value", "read_values"]
+__all__ = ["SECTIONS", "Values", "check_value", "read_values", "values_from_table"]

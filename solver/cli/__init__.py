@@ -21,6 +21,7 @@ from solver.cli.fleet import fleet
 from solver.cli.pareto import pareto
 from solver.cli.plugins import plugins_app
 from solver.cli.solve import solve
+from solver.cli.sweep import sweep
 from solver.errors import PluginError, SpecError
 
 app = typer.Typer(
@@ -56,6 +57,7 @@ app.command("solve")(solve)
 app.command("pareto")(pareto)
 app.command("compare")(compare)
 app.command("fleet")(fleet)
+app.command("sweep")(sweep)
 app.command("design")(design)
 app.add_typer(hardware_app, name="hardware")
 app.add_typer(models_app, name="models")
