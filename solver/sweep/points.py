@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from solver.scenario_files import Values
-from solver.sweep.spec import SweepSpec, _checker, scenario_key
+from solver.sweep.keys import checker, scenario_key
+from solver.sweep.spec import SweepSpec
 
 #: The key the efficiency draw's stream is named by.
 EFFICIENCY = "efficiency"
@@ -59,12 +61,12 @@ def point(spec: SweepSpec, index: int) -> Point:
         inputs.append((axis.key, axis.shown[k]))
     if spec.randomized:
         inputs.append(("draw", draw))
-    folder = _folder(spec)
+    sweep_file = Path(spec.path)  # model.path values are relative to its folder
     for d in spec.draw:
         label = f"{spec.path}: [draw] {d.key} (draw {draw})"
         value, shown = d.sample(_rng(spec, draw, d.key))
         if d.dist != "choice":
-            value = _checker(d.key, folder)(value, label)
+            value = checker(d.key, sweep_file)(value, label)
         settings.append((scenario_key(d.key), value, label))
         inputs.append((d.key, shown))
     z = None
@@ -72,12 +74,6 @@ def point(spec: SweepSpec, index: int) -> Point:
         z = float(f"{_rng(spec, draw, EFFICIENCY).standard_normal():.6g}")
         inputs.append(("efficiency_z", z))
     return Point(index=index, settings=tuple(settings), inputs=tuple(inputs), efficiency_z=z)
-
-
-def _folder(spec: SweepSpec) -> Any:
-    from pathlib import Path
-
-    return Path(spec.path)
 
 
 def check_draws(spec: SweepSpec) -> None:

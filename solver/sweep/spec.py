@@ -28,14 +28,14 @@ from typing import Any
 from solver import costs
 from solver.errors import SpecError
 from solver.scenario_files import (
-    KEY_ALIASES,
     SECTIONS,
     Values,
-    check_value,
     read_values,
     values_from_table,
 )
 from solver.sweep.dists import DrawAxis, read_draw
+from solver.sweep.grid import RANGE_KEYS, GridAxis, grid_axis
+from solver.sweep.keys import axis_keys, check_axis_key, checker, scenario_key
 from solver.validate import (
     MAX_SEED,
     as_choice,
@@ -56,41 +56,6 @@ MAX_DRAWS = 1_000_000
 #: The summary's default percentiles are of these outputs.
 DEFAULT_METRICS = ("wall_clock_days", "cost_usd")
 SECOND_AXES = ("cost", "gpus", "energy")
-RANGE_KEYS = ("start", "stop", "step", "num", "log")
-
-
-def axis_keys() -> tuple[str, ...]:
-    """Every ``section.key`` an axis may name (``solve.cost_params.NAME`` apart)."""
-    keys = ["model.preset", "model.path"]
-    for section, names in SECTIONS.items():
-        keys += [f"{section}.{k}" for k in names if k != "cost_params"]
-    return tuple(keys)
-
-
-def scenario_key(path: str) -> str:
-    """``job.tokens`` -> ``tokens``; ``model.preset`` -> ``model``;
-    ``solve.cost_params.price_usd_per_hour`` -> ``cost_params.price_usd_per_hour``."""
-    section, _, key = path.partition(".")
-    if section == "model":
-        return "model"
-    if key.startswith("cost_params."):
-        return key
-    return KEY_ALIASES.get(key, key)
-
-
-@dataclass(frozen=True)
-class GridAxis:
-    """One grid axis: a scenario key and its checked values, each with the text the table
-    shows."""
-
-    key: str
-    values: tuple[Any, ...]
-    shown: tuple[Any, ...]
-    log: bool = False
-
-    @property
-    def numeric(self) -> bool:
-        return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.shown)
 
 
 @dataclass(frozen=True)
@@ -164,7 +129,7 @@ def from_table(data: dict[str, Any], path: Path) -> SweepSpec:
 
     mode = as_choice(opt("mode"), options.get("mode", "solve"), MODES)
     seed = as_int(opt("seed"), options.get("seed", 0), minimum=0, maximum=MAX_SEED)
-    grid = tuple(_grid_axis(k, v, f"{where}: [grid] {k}", path)
+    grid = tuple(grid_axis(k, v, f"{where}: [grid] {k}", path)
                  for k, v in _flatten(as_table(data.get("grid", {}), f"{where}: [grid]"),
                                       f"{where}: [grid]", RANGE_KEYS))
     draw_table = _flatten(as_table(data.get("draw", {}), f"{where}: [draw]"),
@@ -178,8 +143,8 @@ def from_table(data: dict[str, Any], path: Path) -> SweepSpec:
                 raise fail(label, '"band" (a factor from each plan\'s own error band)', value)
             efficiency = True
             continue
-        _check_axis_key(key, f"{where}: [draw]")
-        draws.append(read_draw(key, value, label, _checker(key, path)))
+        check_axis_key(key, f"{where}: [draw]")
+        draws.append(read_draw(key, value, label, checker(key, path)))
     _no_repeats([a.key for a in grid] + [d.key for d in draws], where)
     randomized = efficiency or bool(draws)
     n_draws = as_int(opt("draws"), options.get("draws", 1 if not randomized else 100),
@@ -236,13 +201,6 @@ def _flatten(table: dict[str, Any], label: str, leaf_keys: tuple[str, ...]
     return out
 
 
-def _check_axis_key(key: str, label: str) -> None:
-    if key.startswith("solve.cost_params.") and len(key) > len("solve.cost_params."):
-        return
-    if key not in axis_keys():
-        raise unknown_name(label, key, (*axis_keys(), "solve.cost_params.NAME"))
-
-
 def _no_repeats(keys: list[str], where: str) -> None:
     seen: set[str] = set()
     for key in keys:
@@ -250,106 +208,6 @@ def _no_repeats(keys: list[str], where: str) -> None:
         if name in seen:
             raise SpecError(f"{where}: {key}: expected in [grid] or [draw] once, got it twice")
         seen.add(name)
-
-
-def _checker(key: str, path: Path) -> Any:
-    """The check of one value of axis ``key`` (``check_value``, or a cost parameter's)."""
-    name = scenario_key(key)
-
-    def check(value: Any, label: str) -> Any:
-        if name == "model":
-            if key == "model.path":
-                if not isinstance(value, str):
-                    raise fail(label, "a model file path", value)
-                value = str(value if Path(value).is_absolute() else path.parent / value)
-            return check_value("model", value, label)
-        if name.startswith("cost_params."):
-            if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-                raise fail(label, "a number or a text", value)
-            return value
-        return check_value(name, value, label)
-
-    return check
-
-
-def _grid_axis(key: str, value: Any, label: str, path: Path) -> GridAxis:
-    _check_axis_key(key, label.rsplit(" ", 1)[0])
-    log = False
-    if isinstance(value, dict):
-        raw, log = _range(value, label)
-    elif isinstance(value, list) and value:
-        raw = value
-    else:
-        raise fail(label, "a non-empty list of values or a range {start, stop, step} or "
-                   "{start, stop, num, log}", value)
-    check = _checker(key, path)
-    values, shown = [], []
-    for i, v in enumerate(raw):
-        values.append(check(v, f"{label}[{i}]"))
-        shown.append(_shown(v, values[-1]))
-    if len(set(map(repr, values))) != len(values):
-        raise fail(label, "distinct values", raw)
-    return GridAxis(key=key, values=tuple(values), shown=tuple(shown), log=log)
-
-
-def _shown(written: Any, checked: Any) -> Any:
-    """What the table prints for a grid value: the number, the name as written (a preset),
-    the canonical accelerator names joined by ``+``."""
-    if isinstance(checked, tuple):
-        return "+".join(checked)
-    if isinstance(checked, (int, float, str, bool)):
-        return checked
-    return written if isinstance(written, str) else repr(written)
-
-
-def _range(table: dict[str, Any], label: str) -> tuple[list[Any], bool]:
-    """``{start, stop, step}`` (stop included when on the grid) or ``{start, stop, num}``
-    (evenly spaced, or in log space with ``log = true``). All-integer ends and step give
-    integers."""
-    from solver.sweep.dists import number
-
-    for key in table:
-        if key not in RANGE_KEYS:
-            raise unknown_name(label, key, RANGE_KEYS)
-    start = number(f"{label}.start", table.get("start"))
-    stop = number(f"{label}.stop", table.get("stop"))
-    log = table.get("log", False)
-    if not isinstance(log, bool):
-        raise fail(f"{label}.log", "true or false", log)
-    ints = all(isinstance(table.get(k), int) and not isinstance(table.get(k), bool)
-               for k in ("start", "stop") + (("step",) if "step" in table else ()))
-    if ("step" in table) == ("num" in table):
-        raise SpecError(f"{label}: expected one of step or num, got "
-                        f"{'both' if 'step' in table else 'neither'}")
-    if stop < start:
-        raise fail(f"{label}.stop", f"at least start={start:g}", table["stop"])
-    if "step" in table:
-        if log:
-            raise SpecError(f"{label}: expected num with log = true, got step")
-        step = number(f"{label}.step", table["step"])
-        if step <= 0:
-            raise fail(f"{label}.step", "a number > 0", table["step"])
-        count = math.floor((stop - start) / step * (1 + 1e-12)) + 1
-        if count > MAX_POINTS:
-            raise fail(f"{label}.step", f"at most {MAX_POINTS:,} values", table["step"])
-        raw = [start + i * step for i in range(count)]
-    else:
-        num = as_int(f"{label}.num", table["num"], maximum=MAX_POINTS)
-        if log and start <= 0:
-            raise fail(f"{label}.start", "a number > 0 with log = true", table["start"])
-        raw = _spaced(start, stop, num, log)
-    if ints:
-        return list(dict.fromkeys(round(v) for v in raw)), log
-    return [float(f"{v:.6g}") for v in raw], log
-
-
-def _spaced(start: float, stop: float, num: int, log: bool) -> list[float]:
-    if num == 1:
-        return [start]
-    if log:
-        a, b = math.log(start), math.log(stop)
-        return [math.exp(a + (b - a) * i / (num - 1)) for i in range(num)]
-    return [start + (stop - start) * i / (num - 1) for i in range(num)]
 
 
 def _summary_options(options: dict[str, Any], where: str, grid: tuple[GridAxis, ...],
