@@ -245,6 +245,20 @@ def test_summary_by_hand() -> None:
     assert summary.spearman([1, 2, 3], [4, 4, 4]) is None
 
 
+def test_no_ray_cluster_is_exit_2_and_nothing_written(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    ray = pytest.importorskip("ray")
+    if ray.is_initialized():
+        pytest.skip("a Ray instance is running in this process")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    spec = write(tmp_path, SMALL + '[grid]\nlimits.accelerators = ["h100"]\n')
+    assert run(["sweep", str(spec), "-o", str(tmp_path / "t.csv"), "--ray", "auto"]) == 2
+    assert capsys.readouterr().err.startswith("gpuplan: error: --ray: cannot reach Ray at "
+                                              "'auto' (")
+    assert list(tmp_path.iterdir()) == [spec]
+
+
 # ------------------------------------------------------------------------------------------
 # Engines, the table, resuming.
 

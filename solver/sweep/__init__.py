@@ -10,6 +10,7 @@ the table and its resumable partial file (``table.py``), the summary (``summary.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -70,11 +71,14 @@ def sweep(spec: SweepSpec | str | Path, *, workers: int = 1, ray: str | None = N
 
     from solver.sweep import engines
 
-    table.open()
-    try:
-        engines.run(spec, todo, workers=workers, ray=ray, on_rows=on_rows)
-    finally:
-        table.close()
+    with contextlib.ExitStack() as stack:
+        if ray is not None:  # connected before the partial table is opened
+            stack.enter_context(engines.ray_session(ray))
+        table.open()
+        try:
+            engines.run(spec, todo, workers=workers, ray=ray, on_rows=on_rows)
+        finally:
+            table.close()
     wall = time.perf_counter() - started
     table.finish()
     rows = table.records()

@@ -17,6 +17,7 @@ sorts them. Every engine computes a point from the spec and its index alone
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import multiprocessing
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -67,8 +68,9 @@ def run(spec: SweepSpec, todo: list[int], *, workers: int = 1, ray: str | None =
     """Run the points ``todo``; ``on_rows`` gets each chunk's rows as they finish."""
     parts = chunks(spec, todo, workers)
     if ray is not None:
-        for rows in _on_ray(spec, parts, ray):
-            on_rows(rows)
+        with ray_session(ray):
+            for rows in _on_ray(spec, parts):
+                on_rows(rows)
     elif workers <= 1 or len(parts) <= 1:
         for part in parts:
             on_rows(run_chunk(spec, part))
@@ -96,28 +98,37 @@ def import_ray(label: str = "--ray") -> Any:
     return ray
 
 
-def _on_ray(spec: SweepSpec, parts: list[list[int]], address: str) -> Iterator[Rows]:
+@contextlib.contextmanager
+def ray_session(address: str) -> Iterator[None]:
+    """Ray, connected for the block: a Ray the caller initialised is used as it is; else
+    ``ray.init`` (``local``: a new instance on this machine) and ``ray.shutdown`` at the end."""
     ray = import_ray()
-    started = not ray.is_initialized()
-    if started:
-        try:
-            if address == "local":
-                ray.init(address="local", include_dashboard=False, log_to_driver=False)
-            else:
-                ray.init(address=address, log_to_driver=False)
-        except (ConnectionError, ValueError, RuntimeError) as err:
-            raise SpecError(f"--ray: cannot reach Ray at {address!r} "
-                            f"({' '.join(str(err).split())[:200]})") from None
+    if ray.is_initialized():
+        yield
+        return
     try:
-        task = ray.remote(run_chunk)
-        ref = ray.put(spec)
-        pending = [task.remote(ref, part) for part in parts]
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            yield ray.get(done[0])
+        if address == "local":
+            ray.init(address="local", include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address, log_to_driver=False)
+    except (ConnectionError, ValueError, RuntimeError) as err:
+        raise SpecError(f"--ray: cannot reach Ray at {address!r} "
+                        f"({' '.join(str(err).split())[:200]})") from None
+    try:
+        yield
     finally:
-        if started:
-            ray.shutdown()
+        ray.shutdown()
 
 
-__all__ = ["chunks", "import_ray", "run", "run_chunk"]
+def _on_ray(spec: SweepSpec, parts: list[list[int]]) -> Iterator[Rows]:
+    """Each chunk a Ray task (inside ``ray_session``), rows as tasks finish."""
+    ray = import_ray()
+    task = ray.remote(run_chunk)
+    ref = ray.put(spec)
+    pending = [task.remote(ref, part) for part in parts]
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        yield ray.get(done[0])
+
+
+__all__ = ["chunks", "import_ray", "ray_session", "run", "run_chunk"]
