@@ -57,7 +57,8 @@ def main() -> int:
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray run")
     args = parser.parse_args()
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}")
+          f"Python {platform.python_version()}, load average {os.getloadavg()[0]:.2f} "
+          "(other work on the machine slows the workers)")
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "speed.toml"
         spec.write_text(SWEEP.format(draws=args.draws), encoding="utf-8")

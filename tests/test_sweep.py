@@ -209,6 +209,36 @@ efficiency = "band"
         r["efficiency_factor"] for r in result.rows[3:]]
 
 
+def test_layouts_that_do_not_fit_are_rows_but_not_percentiles(tmp_path: Path) -> None:
+    result = solver.sweep(write(tmp_path, """
+[model]
+preset = "llama3-8b"
+[job]
+tokens = 1e12
+global_batch = 512
+[limits]
+accelerators = "h100"
+[fixed]
+tp = 1
+pp = 1
+dp = 64
+micro_batch = 2
+zero_stage = 1
+[sweep]
+mode = "evaluate"
+group_by = ["fixed.recompute"]
+[grid]
+fixed.recompute = ["full", "none"]
+"""))
+    full, none = result.rows
+    assert full["status"] == "fits" and none["status"] == "no-fit"
+    assert none["message"].startswith("memory: needs")
+    # every activation kept: more memory than recomputing them (and an H100 has 80 GiB)
+    assert none["memory_gib_per_gpu"] > 80 > full["memory_gib_per_gpu"]
+    assert [(g["points"], g["plans"]) for g in result.summary["groups"]] == [(1, 1), (1, 0)]
+    assert result.summary["groups"][1]["metrics"]["wall_clock_days"]["p50"] is None
+
+
 def test_a_bad_combination_is_an_error_row(tmp_path: Path) -> None:
     result = solver.sweep(write(tmp_path, SMALL + """
 [grid]

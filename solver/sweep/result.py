@@ -68,15 +68,17 @@ def text(result: SweepResult) -> str:
                  f"{result.wall_s:.1f} s ({result.points_per_s:.2f} points/s){where}")
     heads = [" / ".join(f"P{q}" for q in (10, 50, 90)) + " " + NAMES.get(m, m)
              for m in s["metrics"]]
-    names = [", ".join(str(v) for v in g["group"].values()) or "all" for g in s["groups"]]
+    names = [", ".join("-" if v is None else str(v) for v in g["group"].values()) or "all"
+             for g in s["groups"]]
     width = max([len(n) for n in names] + [5])
     lines.append("")
-    lines.append(f"{'group':<{width}}  {'plans':>6}  " + "  ".join(f"{h:<34}" for h in heads))
+    lines.append(f"{'group':<{width}}  {'points':>6}  {'plans':>6}  " +
+                 "  ".join(f"{h:<34}" for h in heads).rstrip())
     for name, g in zip(names, s["groups"], strict=True):
         cells = ["  /  ".join(_fmt(g["metrics"][m][f"p{q}"]) for q in (10, 50, 90))
                  for m in s["metrics"]]
-        lines.append(f"{name:<{width}}  {g['plans']:>6}  " +
-                     "  ".join(f"{c:<34}" for c in cells))
+        lines.append(f"{name:<{width}}  {g['points']:>6}  {g['plans']:>6}  " +
+                     "  ".join(f"{c:<34}" for c in cells).rstrip())
     if s["sensitivity"]:
         first = s["metrics"][0]
         lines.append("")

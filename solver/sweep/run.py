@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections import OrderedDict
 from typing import Any
 
@@ -51,6 +52,8 @@ def run_point(spec: SweepSpec, index: int) -> dict[str, Any]:
         row.update(status="error", message=" ".join(str(err).split()))
         return row
     except Exception as err:  # a bug: the row says so, the other points go on
+        if os.environ.get("GPUPLAN_DEBUG", "") not in ("", "0"):
+            raise
         row.update(status="error", message=f"internal error ({type(err).__name__}: "
                    f"{' '.join(str(err).split())[:200]})")
         return row

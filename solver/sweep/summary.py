@@ -3,8 +3,8 @@ answer most.
 
 - Percentiles: P10, P50 and P90 of each metric (``[sweep] metrics``, default wall-clock days
   and cost) over the points of each group (``[sweep] group_by``; one group without it) that
-  have a plan, by linear interpolation between order statistics (``numpy.percentile``'s
-  default, Hyndman and Fan 1996, definition 7).
+  have a plan (in ``evaluate`` mode: a layout that fits), by linear interpolation between
+  order statistics (``numpy.percentile``'s default, Hyndman and Fan 1996, definition 7).
 - Which inputs move the answer: for each varied input that is a number, Spearman's rank
   correlation with each metric (the Pearson correlation of the ranks, ties given their mean
   rank; Spearman 1904); for an input that is a name (an accelerator, a preset), the ratio of
@@ -63,20 +63,26 @@ def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def has_plan(row: dict[str, Any]) -> bool:
+    """A row with a plan: a solved layout, or an evaluated one that fits."""
+    return row.get("accelerator") is not None and row["status"] != "no-fit"
+
+
 def summarize(spec: SweepSpec, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The summary object (``sweep --json``'s ``summary``)."""
     statuses: dict[str, int] = {}
     for row in rows:
         statuses[row["status"]] = statuses.get(row["status"], 0) + 1
-    planned = [r for r in rows if r.get("accelerator") is not None]
+    planned = [r for r in rows if has_plan(r)]
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    for row in planned:
+    for row in rows:
         groups.setdefault(tuple(row.get(k) for k in spec.group_by), []).append(row)
     out_groups = []
     for key in sorted(groups, key=lambda k: [str(v) for v in k]):
-        members = groups[key]
+        members = [r for r in groups[key] if has_plan(r)]
         out_groups.append({
-            "group": dict(zip(spec.group_by, key, strict=True)), "plans": len(members),
+            "group": dict(zip(spec.group_by, key, strict=True)), "points": len(groups[key]),
+            "plans": len(members),
             "metrics": {m: percentiles([r[m] for r in members if _number(r.get(m))])
                         for m in spec.metrics}})
     return {"points": len(rows), "statuses": statuses, "metrics": list(spec.metrics),
@@ -124,4 +130,4 @@ def _effect(pairs: list[tuple[Any, float]], numeric: bool) -> float | None:
     return round(max(medians) / min(medians), 4)
 
 
-__all__ = ["percentiles", "ranks", "spearman", "summarize"]
+__all__ = ["has_plan", "percentiles", "ranks", "spearman", "summarize"]
