@@ -100,10 +100,32 @@ def _rope_decoder(c: HfConfig) -> dict[str, Any]:
     }
 
 
+def _window(c: HfConfig) -> dict[str, Any]:
+    """Sliding-window attention: ``sliding_window`` keys (absent or null: none; Mistral 7B
+    v0.1 4096, later Mistral configs null), for Qwen2 only with ``use_sliding_window`` and on
+    the layers from ``max_window_layers`` on (transformers' Qwen2 attention), and on the
+    layers ``layer_types`` calls ``"sliding_attention"`` when a config lists them (gpt-oss,
+    Gemma 3: the newer transformers configs)."""
+    if not c.flag("use_sliding_window", True):
+        return {}
+    window = c.integer("sliding_window", 0, minimum=0)
+    if not window:
+        return {}
+    types = c.data.get("layer_types")
+    if isinstance(types, list) and types:
+        layers = sum(1 for kind in types if kind == "sliding_attention")
+    elif c.model_type.startswith("qwen2") and "max_window_layers" in c.data:
+        layers = c.integer("num_hidden_layers") - c.integer("max_window_layers", minimum=0)
+    else:
+        return {"sliding_window": window}
+    return {"sliding_window": window, "sliding_window_layers": layers} if layers > 0 else {}
+
+
 def _llama_like(c: HfConfig) -> dict[str, Any]:
     """Llama, Mistral and Qwen2."""
     return {
         **_rope_decoder(c),
+        **_window(c),
         "head_dim": c.integer("head_dim", 0, minimum=0),  # Mistral Nemo: 128 != hidden / heads
         # Llama's optional biases: attention_bias puts biases on q, k, v and o; mlp_bias on the
         # MLP. ModelSpec has one switch for all linear layers: on only when both are.

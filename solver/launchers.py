@@ -76,7 +76,10 @@ def flavor_differences(job: TrainingJob, name: str) -> list[tuple[str, Any, Any]
 def model_refusal(launcher: str, job: TrainingJob) -> str | None:
     """Why ``launcher`` cannot train ``job.model`` as its config.json describes it: no model
     of that name, or a flavor whose fixed facts differ (the plan would describe another
-    model), or None."""
+    model), or an attention it does not have (``window_refusal``), or None."""
+    window = window_refusal(launcher, job)
+    if window:
+        return window
     cap = capability(launcher)
     if cap.models is None:
         return None
@@ -93,6 +96,16 @@ def model_refusal(launcher: str, job: TrainingJob) -> str | None:
                 "and its job config cannot set them: the run would train another model")
     if job.dropout:
         return f"dropout: {launcher}'s models have no dropout, got {job.dropout:g}"
+    return None
+
+
+def window_refusal(launcher: str, job: TrainingJob) -> str | None:
+    """Sliding-window attention: Megatron-LM has it (``--window-size``); torchtitan's
+    llama3 and deepseek_v3 flavors and Megatron-DeepSpeed's GPT model attend fully."""
+    if job.model.sliding_window and launcher != "megatron":
+        return (f"sliding_window: {launcher} at {capability(launcher).follows.split(' @ ')[1]}"
+                f" has no sliding-window attention, got a {job.model.sliding_window}-token "
+                "window")
     return None
 
 

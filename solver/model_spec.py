@@ -47,6 +47,15 @@ class ModelSpec:
     (DeepSeek-V3 sec. 2.2: one, a transformer layer plus a projection sharing the LM head), held
     by the last pipeline stage.
 
+    Sliding-window attention: ``sliding_window`` > 0 limits each query of
+    ``sliding_window_layers`` of the layers (all of them when 0) to the ``sliding_window`` most
+    recent keys; the other layers attend to the whole causal prefix (Mistral 7B, Jiang et al.
+    2023, arXiv:2310.06825 sec. 2: every layer, 4,096; Gemma 2, arXiv:2408.00118 sec. 2: every
+    other layer, 4,096; gpt-oss-120b, its config.json ``layer_types``: 18 of 36 layers, 128
+    tokens). 0: full causal attention everywhere. The step model averages the attention work
+    over the layers (``stepmodel/flops.py``); which layers carry the window matters only for
+    the exports.
+
     Architecture facts a launcher needs (they change no count, FLOP or byte of the step model,
     except ``dropout``, which is the default of ``TrainingJob.dropout``); each is read from the
     Hugging Face ``config.json`` key named here (``solver.model_files``):
@@ -116,6 +125,8 @@ class ModelSpec:
     expert_groups: int = 0
     expert_group_topk: int = 0
     mtp_layers: int = 0
+    sliding_window: int = 0
+    sliding_window_layers: int = 0
     # Architecture facts for launchers (all defaulted).
     rope_theta: float = 10000.0
     rope_scaling: str = "none"
@@ -147,8 +158,10 @@ class ModelSpec:
         set_(self, "head_dim", as_int("head_dim", self.head_dim or self.hidden // self.heads))
         for name in ("shared_experts", "dense_layers", "q_lora_rank", "kv_lora_rank",
                      "qk_rope_head_dim", "v_head_dim", "moe_ffn_hidden", "expert_groups",
-                     "expert_group_topk", "mtp_layers"):
+                     "expert_group_topk", "mtp_layers", "sliding_window",
+                     "sliding_window_layers"):
             set_(self, name, as_int(name, getattr(self, name), minimum=0))
+        self._check_window()
         for name in ("gated_mlp", "tied_embeddings", "linear_bias"):
             set_(self, name, as_bool(name, getattr(self, name)))
         as_choice("norm", self.norm, NORMS)
@@ -182,6 +195,16 @@ class ModelSpec:
             raise fail("top_k", "1 for a dense model (experts=1)", self.top_k)
         if self.kv_lora_rank and not self.v_head_dim:
             set_(self, "v_head_dim", self.head_dim)
+
+    def _check_window(self) -> None:
+        if self.sliding_window_layers > self.layers:
+            raise fail("sliding_window_layers", f"at most layers={self.layers}",
+                       self.sliding_window_layers)
+        if self.sliding_window_layers and not self.sliding_window:
+            raise fail("sliding_window_layers", "0 without a sliding_window",
+                       self.sliding_window_layers)
+        if self.sliding_window and not self.sliding_window_layers:
+            object.__setattr__(self, "sliding_window_layers", self.layers)
 
     def _check_facts(self) -> None:
         """Validate the launcher facts (rope, norm epsilon, dropout, router)."""

@@ -7,7 +7,9 @@ calibration and its 4-layer ``calc`` model (h = 1024, s = 1024, V = 1000). Per l
 micro-batch of 1024 tokens (``test_timing``'s docstring):
   matmuls g = 1024 * 25,165,824 / 8e13 = 3.2212254720e-4 s per pass
   scores  c = 1024 * 4,194,304 * 0.5 / 8e13 = 2.68435456e-5 s per product (causal half)
-  F = g + c, B = g + 2c, W = g (Qi et al. 2024, arXiv:2401.10241, Table 1)
+  F = g + c, B = g + 2.5c (flash attention's backward recomputes QK^T: five matmuls against
+  the forward's two, Dao 2023, arXiv:2307.08691, Algorithm 2), W = g (Qi et al. 2024,
+  arXiv:2401.10241, Table 1); F + B + W = 3g + 3.5c = 1.06032005120e-3 s
 LM head: GEMM 1024 * 2,048,000 / 8e13 = 2.62144e-5 s and its FP32 logits written and read
 2 * 4 * 1024 * 1000 / 1e12 = 8.192e-6 s, in each of F, B and W: 3.44064e-5 s a pass.
 """
@@ -70,27 +72,29 @@ def test_bubble_formulas_of_each_schedule(layouts: LayoutFactory) -> None:
 def test_schedules_order_their_bubbles_end_to_end(test_gpu: solver.Accelerator) -> None:
     # calc on pp = 4 (one layer a stage), 8 micro-batches, each schedule in turn.
     # 1F1B and ZB-H1: the last rank is the slowest (its layer plus the LM head):
-    #   F = g + c + head = 3.8337249280e-4, B = g + 2c + head = 4.1021603840e-4,
-    #   W = g + head = 3.5652894720e-4; F+B+W = 1.15011747840e-3 s
+    #   F = g + c + head = 3.8337249280e-4, B = g + 2.5c + head = 3.2212254720e-4
+    #   + 6.7108864e-5 + 3.44064e-5 = 4.2363781120e-4, W = g + head = 3.5652894720e-4;
+    #   F+B+W = 1.16353925120e-3 s
     #   its pipeline sends (4.194304e-5 s, exposed) spread over the passes in proportion to
-    #   them: each pass * (1 + 4.194304e-5 / 1.15011747840e-3) (timing.py)
-    #   1F1B: 3 * (1.15011747840e-3 + 4.194304e-5)
-    #   ZB-H1: 3 * (F + B - W) * (1 + share), F + B - W = g + 3c + head = 4.3705958400e-4
+    #   them: each pass * (1 + 4.194304e-5 / 1.16353925120e-3) (timing.py)
+    #   1F1B: 3 * (1.16353925120e-3 + 4.194304e-5)
+    #   ZB-H1: 3 * (F + B - W) * (1 + share), F + B - W = g + 3.5c + head = 3.2212254720e-4
+    #   + 9.395240960e-5 + 3.44064e-5 = 4.5048135680e-4
     # DualPipe: the edge rank runs stages 0 and 3, half its micro-batches each: per
-    #   micro-batch F = g + c + head/2, B = g + 2c + head/2, W = g + head/2; its sends hide
+    #   micro-batch F = g + c + head/2, B = g + 2.5c + head/2, W = g + head/2; its sends hide
     #   under the other direction's computation. Bubble (p/2-1)(F + 2B - W)
-    #   = 2g + 5c + head = 6.4424509440e-4 + 1.34217728e-4 + 3.44064e-5 = 8.1286922240e-4 s.
+    #   = 2g + 6c + head = 6.4424509440e-4 + 1.61061273600e-4 + 3.44064e-5 = 8.3971276800e-4 s.
     def bubble_of(schedule: str) -> float:
         return run(test_gpu, global_batch=8, tp=1, pp=4, dp=1,
                    schedule=schedule).time_breakdown_s["bubble"]
 
-    share = PP_SEND / 1.15011747840e-3
+    share = PP_SEND / 1.16353925120e-3
     one_f = bubble_of("1f1b")
     zb = bubble_of("zero-bubble")
     dual = bubble_of("dualpipe")
-    assert one_f == pytest.approx(3 * (1.15011747840e-3 + PP_SEND), rel=1e-12)
-    assert zb == pytest.approx(3 * 4.3705958400e-4 * (1 + share), rel=1e-12)
-    assert dual == pytest.approx(8.1286922240e-4, rel=1e-12)
+    assert one_f == pytest.approx(3 * (1.16353925120e-3 + PP_SEND), rel=1e-12)
+    assert zb == pytest.approx(3 * 4.5048135680e-4 * (1 + share), rel=1e-12)
+    assert dual == pytest.approx(8.3971276800e-4, rel=1e-12)
     assert dual < zb < one_f
 
 
@@ -99,7 +103,8 @@ def test_dualpipe_edge_rank_averages_first_and_last_stage(
     # pp = 2, 4 micro-batches. Under DualPipe each rank holds stages 0 and 1 (DeepSeek-V3
     # sec. 3.2.1, "two copies of the model parameters") and runs half the micro-batches through
     # each: per micro-batch 1/2 (2 layers) + 1/2 (2 layers + LM head).
-    #   compute 4 * (2 * 1.04689827840e-3 + 7.86432e-5 / 2); logits 4 * 2.4576e-5 / 2
+    #   compute 4 * (2 * 1.06032005120e-3 + 7.86432e-5 / 2) = 8.6398468096e-3 s;
+    #   logits 4 * 2.4576e-5 / 2
     #   bubble (p/2 - 1) = 0; the sends hide under the computation: pp_comm 0.
     # Weights: both stages, the whole replica, 2 * 52,387,840 bytes; under 1F1B a rank holds
     # 2 layers + the embedding (or the head): 2 * (2 * 12,584,960 + 1,024,000) bytes.
@@ -235,8 +240,10 @@ def test_microbatch_grain_matches_the_schedule_rules(layouts: LayoutFactory) -> 
 def test_recompute_modules_repeat_their_own_forward_work(
         test_gpu: solver.Accelerator, layouts: LayoutFactory) -> None:
     # selective (core_attn): each layer repeats its attention scores' forward, c per layer:
-    #   compute 4 * 1.04689827840e-3 + 7.86432e-5 + 4 * 2.68435456e-5 s.
-    # full: each layer's forward again, 4 * (g + c) more.
+    #   compute 4 * 1.06032005120e-3 + 7.86432e-5 + 4 * 2.68435456e-5 = 4.31992340480e-3
+    #   + 1.073741824e-4 = 4.42729758720e-3 s (the forward's c, not the backward's 2.5c).
+    # full: each layer's forward again, 4 * (g + c) more: 4.31992340480e-3 + 1.39586437120e-3
+    #   = 5.71578777600e-3 s.
     base = 4 * LAYER_3_PASSES + HEAD_3_PASSES
     sel = run(test_gpu, tp=1, pp=1, dp=1, recompute="selective").time_breakdown_s
     full = run(test_gpu, tp=1, pp=1, dp=1, recompute="full").time_breakdown_s

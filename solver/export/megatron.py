@@ -306,6 +306,26 @@ def _megatron_model(m: ModelSpec, job: TrainingJob, arg: Any, note: Any, ep: int
          "--make-vocab-size-divisible-by x TP")
     if m.mtp_layers:
         arg("--mtp-num-layers", m.mtp_layers)
+    if m.sliding_window:
+        _megatron_window(m, arg, note)
+
+
+def _megatron_window(m: ModelSpec, arg: Any, note: Any) -> None:
+    """Sliding-window attention: ``--window-size W,0`` (W keys to the left, none to the right)
+    and, when some layers attend fully, ``--window-attn-skip-freq``: N for one full layer
+    after every N - 1 windowed ones, else a list with 1 for each windowed layer (Megatron-LM
+    ``arguments.py``, ``--window-size`` and ``--window-attn-skip-freq``)."""
+    arg("--window-size", f"{m.sliding_window},0")
+    full = m.layers - m.sliding_window_layers
+    if not full:
+        return
+    if m.layers % full == 0:
+        arg("--window-attn-skip-freq", m.layers // full)
+    else:
+        arg("--window-attn-skip-freq",
+            f"[1]*{m.sliding_window_layers}+[0]*{full}")
+        note(f"sliding window: the {m.sliding_window_layers} windowed layers are put first; "
+             "give your model's own pattern to --window-attn-skip-freq")
 
 
 def _megatron_rope(m: ModelSpec, arg: Any, note: Any) -> None:

@@ -37,7 +37,7 @@ import numpy as np
 
 from solver.layout_options import FULL_BIT, MODULE_BIT
 from solver.specs import ModelSpec
-from solver.stepmodel.flops import mlp_matmul_weights, score_width
+from solver.stepmodel.flops import attention_keys, mlp_matmul_weights, score_width
 
 LN = MODULE_BIT["layernorm"]
 CORE_ATTN = MODULE_BIT["core_attn"]
@@ -175,7 +175,7 @@ def recompute_costs(m: ModelSpec, seq_len: int, *, moe: bool, fp8: bool, routed:
     it to the time)."""
     h = m.hidden
     linear_in = 1.0 if fp8 else 2.0
-    score_flops = 2.0 * seq_len * score_width(m)
+    score_flops = 2.0 * attention_keys(m, seq_len)[0] * score_width(m)
     costs = {CORE_ATTN: RecomputeCost(score_flops=score_flops)}
     norms = 2.0 * (2.0 + linear_in) * h  # read each norm's input, write its output
     if m.uses_mla:

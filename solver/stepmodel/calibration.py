@@ -61,12 +61,12 @@ class Calibration:
     - ``matmul_scale``: achieved training-GEMM throughput over the accelerator's best-shape
       matmul efficiency (MAMF), for accelerators whose family has no fitted value of its own
       (``Accelerator.matmul_scale``). Below 1 because training GEMMs are not the best shape
-      and share the device with other kernels. Fitted: NVIDIA Ampere 0.801, Hopper 0.725; the
+      and share the device with other kernels. Fitted: NVIDIA Ampere 0.802, Hopper 0.726; the
       default is the lower of the two (no published run on other families).
     - ``attention_scale``: fused (flash) attention throughput over MAMF, for accelerators
       without their own ``Accelerator.attention_scale``. Fitted: Ampere 0.84 (at its bound:
-      73% of the A100's peak, FlashAttention-2's best), Hopper 0.763 (61% of the H100's,
-      between FlashAttention-2's 35% and FlashAttention-3's 75%); the default is the lower.
+      73% of the A100's peak, FlashAttention-2's best), Hopper 0.853 (69% of the H100's,
+      near FlashAttention-3's 75%); the default is the lower.
     - ``layer_overhead_s``: fixed time per transformer layer and pass (kernel launches, small
       kernels, synchronisation, GEMM tails): what makes small models and micro-batches less
       efficient. Fitted.
@@ -86,7 +86,7 @@ class Calibration:
       ceiling, everything hideable hides; the published runs show no sign of less.
     - ``zero3_bandwidth_deepspeed`` / ``zero3_exposed_deepspeed``: DeepSpeed's ZeRO-3 as the
       six runs of Narayanan et al. 2021, Table 2 measured it (``TrainingJob.zero3_impl``):
-      its gathers and reduce-scatters reach 0.664 of a ring's bus bandwidth, and at least 0.383
+      its gathers and reduce-scatters reach 0.664 of a ring's bus bandwidth, and at least 0.382
       of each pass's traffic stays exposed however long the pass. Fitted. FSDP has neither.
     - ``grouped_gemm_scale``: routed experts' grouped GEMMs over a dense GEMM's rate
       (many small GEMMs, one per local expert). Starts from DeepGEMM's measurement on the
@@ -96,14 +96,14 @@ class Calibration:
     - ``latency_scaleup_s`` / ``latency_scaleout_s``: per-hop latency of a ring step.
     """
 
-    matmul_scale: float = 0.725
-    attention_scale: float = 0.763
-    layer_overhead_s: float = 205e-6
+    matmul_scale: float = 0.726
+    attention_scale: float = 0.84
+    layer_overhead_s: float = 207e-6
     elementwise_traffic: float = 3.07
     scaleup_bus_efficiency: float = 0.80
     scaleout_bus_efficiency: float = 1.0
     dp_overlap: float = 1.0
-    zero3_exposed_deepspeed: float = 0.383
+    zero3_exposed_deepspeed: float = 0.382
     zero3_bandwidth_deepspeed: float = 0.664
     grouped_gemm_scale: float = 0.85
     latency_scaleup_s: float = 5e-6

@@ -19,7 +19,9 @@ backward (B), weight-gradient backward (W) and what recomputation repeats (R).
   FlashAttention-2, sec. 3.1) and the fused kernel runs at ``bf16 peak * matmul_efficiency *
   attention_scale``; FlashAttention-2 reaches 50-73% of the A100's peak (arXiv:2307.08691,
   sec. 4.1) but about 35% of the H100's (FlashAttention-3, arXiv:2407.08608, sec. 1).
-  Without it they are batched GEMMs. Forward once, backward twice (both in B).
+  Without it they are batched GEMMs. Forward once; the backward (in B) twice the forward
+  unfused, and ``FLASH_BACKWARD_FACTOR`` = 2.5 times with flash attention, which recomputes
+  the scores before its four gradient GEMMs (``score_seconds``).
 - A fixed overhead per layer and pass (``calibration.layer_overhead_s``).
 - Memory-bound kernels: the layer's activations (in BF16) times ``elementwise_traffic`` bytes
   at HBM bandwidth, forward once and backward twice (in B).
@@ -52,6 +54,22 @@ class Rates:
     experts: FloatArray
     scores: FloatArray
     hbm: FloatArray
+
+
+#: FlashAttention's backward runs five matmuls (it recomputes ``S = QK^T``, then ``dV``,
+#: ``dP``, ``dQ`` and ``dK``) where the forward runs two: 2.5 times the forward's FLOPs (Dao
+#: 2023, FlashAttention-2, arXiv:2307.08691, Algorithm 2; its benchmarks count the backward as
+#: ``2.5 *`` the forward, Dao-AILab/flash-attention ``benchmarks/benchmark_flash_attention.py``).
+#: Unfused attention stores the scores and runs two gradient GEMMs per forward GEMM: 2.
+FLASH_BACKWARD_FACTOR = 2.5
+
+
+def score_seconds(js: JobShape, x: LayoutArrays, r: Rates) -> tuple[FloatArray, FloatArray]:
+    """Forward and backward time of one layer's attention scores (QK^T and scores x V) for one
+    micro-batch: the work the kernels do (``shape.score_work``: flash attention skips the
+    masked blocks, Dao 2023, sec. 3.1), at the attention rate."""
+    forward = tokens_per_rank(js, x) * js.score_flops * js.score_work / x.tp / r.scores
+    return forward, forward * (FLASH_BACKWARD_FACTOR if js.flash_attention else 2.0)
 
 
 #: Tokens per expert and micro-batch at which a grouped GEMM runs at half its rate (from
@@ -116,11 +134,11 @@ def _matmul(tokens: FloatArray, flops: float | FloatArray, weights: float | Floa
 
 
 def _recompute(costs: dict[int, RecomputeCost], mask: np.ndarray, tokens: FloatArray,
-               x: LayoutArrays, r: Rates, causal: float) -> FloatArray:
+               x: LayoutArrays, r: Rates, work: float) -> FloatArray:
     out = np.zeros(np.shape(mask))
     for bit, cost in costs.items():
         seconds = tokens / x.tp * (cost.matmul_flops / r.linear + cost.expert_flops / r.experts
-                                   + cost.score_flops * causal / r.scores
+                                   + cost.score_flops * work / r.scores
                                    + cost.membound_bytes / r.hbm)
         out = out + np.where((mask & bit) != 0, seconds, 0.0)
     return out
@@ -130,8 +148,7 @@ def layer_kernels(js: JobShape, x: LayoutArrays, r: Rates, cal: Calibration, *, 
                   ) -> Kernels:
     """Kernels of one dense (``moe`` False) or MoE layer for one micro-batch."""
     tokens = tokens_per_rank(js, x)
-    causal = 0.5 if js.flash_attention else 1.0
-    scores = tokens * js.score_flops * causal / x.tp / r.scores
+    scores, scores_backward = score_seconds(js, x, r)
     if moe:
         expert_weights = js.experts * js.expert_params / x.ep
         gemm = (_matmul(tokens, js.moe_nonexpert_flops, float(js.moe_nonexpert_params), x,
@@ -147,8 +164,8 @@ def layer_kernels(js: JobShape, x: LayoutArrays, r: Rates, cal: Calibration, *, 
     overhead = cal.layer_overhead_s
     forward = gemm + scores + overhead + elementwise
     full = (x.recompute & FULL_BIT) != 0
-    recompute = np.where(full, forward, _recompute(costs, x.recompute, tokens, x, r, causal))
-    return Kernels(forward=forward, input_grad=gemm + 2 * scores + overhead + 2 * elementwise,
+    recompute = np.where(full, forward, _recompute(costs, x.recompute, tokens, x, r, js.score_work))
+    return Kernels(forward=forward, input_grad=gemm + scores_backward + overhead + 2 * elementwise,
                    weight_grad=gemm + overhead, recompute=recompute, gemm_backward=2 * gemm)
 
 

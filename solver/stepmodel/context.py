@@ -14,7 +14,7 @@ from solver.stepmodel import calibration as C
 from solver.stepmodel.arrays import HardwareTable, LayoutArrays
 from solver.stepmodel.calibration import Calibration
 from solver.stepmodel.collectives import link, point_to_point
-from solver.stepmodel.compute import Rates, tokens_per_rank
+from solver.stepmodel.compute import Rates, score_seconds, tokens_per_rank
 from solver.stepmodel.shape import JobShape
 from solver.stepmodel.tensor import LayerComm
 
@@ -24,14 +24,13 @@ def context_comm(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibrat
     """Exposed ring-exchange time of one layer per micro-batch (nothing left to hide)."""
     path = link(hw, x.accel, x.tp, x.cp, cal)
     tokens = tokens_per_rank(js, x)
-    causal = 0.5 if js.flash_attention else 1.0
-    scores = tokens * js.score_flops * causal / x.tp / r.scores
+    scores, scores_backward = score_seconds(js, x, r)
     kv = C.ACT_BYTES * tokens * js.kv_width / x.tp
     ring = np.where(x.cp > 1, (x.cp - 1) * point_to_point(kv, path), 0.0)
     forward = np.maximum(0.0, ring - scores)
     again = x.full | ((x.recompute & MODULE_BIT["core_attn"]) != 0)
     zero = np.zeros_like(forward)
-    return LayerComm(forward=forward, backward=np.maximum(0.0, 2 * ring - 2 * scores),
+    return LayerComm(forward=forward, backward=np.maximum(0.0, 2 * ring - scores_backward),
                      hideable=zero, recompute=np.where(again, forward, 0.0))
 
 

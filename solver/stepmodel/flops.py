@@ -7,7 +7,9 @@ FLOPs per token are ``3 * forward`` -- for a dense GPT this is Narayanan et al. 
 (arXiv:2104.04473) eq. (3) without recomputation, i.e. Korthikanti et al. 2022
 (arXiv:2205.05198) App. A ``72*B*L*s*h^2*(1 + s/(6h) + V/(12*h*L))``, and PaLM's
 ``6N + 12*L*H*Q*T`` (Chowdhery et al. 2022, arXiv:2204.02311, App. B). Causal masking is not
-discounted in this count (the convention of all three papers).
+discounted in this count (the convention of all three papers). A layer with a sliding window
+of ``w`` keys (``ModelSpec.sliding_window``) counts ``min(w, s)`` keys per query in place of
+``s``, averaged over the layers (``attention_keys``).
 
 Hardware FLOPs add what recomputation repeats: full recomputation repeats the forward of every
 transformer layer (Narayanan eq. (3): factor 4 instead of 3, LM head not repeated); selective
@@ -60,6 +62,22 @@ def score_width(m: ModelSpec) -> int:
     return m.heads * 2 * m.head_dim
 
 
+def attention_keys(m: ModelSpec, seq_len: int) -> tuple[float, float]:
+    """Keys per query averaged over the layers: as FLOP counts count them (``s`` for full
+    attention, ``min(w, s)`` for a window of ``w``: no causal discount) and as a causal
+    kernel that skips masked blocks visits them (FlashAttention-2, Dao 2023, sec. 3.1; its
+    ``window_size`` skips the blocks left of the window too): query ``t`` of ``s`` sees
+    ``min(t, w)`` keys, on average ``s / 2`` without a window and ``w - w^2 / (2 s)`` with one
+    (``w <= s``; the continuum limit, equal to ``s / 2`` at ``w = s``)."""
+    s = float(seq_len)
+    windowed = m.sliding_window_layers if 0 < m.sliding_window < seq_len else 0
+    w = float(m.sliding_window)
+    full = m.layers - windowed
+    counted = (full * s + windowed * w) / m.layers
+    visited = (full * s / 2 + windowed * (w - w * w / (2 * s))) / m.layers
+    return counted, visited
+
+
 def layer_flops(m: ModelSpec, seq_len: int) -> LayerFlops:
     attn = attention_matmul_weights(m)
     dense = 2.0 * (attn + mlp_matmul_weights(m, m.ffn_hidden))
@@ -71,7 +89,7 @@ def layer_flops(m: ModelSpec, seq_len: int) -> LayerFlops:
     return LayerFlops(
         dense_matmul=dense,
         moe_matmul=moe,
-        attention_scores=2.0 * seq_len * score_width(m),
+        attention_scores=2.0 * attention_keys(m, seq_len)[0] * score_width(m),
         lm_head=2.0 * m.hidden * m.vocab,
     )
 

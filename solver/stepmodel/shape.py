@@ -19,6 +19,7 @@ from solver.stepmodel.activations import (
     recompute_costs,
 )
 from solver.stepmodel.flops import (
+    attention_keys,
     attention_matmul_weights,
     layer_flops,
     mlp_matmul_weights,
@@ -70,7 +71,8 @@ class JobShape:
     dense_layer_flops: float
     moe_nonexpert_flops: float  # attention projections, router, shared experts
     routed_expert_flops: float  # one routed expert
-    score_flops: float  # attention scores per token at full sequence length
+    score_flops: float  # attention scores per token, keys as FLOP counts count them
+    score_work: float  # of those, the share the kernels compute (``score_work``)
     head_flops: float
     mtp_projection_flops: float
     # Stored activations per layer (``activations.py``) and what recomputation costs.
@@ -88,6 +90,15 @@ class JobShape:
     @property
     def is_moe(self) -> bool:
         return self.experts > 1
+
+
+def score_work(job: TrainingJob) -> float:
+    """The attention-score work the kernels do over what FLOP counts count: with flash
+    attention the causal kernel skips the masked blocks (1/2 without windows, Dao 2023,
+    FlashAttention-2, sec. 3.1); unfused attention computes every score of the ``s x s``
+    matrix, masked or not (1 without windows, more when windows shorten the count)."""
+    counted, visited = attention_keys(job.model, job.seq_len)
+    return (visited if job.flash_attention else float(job.seq_len)) / counted
 
 
 def job_shape(job: TrainingJob) -> JobShape:
@@ -158,6 +169,7 @@ def job_shape(job: TrainingJob) -> JobShape:
         moe_nonexpert_flops=2.0 * (attn_w + m.hidden * m.experts + m.shared_experts * expert_w),
         routed_expert_flops=2.0 * expert_w,
         score_flops=flops.attention_scores,
+        score_work=score_work(job),
         head_flops=flops.lm_head,
         mtp_projection_flops=2.0 * 2 * m.hidden * m.hidden,
         dense_act=acts(False, fp8),
