@@ -1,13 +1,17 @@
 """Points per second of ``solver.sweep`` with 1 worker, 2 workers and on a local Ray instance,
 and the scaling from 1 to 2 workers.
 
-Run: python benchmarks/sweep_speed.py [--draws 12] [--no-ray]
+Run: python benchmarks/sweep_speed.py [--draws 16] [--no-ray]
 The sweep: Llama 3 70B on 1T tokens, fastest plan on at most 2,048 accelerators, on four
 accelerators (H100, H200, A100, B200) x ``--draws`` draws of the failure rate (lognormal around
 50,000 hours) and the price: every point is a question of its own, one solve each (no cache
 hit), so the rate measures solves. Each engine writes its table; the three must be identical
 (the script says so, or exits 1). Ray (``gpuplan[ray]``) runs on a local instance of 2 CPUs on
-the loopback address, started and stopped here; its start-up is not counted.
+the loopback address, started and stopped here; its start-up is not counted (the two local
+workers' start-up is: spawning them and importing gpuplan takes about a second).
+
+On 2 CPUs (x86_64, Python 3.11, an otherwise idle machine), 64 points: 1 worker 4.22
+points/s, 2 workers 7.67 (x1.82), Ray 6.36; the three tables identical.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ def timed(spec: Path, out: Path, **engine: object) -> tuple[float, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--draws", type=int, default=12)
+    parser.add_argument("--draws", type=int, default=16)
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray run")
     args = parser.parse_args()
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
