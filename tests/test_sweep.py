@@ -77,6 +77,27 @@ def test_errors_name_the_file_table_and_key(tmp_path: Path) -> None:
         tmp_path, "[grid]\nsolve.cost_params.price = [1.0, 2.0]\n")
 
 
+def test_a_base_file_with_inline_sections_over_it(tmp_path: Path) -> None:
+    (tmp_path / "q").mkdir()
+    write(tmp_path / "q", SMALL + "[solve.cost_params]\npue = 1.2\n", "base.toml")
+    spec = load(write(tmp_path, """
+base = "q/base.toml"
+[limits]
+max_gpus = 64
+[solve.cost_params]
+price_usd_per_hour = 2.0
+[grid]
+"model.preset" = ["llama3-8b", "llama3-70b"]
+"""))
+    values = spec.base.values
+    assert values["max_gpus"] == 64 and values["tokens"] == 1e12  # inline over the base
+    assert values["cost_params"] == {"pue": 1.2, "price_usd_per_hour": 2.0}  # merged
+    assert spec.base.origins["max_gpus"].endswith("s.toml: [limits] max_gpus")
+    assert [dict(points.point(spec, i).inputs)["model.preset"] for i in range(2)] == [
+        "llama3-8b", "llama3-70b"]
+    assert spec.grid[0].values[1].layers == 80  # Llama 3 70B (Meta's model card)
+
+
 def test_a_drawn_value_out_of_range_stops_the_sweep(tmp_path: Path) -> None:
     spec = load(write(tmp_path, SMALL + "[sweep]\ndraws = 50\n[draw]\njob.mtbf_hours = "
                       '{dist = "normal", mean = 10, sd = 100}\n'))

@@ -131,9 +131,8 @@ def from_table(data: dict[str, Any], path: Path) -> SweepSpec:
     seed = as_int(opt("seed"), options.get("seed", 0), minimum=0, maximum=MAX_SEED)
     grid = tuple(grid_axis(k, v, f"{where}: [grid] {k}", path)
                  for k, v in _flatten(as_table(data.get("grid", {}), f"{where}: [grid]"),
-                                      f"{where}: [grid]", RANGE_KEYS))
-    draw_table = _flatten(as_table(data.get("draw", {}), f"{where}: [draw]"),
-                          f"{where}: [draw]", ("dist",))
+                                      RANGE_KEYS))
+    draw_table = _flatten(as_table(data.get("draw", {}), f"{where}: [draw]"), ("dist",))
     efficiency = False
     draws: list[DrawAxis] = []
     for key, value in draw_table:
@@ -188,14 +187,13 @@ def _base(data: dict[str, Any], path: Path) -> Values:
     return out
 
 
-def _flatten(table: dict[str, Any], label: str, leaf_keys: tuple[str, ...]
-             ) -> list[tuple[str, Any]]:
+def _flatten(table: dict[str, Any], leaf_keys: tuple[str, ...]) -> list[tuple[str, Any]]:
     """``{"job": {"tokens": [..]}}`` (TOML's dotted keys) and ``{"job.tokens": [..]}`` both
     as ``[("job.tokens", [..])]``; a table with any of ``leaf_keys`` is a value."""
     out: list[tuple[str, Any]] = []
     for key, value in table.items():
         if isinstance(value, dict) and value and not any(k in value for k in leaf_keys):
-            out += [(f"{key}.{k}", v) for k, v in _flatten(value, label, leaf_keys)]
+            out += [(f"{key}.{k}", v) for k, v in _flatten(value, leaf_keys)]
         else:
             out.append((key, value))
     return out
