@@ -13,7 +13,6 @@ import contextlib
 import io
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ import typer
 
 from solver.cli import render
 from solver.errors import SpecError
+from solver.file_output import write_atomic as write_atomic
 
 OutputOpt = Annotated[Path | None, typer.Option(
     "--output", "-o", help="Write the result to this file instead of stdout, whole or not at "
@@ -55,44 +55,6 @@ def check_target(path: Path, option: str = "--output") -> None:
         raise SpecError(f"{option}: cannot write in the folder {str(folder)!r:.80}")
     if read_only:
         raise SpecError(f"{option}: {text!r:.80} is read-only")
-
-
-def write_atomic(path: Path, text: str, option: str = "--output") -> None:
-    """Write ``text`` to ``path`` whole or not at all.
-
-    A symbolic link is followed (the file it points to is replaced, the link kept). A target
-    that exists and is no regular file (``/dev/stdout``, a named pipe) cannot be replaced: it is
-    written to directly.
-    """
-    try:
-        target = path.resolve() if path.is_symlink() else path
-        special = target.exists() and not target.is_file()
-    except (OSError, ValueError) as err:
-        raise SpecError(f"{option}: cannot write {str(path)!r:.80} "
-                        f"({getattr(err, 'strerror', None) or err})") from None
-    tmp = None
-    try:
-        if special:
-            with target.open("w", encoding="utf-8", newline="") as out:
-                out.write(text)
-            return
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600; a new file gets the usual mode
-        os.replace(tmp, target)
-        tmp = None
-    except OSError as err:
-        raise SpecError(f"{option}: cannot write {str(path)!r:.80} "
-                        f"({err.strerror or err})") from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
 
 
 @contextlib.contextmanager

@@ -21,11 +21,11 @@ import csv
 import io
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from solver.errors import SpecError
+from solver.file_output import write_atomic
 
 LAYOUT_COLUMNS = ("accelerator", "gpus", "tp", "pp", "dp", "cp", "ep", "vp", "micro_batch",
                   "num_microbatches", "global_batch", "zero_stage", "recompute", "schedule",
@@ -175,7 +175,7 @@ class Table:
         self.close()
         if self.out is None:
             return
-        _write_whole(self.out, self.text())
+        write_atomic(self.out, self.text())
         path = self.partial
         if path is not None:
             with contextlib.suppress(OSError):
@@ -185,29 +185,6 @@ class Table:
         """The rows as dicts of parsed cells, in point order."""
         return [dict(zip(self.columns, map(parse, self.rows[i]), strict=True))
                 for i in sorted(self.rows)]
-
-
-def _write_whole(path: Path, text: str) -> None:
-    """``text`` to a temporary file in ``path``'s folder, renamed over ``path``."""
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as err:
-        raise SpecError(f"--output: cannot write {str(path)!r:.80} "
-                        f"({err.strerror or err})") from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
 
 
 __all__ = ["ESTIMATE_COLUMNS", "LAYOUT_COLUMNS", "Table", "cell", "numeric_outputs",
