@@ -663,3 +663,19 @@ def test_shell_completion_is_on() -> None:
     env |= {"COMP_WORDS": "gpuplan solve --seq", "COMP_CWORD": "2"}
     done = subprocess.run(gpuplan, env=env, capture_output=True, text=True, check=False)
     assert done.stdout.split() == ["--seq-len"]
+
+
+def test_ctrl_c_is_one_line_and_exit_130(monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # Ctrl-C during a search: whichever way the installed click reports it (raising Abort, or
+    # returning 130 as click >= 8.2 does outside standalone mode), one line and exit 130.
+    import solver.search.solve as search
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(search, "solve", interrupted)
+    code = run(["solve", "--model", "llama3-8b", "--tokens", "1e9", "--gpu", "h100",
+                "--gpus", "8"])
+    assert code == 130
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "gpuplan: error: interrupted"

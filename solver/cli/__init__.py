@@ -139,6 +139,8 @@ def run(argv: list[str] | None = None) -> int:
                      "command line (GPUPLAN_DEBUG=1 shows the traceback)", EXIT_INTERNAL)
     finally:
         warn_plugin_problems()
+    if result == EXIT_INTERRUPTED:  # click >= 8.2 returns Ctrl-C's code instead of raising
+        return _fail("interrupted", EXIT_INTERRUPTED)
     return int(result) if isinstance(result, int) else 0
 
 
