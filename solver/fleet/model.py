@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from ortools.sat.python import cp_model
 
+from solver import cpsat_run
 from solver.fleet.candidates import Candidate
 from solver.fleet.clock import (
     Clock,
@@ -263,7 +264,7 @@ def schedule(spec: FleetSpec, cands: Mapping[str, Sequence[Candidate]], *,
             for v in hint_vars:
                 built.model.add_hint(v, solution[v])
         built.model.minimize(built.terms[name])
-        code = s.solve(built.model)
+        code = cpsat_run.solve(s, built.model)
         status = STATUS.get(code, "unknown")
         if status == "invalid":
             raise RuntimeError(f"gpuplan bug: CP-SAT fleet model invalid: "
@@ -336,7 +337,7 @@ def explain(spec: FleetSpec, cands: Mapping[str, Sequence[Candidate]], clock: Cl
     built = build(spec, cands, clock, relaxed=True)
     built.model.add_assumptions(list(built.assumptions.values()))
     s = _solver(max(1.0, time_limit_s), 1, spec.options.seed)
-    code = s.solve(built.model)
+    code = cpsat_run.solve(s, built.model)
     if code != cp_model.INFEASIBLE:
         return ["no schedule meets every limit; no smaller conflict was found in the time "
                 "left"]

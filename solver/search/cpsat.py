@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from ortools.sat.python import cp_model
 
+from solver import cpsat_run
 from solver.search.table import FAMILIES, FIELD_COLUMNS, Rows, field_code
 from solver.specs import Limits
 
@@ -139,7 +140,7 @@ def solve(built: Model, *, enforced: Sequence[str], time_limit_s: float, workers
     # The model is an exactly-one over rows plus channelling: presolve probing costs more
     # (0.3 s on 300 rows) than the whole search, and finds nothing the structure does not say.
     s.parameters.cp_model_probing_level = 0
-    code = s.solve(m)
+    code = cpsat_run.solve(s, m)
     if code == cp_model.MODEL_INVALID:
         raise RuntimeError(f"gpuplan bug: CP-SAT model invalid: {m.validate()}")
     status = STATUS.get(code, "unknown")
