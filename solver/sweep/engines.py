@@ -65,15 +65,16 @@ def _chunk_here(indices: list[int]) -> Rows:
 
 def run(spec: SweepSpec, todo: list[int], *, workers: int = 1, ray: str | None = None,
         on_rows: Callable[[Rows], None]) -> None:
-    """Run the points ``todo``; ``on_rows`` gets each chunk's rows as they finish."""
+    """Run the points ``todo``; ``on_rows`` gets each chunk's rows as they finish (in this
+    process, each point's row: a killed sweep keeps every point it finished)."""
     parts = chunks(spec, todo, workers)
     if ray is not None:
         with ray_session(ray):
             for rows in _on_ray(spec, parts):
                 on_rows(rows)
     elif workers <= 1 or len(parts) <= 1:
-        for part in parts:
-            on_rows(run_chunk(spec, part))
+        for i in todo:
+            on_rows(run_chunk(spec, [i]))
     else:
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(
