@@ -49,6 +49,12 @@ TOKEN_DIGITS = 4
 #: the law's own uncertainty is far larger (Besiroglu et al. 2024: E = 1.8172, standard
 #: error 0.03), so the sizes in it are equally good answers.
 NEAR_LOSS = 0.001
+#: Losses closer than this are one answer: the law's constants are published to about four
+#: significant figures (E = 1.8172, Besiroglu et al. 2024), so smaller differences come from
+#: the step model's steps in MFU between layouts, not from the law (4,096 H100, 90 days: 385B
+#: and 438B parameters score 1.907178 and 1.907168). Among tied sizes ``pick`` takes the one
+#: nearest the law's own compute-optimal size at its compute.
+TIE_LOSS = 1e-4
 
 
 @dataclass(frozen=True)
@@ -245,8 +251,22 @@ class _Search:
                 model, skipped=f"not tried: larger than {name}, which no layout fits")
 
     def best(self) -> Candidate | None:
-        ok = [c for c in self.scored.values() if c.skipped is None]
-        return min(ok, key=lambda c: c.loss) if ok else None
+        return pick(list(self.scored.values()), self.law)
+
+
+def pick(candidates: list[Candidate], law: ScalingLaw) -> Candidate | None:
+    """The scored candidate of least loss; among those within ``TIE_LOSS`` of it, the size
+    nearest (in log) the law's compute-optimal size at that candidate's ``6 N D``."""
+    ok = [c for c in candidates if c.skipped is None and not math.isnan(c.loss)]
+    if not ok:
+        return None
+    lowest = min(c.loss for c in ok)
+
+    def off_optimum(c: Candidate) -> float:
+        n_opt, _ = law.compute_optimal(FLOPS_PER_PARAM_TOKEN * c.params * c.tokens)
+        return abs(math.log(c.params / n_opt))
+
+    return min((c for c in ok if c.loss <= lowest + TIE_LOSS), key=off_optimum)
 
 
 def design(accelerator: str, *, gpus: int | None = None, max_gpus: int | None = None,

@@ -265,3 +265,22 @@ def test_budget_needs_a_price_before_any_solve(capsys: pytest.CaptureFixture[str
     err = capsys.readouterr().err
     assert err.startswith("gpuplan: error: --gpu: h800 has no on-demand list price")
     assert "--cost-param price_usd_per_hour=USD" in err
+
+
+def test_pick_breaks_ties_by_the_laws_own_optimum() -> None:
+    # A: Llama 3 8B's shape (8.03e9 parameters) on 20 tokens per parameter: C = 6 N D =
+    # 7.74e21, where the default law's optimum is 0.1196 * (C/6)^0.5126 = 7.9e9 parameters
+    # (log distance 0.01). B: 13.5e9 parameters on 5 per parameter: C = 5.47e21, optimum
+    # 6.6e9 (log distance 0.71). Losses 5e-5 apart are one answer (TIE_LOSS 1e-4): A, nearer
+    # its optimum, although B's loss is lower; 2e-4 apart they are not: B.
+    from solver.design import Candidate, pick
+
+    law = scaling_law.resolve("besiroglu2024", {})
+    small, large = design_shapes.build(32, 4096), design_shapes.build(36, 5120)
+    n_small, n_large = small.params_total, large.params_total
+    for gap, chosen in ((5e-5, small), (2e-4, large)):
+        a = Candidate(small, tokens=20.0 * n_small, loss=2.0)
+        b = Candidate(large, tokens=5.0 * n_large, loss=2.0 - gap)
+        best = pick([a, b], law)
+        assert best is not None and best.model is chosen
+    assert pick([Candidate(small, skipped="no layout fits")], law) is None
