@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import pytest
 from test_timing import HEAD_3_PASSES, PLAIN, calc
 
 import solver
+from solver.export import MEGATRON_FLAGS
 from solver.stepmodel.flops import attention_keys, layer_flops
 
 
@@ -106,6 +108,8 @@ def test_megatron_flags_and_launchers_without_windows() -> None:
     # 24 windowed of 32: one full layer after every three windowed, 32 / 8 = 4.
     assert "--window-size 4096,0" in text
     assert "--window-attn-skip-freq 4" in text
+    named = set(re.findall(r"(?<![\w-])--[a-z0-9][a-z0-9-]*", text))
+    assert named <= set(MEGATRON_FLAGS), named - set(MEGATRON_FLAGS)
     for launcher in ("torchtitan", "deepspeed"):
         with pytest.raises(solver.SpecError, match="sliding_window"):
             solver.solve(job, solver.Limits(accelerators=("h100",), gpus=64,
