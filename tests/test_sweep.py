@@ -476,3 +476,42 @@ efficiency = "band"
     assert "groups[].metrics.METRIC.p90" in found and "sensitivity[].METRIC" in found
     missing = sorted(k for k in found if k not in names)
     assert not missing, missing
+
+
+def test_a_model_path_axis_reads_files_beside_the_sweep(tmp_path: Path) -> None:
+    # Two model files next to the sweep file: the same shape but 16 and 32 layers. Per token,
+    # a layer's matmuls 2 * (4h^2 + 2hf) = 100.7M FLOPs and scores 2 * 2048 * 16 * 256 = 16.8M,
+    # the LM head 2 * 2048 * 32,000 = 131M: 16 layers 2.01G, 32 layers 3.89G, a ratio of 1.93
+    # (1.93 forward, the same in backward); everything per layer scales alike, so the training
+    # days at one fixed layout must differ by a ratio between 1.6 and 2.
+    for layers in (16, 32):
+        write(tmp_path, f"""
+name = "m{layers}"
+layers = {layers}
+hidden = 2048
+heads = 16
+ffn_hidden = 8192
+vocab = 32000
+seq_len = 2048
+""", f"m{layers}.toml")
+    spec = write(tmp_path, """
+[job]
+tokens = 1e11
+global_batch = 256
+[limits]
+accelerators = "h100"
+[fixed]
+tp = 1
+pp = 1
+dp = 8
+micro_batch = 4
+zero_stage = 1
+[sweep]
+mode = "evaluate"
+[grid]
+"model.path" = ["m16.toml", "m32.toml"]
+""")
+    rows = solver.sweep(spec).rows
+    assert [r["model.path"] for r in rows] == ["m16.toml", "m32.toml"]
+    assert [r["status"] for r in rows] == ["fits", "fits"]
+    assert 1.6 < rows[1]["training_days"] / rows[0]["training_days"] < 2.0
