@@ -21,6 +21,7 @@ from solver.cli.common import (
 )
 from solver.cli.output import OutputOpt, Progress, stdout_to, wants_json
 from solver.errors import SpecError
+from solver.export.common import tokens_text
 
 if TYPE_CHECKING:  # the search loads when the command runs, not for --help
     from solver.design import Design
@@ -98,15 +99,6 @@ def design(
         raise typer.Exit(answer.exit_code)
 
 
-def _size(params: float) -> str:
-    """``438B``, ``1.2T``, ``506M`` parameters or tokens."""
-    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6)):
-        if params >= scale:
-            value = params / scale
-            return f"{value:.3g}{unit}" if value < 100 else f"{value:,.0f}{unit}"
-    return f"{params:,.0f}"
-
-
 def _ratio(value: float) -> str:
     """Tokens per parameter: one decimal below 100, whole numbers with separators above."""
     return f"{value:.1f}" if value < 100 else f"{value:,.0f}"
@@ -133,15 +125,15 @@ def show(answer: Design) -> None:
         console.print(f"[bold]Model[/bold]: {m.name}: {m.layers} layers x {m.hidden:,}, "
                       f"{m.heads} heads ({m.kv_heads} KV) of {m.head_dim}, FFN "
                       f"{m.ffn_hidden:,}, vocabulary {m.vocab:,}: {answer.params:,} parameters")
-        console.print(f"[bold]Tokens[/bold]: {_size(answer.tokens)} "
+        console.print(f"[bold]Tokens[/bold]: {tokens_text(answer.tokens)} "
                       f"({answer.tokens_per_param:.1f} per parameter); predicted loss "
                       f"{answer.loss:.4f}; compute 6ND = {answer.compute_flops:.3g} FLOPs")
-        console.print(f"the law's own optimum at that compute: {_size(n_opt)} parameters, "
-                      f"{_size(d_opt)} tokens ({d_opt / n_opt:.1f} per parameter)")
+        console.print(f"the law's own optimum at that compute: {tokens_text(n_opt)} parameters, "
+                      f"{tokens_text(d_opt)} tokens ({d_opt / n_opt:.1f} per parameter)")
         near = answer.near_optimal()
         if near is not None and near[0] != near[1]:
-            console.print(f"sizes within 0.001 of the best loss: {_size(near[0])} to "
-                          f"{_size(near[1])} parameters")
+            console.print(f"sizes within 0.001 of the best loss: {tokens_text(near[0])} to "
+                          f"{tokens_text(near[1])} parameters")
     if answer.plan is not None:
         show_plan(answer.plan, answer.job)
     _candidates(answer)
@@ -157,10 +149,10 @@ def _candidates(answer: Design) -> None:
         e = c.estimate
         mark = "*" if answer.model is not None and c.model.name == answer.model.name else ""
         if c.skipped is not None:
-            rows.append([f"{c.model.name}{mark}", _size(c.params), "skipped", "-", "-", "-",
+            rows.append([f"{c.model.name}{mark}", tokens_text(c.params), "skipped", "-", "-", "-",
                          "-", "-"])
             continue
-        rows.append([f"{c.model.name}{mark}", _size(c.params), _size(c.tokens),
+        rows.append([f"{c.model.name}{mark}", tokens_text(c.params), tokens_text(c.tokens),
                      _ratio(c.tokens / c.params), f"{c.loss:.4f}",
                      f"{c.wall_clock_days:.1f}", f"{e.mfu:.1%}" if e else "-",
                      f"{e.layout.gpus:,}" if e else "-"])
