@@ -11,7 +11,7 @@ The efficiency draw (``efficiency = "band"``): the step model's error band
 ``training_days_range`` is meant to hold the true time about 80% of the time and is
 symmetric in log space (``[exp(-w), exp(w)]`` times the prediction, ``solver/uncertainty.py``),
 so it is read as the P10 and P90 of a lognormal factor on time: ``ln factor ~ N(0, s)`` with
-``s = w / z90``, ``w = ln(high / low) / 2`` and ``z90 = 1.2815515655446004``, the standard
+``s = w / z90``, ``w = ln(high / low) / 2`` and ``z90 = 1.2816``, the standard
 normal's 90th percentile (Abramowitz and Stegun 1964, table 26.5). The plan is chosen at the
 predicted efficiency; the factor says how long that plan may take: the time-based figures
 (``table.TIME_COLUMNS``) are multiplied by it, the cost's per-plan fixed part apart, and
@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 from collections import OrderedDict
 from typing import Any
 
@@ -33,8 +34,8 @@ from solver.sweep.points import point, values_of
 from solver.sweep.spec import SweepSpec
 from solver.sweep.table import TIME_COLUMNS
 
-#: The standard normal's 90th percentile (Abramowitz and Stegun 1964, table 26.5).
-Z90 = 1.2815515655446004
+#: The standard normal's 90th percentile, 1.2816 (Abramowitz and Stegun 1964, table 26.5).
+Z90 = statistics.NormalDist().inv_cdf(0.9)
 #: Answers kept per process.
 CACHE_SIZE = 256
 
