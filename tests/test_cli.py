@@ -632,7 +632,8 @@ def test_help_does_not_import_the_search_or_numpy() -> None:
             "from solver.cli import run\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
             "    for argv in (['--help'], ['solve', '--help'], ['pareto', '--help'],\n"
-            "                 ['evaluate', '--help'], ['compare', '--help'], ['--version']):\n"
+            "                 ['evaluate', '--help'], ['compare', '--help'], ['--version'],\n"
+            "                 ['design', '--help'], ['sweep', '--help'], ['fleet', '--help']):\n"
             "        assert run(argv) == 0, argv\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & "
             "{'numpy', 'ortools', 'pandas', 'scipy'}))\n")

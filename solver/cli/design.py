@@ -21,7 +21,6 @@ from solver.cli.common import (
 )
 from solver.cli.output import OutputOpt, Progress, stdout_to, wants_json
 from solver.errors import SpecError
-from solver.export.common import tokens_text
 
 if TYPE_CHECKING:  # the search loads when the command runs, not for --help
     from solver.design import Design
@@ -114,6 +113,7 @@ def _limits_line(answer: Design) -> str:
 
 def show(answer: Design) -> None:
     from solver.cli.solve import show as show_plan
+    from solver.export.common import tokens_text  # loads NumPy: not for --help
 
     console = render.console
     law = answer.law
@@ -144,6 +144,8 @@ def show(answer: Design) -> None:
 
 
 def _candidates(answer: Design) -> None:
+    from solver.export.common import tokens_text
+
     rows = []
     for c in answer.candidates:
         e = c.estimate
