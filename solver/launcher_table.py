@@ -21,8 +21,9 @@ MEGATRON_LM_COMMIT = "000c4ac24f61159c138b0975def722c65245983c"
 TORCHTITAN_COMMIT = "6404b932421f5ce382e7dac5ad381b2c17b1373c"
 DEEPSPEED_COMMIT = "edaa7221267243c7be7fb49c5d5f5c4fb97b4641"
 
-#: Recomputation kinds a launcher offers: ``none``, ``full`` (whole layers) and ``modules``
-#: (any set of Megatron-LM recompute modules, ``selective`` included).
+#: Recomputation kinds a launcher offers: ``none``, ``full`` (whole layers), ``modules``
+#: (any set of Megatron-LM recompute modules, ``selective`` included) and
+#: ``alternate_matmuls`` (torchtitan's per-op selective checkpointing).
 RECOMPUTE_KINDS = ("none", "full", "modules")
 
 
@@ -131,7 +132,8 @@ CAPABILITIES: dict[str, Capability] = {
         launcher="torchtitan", follows=_TT, vendors=("NVIDIA", "AMD"),
         zero_stages=(0, 2, 3), schedules=("1f1b",), interleaving=True,
         context_parallel=True, pipeline_splits=PIPELINE_SPLITS,
-        recompute=("none", "full"), precisions=("bf16", "fp8"), fp8_params=False,
+        recompute=("none", "full", "alternate_matmuls"), precisions=("bf16", "fp8"),
+        fp8_params=False,
         activation_offload=False, moe_dispatchers=("alltoall",), fp8_dispatch=False,
         ep_comm_overlap=False, zero3_impl="fsdp", grad_dtypes=("fp32",),
         moments_dtypes=("fp32",), models=TORCHTITAN_MODELS,
@@ -154,7 +156,8 @@ CAPABILITIES: dict[str, Capability] = {
             "ep": "torchtitan/distributed/parallel_dims.py:56-58",
             "seq_len": "torchtitan/distributed/parallel_dims.py:226-233",
             "tp_comm_overlap": "torchtitan/models/deepseek_v3/infra/parallelize.py:49-55",
-            "recompute": "torchtitan/config/job_config.py:502-506",
+            "recompute": "torchtitan/config/job_config.py:502-510; per-op policy "
+                         "torchtitan/models/llama3/infra/parallelize.py:233-305",
             "grad_dtypes": "torchtitan/config/job_config.py:207",
             "moments_dtypes": "torchtitan/config/job_config.py:100-125",
             "fp8_params": "torchtitan/config/job_config.py [float8]",

@@ -44,6 +44,8 @@ from solver.launcher_table import TORCHTITAN_MODELS as TORCHTITAN_MODELS
 from solver.launcher_table import Capability as Capability
 from solver.launcher_table import capability as capability
 from solver.layout_options import (
+    ALTERNATE,
+    ALTERNATE_BIT,
     FULL_BIT,
     PIPELINE_SPLITS,
     SCHEDULE_CODE,
@@ -141,10 +143,12 @@ def job_refusal(launcher: str, job: TrainingJob) -> str | None:
 def mask_refusal(launcher: str, job: TrainingJob, mask: int) -> str | None:
     """Why ``launcher`` cannot recompute with ``mask`` (``solver.layout_options``), or None."""
     cap = capability(launcher)
-    kind = "none" if mask == 0 else "full" if mask & FULL_BIT else "modules"
+    kind = ("none" if mask == 0 else "full" if mask & FULL_BIT
+            else ALTERNATE if mask & ALTERNATE_BIT else "modules")
     if kind not in cap.recompute:
+        what = "Megatron-LM modules" if kind == "modules" else repr(kind)
         return (f"recompute: {launcher} recomputes {'|'.join(cap.recompute)} only, not "
-                f"Megatron-LM modules ({cap.sources['recompute']})")
+                f"{what} ({cap.sources['recompute']})")
     if launcher == "megatron" and job.activation_offload and mask != 0:
         return ("recompute: megatron's activation offload refuses recomputation "
                 f"({cap.sources['activation_offload']})")
@@ -248,7 +252,7 @@ def search_note(launcher: str, job: TrainingJob, left_out: Sequence[str] = ()) -
 _PROBES: dict[str, tuple[Any, ...]] = {
     "tp": (1, 2), "pp": (1, 2), "vp": (1, 2), "cp": (1, 2), "ep": (1, 2), "dp": (1, 2),
     "zero_stage": (0, 1, 2, 3), "schedule": SCHEDULES, "pipeline_split": PIPELINE_SPLITS,
-    "recompute": ("none", "full", "selective"),
+    "recompute": ("none", "full", "selective", "alternate_matmuls"),
 }
 
 

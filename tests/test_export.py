@@ -113,6 +113,11 @@ CASES = {
                    dict(accelerator="h100-sxm5-80gb", tp=2, pp=1, dp=64, ep=8, zero_stage=2)),
     "llama70-ds-z3": ("llama3-70b", 15e12, 1024, "bf16",
                       dict(accelerator="h100-sxm5-80gb", tp=1, pp=1, dp=512, zero_stage=3)),
+    # torchtitan's own default recomputation (per-op selective checkpointing); Megatron-LM
+    # and DeepSpeed refuse it.
+    "llama8b-alternate": ("llama3-8b", 1e12, 512, "bf16",
+                          dict(accelerator="h100-sxm5-80gb", tp=1, pp=1, dp=64, zero_stage=3,
+                               recompute="alternate_matmuls")),
 }
 #: Job fields beyond the model, tokens, batch and precision, by case: dropout, FP8 weights
 #: and activation offload (Megatron-LM --hidden-dropout, --fp8-param-gather,
@@ -440,7 +445,11 @@ def test_torchtitan_toml_parses_with_torchtitan_names(
     assert train["global_batch_size"] == est.global_batch
     assert train["seq_len"] == job.seq_len
     assert train["global_batch_size"] % (train["local_batch_size"] * dp) == 0
-    assert config["activation_checkpoint"]["mode"] == x.recompute
+    if x.recompute == "alternate_matmuls":
+        assert config["activation_checkpoint"] == {"mode": "selective",
+                                                   "selective_ac_option": "op"}
+    else:
+        assert config["activation_checkpoint"] == {"mode": x.recompute}
     if x.pp > 1:
         assert train["local_batch_size"] // par["pipeline_parallel_microbatch_size"] * \
             train["global_batch_size"] // (train["local_batch_size"] * dp) == \

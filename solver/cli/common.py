@@ -63,8 +63,8 @@ Fp8ParamsOpt = Annotated[bool, typer.Option(
 ActivationOffloadOpt = Annotated[bool, typer.Option(
     "--activation-offload/--no-activation-offload", help="Stored activations copied to host "
     "memory and back (Megatron-LM CPU offloading; needs the accelerator's host figures).")]
-RECOMPUTE_HELP = ("none|selective|full or modules joined by + (core_attn, layernorm, "
-                  "mla_up_proj, moe_act, mlp, moe, shared_experts)")
+RECOMPUTE_HELP = ("none|selective|full|alternate_matmuls or modules joined by + (core_attn, "
+                  "layernorm, mla_up_proj, moe_act, mlp, moe, shared_experts)")
 ScheduleOpt = Annotated[str, typer.Option(
     "--schedule", help="Pipeline schedule: 1f1b, zero-bubble or dualpipe.")]
 SplitOpt = Annotated[str, typer.Option(

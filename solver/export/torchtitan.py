@@ -18,6 +18,7 @@ from solver.export.common import (
     train_steps,
 )
 from solver.launchers import TORCHTITAN_MODELS, flavor_differences
+from solver.layout_options import ALTERNATE
 from solver.specs import TrainingJob
 
 #: The model-args field a fact is held in, for the note that asks for a registered flavor.
@@ -56,8 +57,11 @@ def torchtitan(est: Estimate, job: TrainingJob) -> str:
 
     parallel = _titan_parallelism(est, job, notes)
 
-    # none or full: solver.launchers refuses module-wise recomputation for torchtitan.
+    # none, full or alternate matmuls (torchtitan's per-op selective checkpointing):
+    # solver.launchers refuses module-wise recomputation for torchtitan.
     ac: dict[str, Any] = {"mode": x.recompute}
+    if x.recompute == ALTERNATE:
+        ac = {"mode": "selective", "selective_ac_option": "op"}
 
     sections: list[tuple[str, dict[str, Any]]] = [
         ("job", {"description": f"gpuplan: {m.name}, {tokens_text(job.tokens)} tokens, "

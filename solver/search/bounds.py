@@ -29,7 +29,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from solver import footprint, uncertainty
-from solver.layout_options import FULL_BIT, ONE_F_ONE_B
+from solver.layout_options import ALTERNATE_BIT, FULL_BIT, ONE_F_ONE_B, STANDALONE_BITS
 from solver.search.blocks import memory_total, per_microbatch
 from solver.search.space import Shapes, placed
 from solver.search.table import Question, layouts_of
@@ -126,9 +126,11 @@ def smallest_dp(a: np.ndarray, b: np.ndarray, limit_s: float, dp_max: np.ndarray
 def _lean_masks(q: Question) -> list[int]:
     """The masks that store least of those the question searches (``Question.masks``):
     memory never grows as a mask drops more parts, so the union of the module masks bounds
-    every module mask, and full recomputation bounds itself (first: it stores least)."""
-    modules = [int(m) for m in q.masks if not m & FULL_BIT]
-    return ([FULL_BIT] if any(m & FULL_BIT for m in q.masks) else []) + (
+    every module mask; full recomputation and alternate matmuls, which stand alone, bound
+    themselves (first: full stores least)."""
+    modules = [int(m) for m in q.masks if not m & STANDALONE_BITS]
+    alone = [m for m in (FULL_BIT, ALTERNATE_BIT) if any(int(k) == m for k in q.masks)]
+    return alone + (
         [int(np.bitwise_or.reduce(modules))] if modules else [])
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from solver.layout_options import FULL_BIT
+from solver.layout_options import STANDALONE_BITS
 from solver.search.blocks import Memory, evaluate, memory_check
 from solver.search.space import Shapes
 from solver.search.table import Question, Rows, concat, layouts_of, violations
@@ -38,8 +38,8 @@ def rows_for(q: Question, shapes: Shapes, idx: np.ndarray, dp: np.ndarray) -> Ro
     # leaves over memory try the others: first the masks that store least (full
     # recomputation, every module at once), and where even they do not fit, nothing else can.
     others = list(q.masks[1:])
-    union = int(np.bitwise_or.reduce([m for m in q.masks if not m & FULL_BIT]))
-    lean = [m for m in others if m & FULL_BIT or m == union]
+    union = int(np.bitwise_or.reduce([m for m in q.masks if not m & STANDALONE_BITS]))
+    lean = [m for m in others if m & STANDALONE_BITS or m == union]
     rest = [m for m in others if m not in lean]
     sub_idx, sub_dp = idx[over], dp[over]
     everywhere = np.arange(over.size)

@@ -41,12 +41,14 @@ import numpy as np
 
 from solver.launchers import allowed_masks, shape_ok
 from solver.layout_options import (
+    ALTERNATE_BIT,
     FULL_BIT,
     MODULE_BIT,
     PIPELINE_SPLITS,
     SCHEDULE_CODE,
     SCHEDULES,
     SPLIT_CODE,
+    STANDALONE_BITS,
     all_recompute_masks,
     recompute_code,
 )
@@ -122,13 +124,14 @@ def _effects(js: JobShape, mask: int) -> tuple[float, ...]:
         for kind in ("matmul_flops", "expert_flops", "score_flops", "membound_bytes"):
             out.append(sum(getattr(c, kind) for bit, c in costs.items() if mask & bit))
     out.append(float(bool(mask & MODULE_BIT["core_attn"])))  # the ring again under cp
-    out.append(float(bool(mask & MODULE_BIT["moe"]) and js.is_moe))  # the all-to-alls again
+    again = mask & (MODULE_BIT["moe"] | ALTERNATE_BIT)
+    out.append(float(bool(again) and js.is_moe))  # the all-to-alls again
     return tuple(out)
 
 
 def _scores(js: JobShape, mask: int, *, moe: bool) -> float:
     parts = (js.moe_act if moe else js.dense_act).parts
-    if mask & (FULL_BIT | MODULE_BIT["core_attn"]):
+    if mask & (STANDALONE_BITS | MODULE_BIT["core_attn"]):
         return 0.0
     return sum(p.bytes_per_token for p in parts if p.name == "scores")
 

@@ -27,6 +27,16 @@ What recomputing a module costs is its forward work again during the backward: G
 (``mla_up_proj``, ``mlp``, ``moe``, ``shared_experts``), attention-score FLOPs (``core_attn``)
 or memory-bound traffic (``layernorm``, ``moe_act``), and for ``moe`` the dispatch and combine
 again (``expert.py``).
+
+``alternate_matmuls`` (torchtitan's per-op selective checkpointing, ``solver.layout_options``)
+keeps the layer's input, the attention kernel's output and the outputs of the odd-numbered
+matmuls in execution order -- for a layer with separate Q, K and V projections and an MLP of
+gate, up and down (torchtitan's Llama): Q, V, the gate and the down projection -- and
+recomputes the even ones (K, the output projection, the up projection; for a plain MLP its
+second matmul, the same FLOPs) with every norm, RoPE and activation between them. In an MoE
+layer the routed experts run as grouped matmuls, which its policy does not save
+(``_save_list`` holds ``aten.mm`` and the attention kernels only): the whole MoE block is
+recomputed, its dispatch and combine too.
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from solver.layout_options import FULL_BIT, MODULE_BIT
+from solver.layout_options import ALTERNATE_BIT, FULL_BIT, MODULE_BIT
 from solver.specs import ModelSpec
 from solver.stepmodel.flops import attention_keys, mlp_matmul_weights, score_width
 
@@ -70,15 +80,12 @@ class RecomputeCost:
 def _attention_parts(m: ModelSpec, seq_len: int, linear_in: float, flash: bool,
                      mask: float) -> list[Part]:
     h = m.hidden
+    q_w, k_w, v_w = projection_widths(m)
     if m.uses_mla:
-        qk = m.heads * (m.head_dim + m.qk_rope_head_dim)
-        q_w, k_w, v_w = qk, qk, m.heads * m.v_head_dim
         latent = m.q_lora_rank + m.kv_lora_rank
         mla = [Part("mla_latent_norm_in", 2.0 * (latent + m.qk_rope_head_dim)),
                Part("mla_latent_in", linear_in * latent, LN)]
     else:
-        q_w = m.heads * m.head_dim
-        k_w = v_w = m.kv_heads * m.head_dim
         mla = []
     parts = [Part("attn_norm_in", 2.0 * h), Part("qkv_in", linear_in * h, LN), *mla,
              Part("qkv", 2.0 * (q_w + k_w + v_w), MLA_UP if m.uses_mla else 0)]
@@ -122,6 +129,7 @@ class LayerActivations:
 
     parts: tuple[Part, ...]
     fp8_swiglu_saving: float  # bytes per token saved when moe_act runs in an FP8 job
+    alternate_bytes: float  # bytes per token kept under alternate_matmuls
 
     @property
     def total(self) -> float:
@@ -129,7 +137,8 @@ class LayerActivations:
 
     def stored(self, mask: np.ndarray, cp: np.ndarray) -> np.ndarray:
         """Bytes per token kept under each recompute mask (full keeps only the layer input,
-        counted by the caller). Context parallelism shortens the scores' rows to ``s/cp``."""
+        counted by the caller; alternate matmuls keep ``alternate_bytes``, the layer input
+        included). Context parallelism shortens the scores' rows to ``s/cp``."""
         mask = np.asarray(mask)
         if mask.size and mask.min() == mask.max():  # one mask for every layout: no sort
             masks, index = mask.reshape(-1)[:1], np.zeros(mask.shape, np.int64)
@@ -146,6 +155,9 @@ class LayerActivations:
         plain = plain - np.where((masks & MOE_ACT) != 0, self.fp8_swiglu_saving, 0.0)
         full = (masks & FULL_BIT) != 0
         plain, scores = np.where(full, 0.0, plain), np.where(full, 0.0, scores)
+        alternate = (masks & ALTERNATE_BIT) != 0
+        plain = np.where(alternate, self.alternate_bytes, plain)
+        scores = np.where(alternate, 0.0, scores)
         index = index.reshape(np.shape(mask))
         return plain[index] + scores[index] / cp
 
@@ -165,7 +177,27 @@ def layer_activations(m: ModelSpec, seq_len: int, *, moe: bool, fp8: bool, flash
     else:
         parts = attention + _mlp_parts(m, linear_in, mask)
         saving = 0.0
-    return LayerActivations(tuple(parts), saving)
+    return LayerActivations(tuple(parts), saving, alternate_kept(m, moe=moe))
+
+
+def projection_widths(m: ModelSpec) -> tuple[int, int, int]:
+    """Widths of the query, key and value projections (MLA: the up-projected ones)."""
+    if m.uses_mla:
+        qk = m.heads * (m.head_dim + m.qk_rope_head_dim)
+        return qk, qk, m.heads * m.v_head_dim
+    return m.heads * m.head_dim, m.kv_heads * m.head_dim, m.kv_heads * m.head_dim
+
+
+def alternate_kept(m: ModelSpec, *, moe: bool) -> float:
+    """BF16 bytes per token a layer keeps under ``alternate_matmuls``: its input (``2h``),
+    the query and value projections, the attention kernel's output (the query's width) and,
+    in a dense layer, the MLP's first matmul output (the gate, ``2f``) and its last (``2h``);
+    in an MoE layer the router's FP32 logits. Matmul outputs are BF16 in FP8 training too."""
+    q_w, _, v_w = projection_widths(m)
+    kept = 2.0 * (m.hidden + q_w + v_w + q_w)
+    if moe:
+        return kept + 4.0 * m.experts
+    return kept + 2.0 * (m.ffn_hidden + m.hidden)
 
 
 def recompute_costs(m: ModelSpec, seq_len: int, *, moe: bool, fp8: bool, routed: float
@@ -185,6 +217,9 @@ def recompute_costs(m: ModelSpec, seq_len: int, *, moe: bool, fp8: bool, routed:
               + m.kv_lora_rank * m.heads * (m.head_dim + m.v_head_dim))
         costs[MLA_UP] = RecomputeCost(matmul_flops=2.0 * up)
     costs[LN] = RecomputeCost(membound_bytes=norms)
+    q_w, k_w, _ = projection_widths(m)
+    # alternate matmuls: K and the output projection again, the norms too
+    alternate = RecomputeCost(matmul_flops=2.0 * h * (k_w + q_w), membound_bytes=norms)
     if moe:
         f = m.moe_ffn_hidden
         fc1 = (4.0 if m.gated_mlp else 2.0) * f
@@ -193,9 +228,18 @@ def recompute_costs(m: ModelSpec, seq_len: int, *, moe: bool, fp8: bool, routed:
         costs[SHARED] = RecomputeCost(matmul_flops=m.shared_experts * expert)
         costs[MOE] = RecomputeCost(matmul_flops=m.shared_experts * expert + 2.0 * h * m.experts,
                                    expert_flops=routed * expert)
+        # ... and the whole MoE block (its grouped matmuls are never saved)
+        costs[ALTERNATE_BIT] = RecomputeCost(
+            matmul_flops=alternate.matmul_flops + costs[MOE].matmul_flops,
+            expert_flops=costs[MOE].expert_flops,
+            membound_bytes=alternate.membound_bytes + costs[MOE_ACT].membound_bytes)
     else:
         costs[MLP] = RecomputeCost(matmul_flops=2.0 * h * m.ffn_hidden * (
             2 if m.gated_mlp else 1), membound_bytes=(4.0 + linear_in) * m.ffn_hidden)
+        # ... and the MLP's up (or second) projection with its activation
+        costs[ALTERNATE_BIT] = RecomputeCost(
+            matmul_flops=alternate.matmul_flops + 2.0 * h * m.ffn_hidden,
+            membound_bytes=alternate.membound_bytes + costs[MLP].membound_bytes)
     return costs
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from solver.layout_options import MODULE_BIT
+from solver.layout_options import ALTERNATE_BIT, MODULE_BIT
 from solver.stepmodel import calibration as C
 from solver.stepmodel.arrays import FloatArray, HardwareTable, LayoutArrays
 from solver.stepmodel.calibration import Calibration
@@ -84,7 +84,7 @@ def expert_comm(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibrati
     micro-batch's computation when the software overlaps it (``timing.py``)."""
     pair = (all_to_all_time(js, x, hw, cal, js.dispatch_bytes)
             + all_to_all_time(js, x, hw, cal, float(C.ACT_BYTES)))
-    again = x.full | ((x.recompute & MODULE_BIT["moe"]) != 0)
+    again = x.full | ((x.recompute & (MODULE_BIT["moe"] | ALTERNATE_BIT)) != 0)
     zero = np.zeros_like(pair)
     return LayerComm(forward=pair, backward=pair, hideable=zero,
                      recompute=np.where(again, pair, 0.0))
