@@ -52,7 +52,15 @@ class TrainingJob:
     (NeMo's H100 recipes, ``optim.grad_sync_dtype=bf16``), which halves gradient memory and
     data-parallel gradient traffic; ``ep_comm_overlap``, expert dispatch and combine
     all-to-alls run under another micro-batch's computation (DeepSeek-V3's DualPipe,
-    arXiv:2412.19437 sec. 3.2.1; Megatron-LM ``--overlap-moe-expert-parallel-comm``).
+    arXiv:2412.19437 sec. 3.2.1; Megatron-LM ``--overlap-moe-expert-parallel-comm``);
+    ``sequence_parallel``, with tensor parallelism the norms, dropouts and residuals run on
+    ``1/tp`` of the sequence each and keep that share of their activations (Korthikanti et al.
+    2022, sec. 4.2.2; Megatron-LM ``--sequence-parallel``, on in every recent recipe); False
+    (Megatron-LM without the flag, Intel Gaudi's Megatron-LM examples with
+    ``HL_SEQ_PARALLEL=0``) keeps them whole on every tensor-parallel rank: ``sbh(10 + 24/t)``
+    bytes per layer instead of ``34 sbh/t`` (their Table 2), and their memory-bound work whole
+    too. The tensor-parallel traffic is the same: all-reduces instead of all-gathers and
+    reduce-scatters of the same bytes.
 
     Mixture-of-experts software: ``moe_dispatcher``, ``"alltoall"`` (one copy of a token per
     routed expert, Megatron-LM's all-to-all dispatcher) or ``"deepep"`` (DeepEP,
@@ -98,6 +106,7 @@ class TrainingJob:
     zero3_impl: str = "fsdp"
     grad_dtype: str = "fp32"
     ep_comm_overlap: bool = False
+    sequence_parallel: bool = True
     moe_dispatcher: str = "alltoall"
     fp8_dispatch: bool = False
     moe_imbalance: float = 1.0
@@ -131,7 +140,7 @@ class TrainingJob:
         as_choice("moments_dtype", self.moments_dtype, MOMENTS_DTYPES)
         as_choice("moe_dispatcher", self.moe_dispatcher, MOE_DISPATCHERS)
         for name in ("flash_attention", "tp_comm_overlap", "grad_reduce_overlap",
-                     "ep_comm_overlap", "fp8_dispatch", "fp8_params",
+                     "ep_comm_overlap", "sequence_parallel", "fp8_dispatch", "fp8_params",
                      "activation_offload", "failures", "async_checkpoint", "hot_spares"):
             as_bool(name, getattr(self, name))
         object.__setattr__(self, "mtbf_hours", as_float("mtbf_hours", self.mtbf_hours,

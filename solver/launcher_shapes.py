@@ -86,6 +86,10 @@ def shape_refusals(launcher: str, job: TrainingJob, *, tp: Any, pp: Any, vp: Any
         if m.is_moe and job.tp_comm_overlap:
             rule("tp", f"torchtitan has no async TP (tp_comm_overlap) for MoE models "
                  f"({cap.sources['tp_comm_overlap']})", tp > 1)
+        if not job.sequence_parallel:
+            rule("sequence_parallel", "torchtitan's tensor parallelism always splits the norms "
+                 "over the sequence (SequenceParallel, torchtitan/models/llama3/infra/"
+                 "parallelize.py:196-205): sequence_parallel false needs tp 1", tp > 1)
     elif launcher == "deepspeed":
         rule("zero_stage", f"deepspeed's pipeline engine refuses ZeRO-2/3 with pp > 1 "
              f"({cap.sources['pipeline_zero']})", (zero >= 2) & (pp > 1))

@@ -5,7 +5,8 @@ A scenario holds what ``gpuplan solve`` takes as options, in sections (``docs/sc
     description = "..."            # optional, shown nowhere but kept
     [model]   preset = NAME | path = FILE | the ModelSpec fields inline
     [job]     tokens, seq_len, global_batch, precision, flash_attention, tp_comm_overlap,
-              grad_reduce_overlap, zero3_impl, grad_dtype, ep_comm_overlap, moe_dispatcher,
+              grad_reduce_overlap, zero3_impl, grad_dtype, ep_comm_overlap, sequence_parallel,
+              moe_dispatcher,
               fp8_dispatch, moe_imbalance, moments_dtype, dropout, fp8_params,
               activation_offload
     [limits]  accelerators, gpus, max_gpus, deadline_days, budget_usd, tokens_per_step, risk,
@@ -57,7 +58,8 @@ from solver.validate import MAX_WORKERS as MAX_WORKERS
 DEFAULTS: dict[str, Any] = {
     "seq_len": 0, "global_batch": 0, "precision": "bf16", "flash_attention": True,
     "tp_comm_overlap": False, "grad_reduce_overlap": True, "zero3_impl": "fsdp",
-    "grad_dtype": "fp32", "ep_comm_overlap": False, "moe_dispatcher": "alltoall",
+    "grad_dtype": "fp32", "ep_comm_overlap": False, "sequence_parallel": True,
+    "moe_dispatcher": "alltoall",
     "fp8_dispatch": False, "moe_imbalance": 1.0, "moments_dtype": "fp32", "dropout": None,
     "fp8_params": False, "activation_offload": False,
     "objective": "time", "time_limit_s": 60.0, "top": 1, "workers": 2, "seed": 0,
@@ -146,6 +148,7 @@ def build(given: Values, names: Mapping[str, str] | None = None) -> Scenario:
                           grad_reduce_overlap=get("grad_reduce_overlap"),
                           zero3_impl=get("zero3_impl"), grad_dtype=get("grad_dtype"),
                           ep_comm_overlap=get("ep_comm_overlap"),
+                          sequence_parallel=get("sequence_parallel"),
                           moe_dispatcher=get("moe_dispatcher"),
                           fp8_dispatch=get("fp8_dispatch"),
                           moe_imbalance=get("moe_imbalance"),

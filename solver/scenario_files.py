@@ -60,7 +60,8 @@ FAILURE_KEYS = ("failures", "mtbf_hours", "checkpoint_node_gb_s", "checkpoint_to
 SECTIONS: dict[str, tuple[str, ...]] = {
     "job": ("tokens", "seq_len", "global_batch", "precision", "flash_attention",
             "tp_comm_overlap", "grad_reduce_overlap", "zero3_impl", "grad_dtype",
-            "ep_comm_overlap", "moe_dispatcher", "fp8_dispatch", "moe_imbalance",
+            "ep_comm_overlap", "sequence_parallel", "moe_dispatcher", "fp8_dispatch",
+            "moe_imbalance",
             "moments_dtype", "dropout", "fp8_params", "activation_offload", *FAILURE_KEYS),
     "limits": ("accelerators", "gpus", "max_gpus", "deadline_days", "budget_usd",
                "tokens_per_step", "risk", "launcher"),
@@ -93,6 +94,7 @@ def _job_value(key: str, value: Any, label: str) -> Any:
     if key == "precision":
         return as_choice(label, value, PRECISIONS)
     if key in ("flash_attention", "tp_comm_overlap", "grad_reduce_overlap", "ep_comm_overlap",
+               "sequence_parallel",
                "fp8_dispatch", "fp8_params", "activation_offload", "failures",
                "async_checkpoint", "hot_spares"):
         return as_bool(label, value)

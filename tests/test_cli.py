@@ -128,6 +128,7 @@ MOE_EVALUATE = ["evaluate", "--model", "mixtral-8x7b", "--tokens", "1T", "--glob
     (["--fp8-dispatch"], {"fp8_dispatch": True}),
     (["--moe-imbalance", "1.5"], {"moe_imbalance": 1.5}),
     (["--moments-dtype", "bf16"], {"moments_dtype": "bf16"}),
+    (["--no-sequence-parallel"], {"sequence_parallel": False}),
 ])
 def test_moe_and_optimizer_options_reach_the_job(flags: list[str], fields: dict[str, Any],
                                                  capsys: pytest.CaptureFixture[str]) -> None:
@@ -661,7 +662,7 @@ def test_shell_completion_is_on() -> None:
            "COMP_CWORD": "1"}
     done = subprocess.run(gpuplan, env=env, capture_output=True, text=True, check=False)
     assert done.returncode == 0 and done.stdout.split() == ["solve"]
-    env |= {"COMP_WORDS": "gpuplan solve --seq", "COMP_CWORD": "2"}
+    env |= {"COMP_WORDS": "gpuplan solve --seq-l", "COMP_CWORD": "2"}
     done = subprocess.run(gpuplan, env=env, capture_output=True, text=True, check=False)
     assert done.stdout.split() == ["--seq-len"]
 

@@ -159,13 +159,16 @@ def test_library_load_and_solve(tmp_path: Path) -> None:
 
 def test_the_training_software_is_part_of_the_job(tmp_path: Path) -> None:
     path = write(tmp_path, HEAD + 'tp_comm_overlap = true\ngrad_reduce_overlap = false\n'
-                 'zero3_impl = "deepspeed"\ngrad_dtype = "bf16"\nep_comm_overlap = true\n')
+                 'zero3_impl = "deepspeed"\ngrad_dtype = "bf16"\nep_comm_overlap = true\n'
+                 'sequence_parallel = false\n')
     job = scenario.load(path).job
     assert (job.tp_comm_overlap, job.grad_reduce_overlap, job.zero3_impl, job.grad_dtype,
-            job.ep_comm_overlap) == (True, False, "deepspeed", "bf16", True)
+            job.ep_comm_overlap, job.sequence_parallel) == (True, False, "deepspeed", "bf16",
+                                                            True, False)
     plain = scenario.load(write(tmp_path, HEAD, name="plain.toml")).job
     assert (plain.tp_comm_overlap, plain.grad_reduce_overlap, plain.zero3_impl,
-            plain.grad_dtype, plain.ep_comm_overlap) == (False, True, "fsdp", "fp32", False)
+            plain.grad_dtype, plain.ep_comm_overlap, plain.sequence_parallel) == (
+        False, True, "fsdp", "fp32", False, True)
 
 
 def test_the_moe_and_optimizer_software_is_part_of_the_job(tmp_path: Path) -> None:

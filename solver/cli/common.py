@@ -36,6 +36,9 @@ TpOverlapOpt = Annotated[bool, typer.Option(
 EpOverlapOpt = Annotated[bool, typer.Option(
     "--ep-comm-overlap/--no-ep-comm-overlap", help="Expert all-to-alls overlapped with "
     "another micro-batch's computation (DualPipe).")]
+SeqParallelOpt = Annotated[bool, typer.Option(
+    "--sequence-parallel/--no-sequence-parallel", help="With tensor parallelism, norms and "
+    "residuals split over the tp ranks (Megatron-LM --sequence-parallel).")]
 GradOverlapOpt = Annotated[bool, typer.Option(
     "--grad-reduce-overlap/--no-grad-reduce-overlap", help="Gradient reduction bucketed "
     "under the backward pass (--overlap-grad-reduce, FSDP).")]
@@ -192,7 +195,8 @@ def build_job(model: str, tokens: str, seq_len: int | None, global_batch: int | 
               moe_dispatcher: str = "alltoall", fp8_dispatch: bool = False,
               moe_imbalance: float = 1.0, moments_dtype: str = "fp32", dropout: float | None = None,
               fp8_params: bool = False, activation_offload: bool = False,
-              failures: dict[str, Any] | None = None) -> TrainingJob:
+              failures: dict[str, Any] | None = None,
+              sequence_parallel: bool = True) -> TrainingJob:
     """The job the options describe; ``failures``: its failure-model fields
     (``failure_fields``)."""
     seq_len, global_batch = given_count("seq_len", seq_len), given_count("global_batch",
@@ -209,7 +213,8 @@ def build_job(model: str, tokens: str, seq_len: int | None, global_batch: int | 
                            moe_dispatcher=moe_dispatcher, fp8_dispatch=fp8_dispatch,
                            moe_imbalance=moe_imbalance, moments_dtype=moments_dtype,
                            dropout=dropout, fp8_params=fp8_params,
-                           activation_offload=activation_offload, **(failures or {}))
+                           activation_offload=activation_offload,
+                           sequence_parallel=sequence_parallel, **(failures or {}))
     except SpecError as err:
         raise as_option_error(err) from None
 

@@ -32,6 +32,7 @@ from solver.cli.common import (
     MtbfOpt,
     PrecisionOpt,
     SeqLenOpt,
+    SeqParallelOpt,
     TokensOpt,
     TpOverlapOpt,
     Zero3ImplOpt,
@@ -68,6 +69,7 @@ def compare(
     zero3_impl: Zero3ImplOpt = "fsdp",
     grad_dtype: GradDtypeOpt = "fp32",
     ep_comm_overlap: EpOverlapOpt = False,
+    sequence_parallel: SeqParallelOpt = True,
     moe_dispatcher: MoeDispatcherOpt = "alltoall",
     fp8_dispatch: Fp8DispatchOpt = False,
     moe_imbalance: MoeImbalanceOpt = 1.0,
@@ -94,6 +96,7 @@ def compare(
                     tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype,
                     ep_comm_overlap, moe_dispatcher, fp8_dispatch, moe_imbalance,
                     moments_dtype, dropout, fp8_params, activation_offload,
+                    sequence_parallel=sequence_parallel,
                     failures=failure_fields(failures, mtbf_hours, failure_param))
     try:
         result = run_compare(job, given, cost_model=cost_model,

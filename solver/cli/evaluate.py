@@ -31,6 +31,7 @@ from solver.cli.common import (
     PrecisionOpt,
     ScheduleOpt,
     SeqLenOpt,
+    SeqParallelOpt,
     SplitOpt,
     TpOverlapOpt,
     Zero3ImplOpt,
@@ -88,6 +89,7 @@ def evaluate(
     zero3_impl: Zero3ImplOpt = "fsdp",
     grad_dtype: GradDtypeOpt = "fp32",
     ep_comm_overlap: EpOverlapOpt = False,
+    sequence_parallel: SeqParallelOpt = True,
     moe_dispatcher: MoeDispatcherOpt = "alltoall",
     fp8_dispatch: Fp8DispatchOpt = False,
     moe_imbalance: MoeImbalanceOpt = 1.0,
@@ -116,6 +118,7 @@ def evaluate(
                     tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype,
                     ep_comm_overlap, moe_dispatcher, fp8_dispatch, moe_imbalance,
                     moments_dtype, dropout, fp8_params, activation_offload,
+                    sequence_parallel=sequence_parallel,
                     failures=failure_fields(failures, mtbf_hours, failure_param))
     cost_params = parse_cost_params(cost_param)
     from solver import catalog, evaluation

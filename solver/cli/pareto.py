@@ -36,6 +36,7 @@ from solver.cli.common import (
     RecomputeFix,
     ScheduleFix,
     SeqLenOpt,
+    SeqParallelOpt,
     SplitFix,
     TokensOpt,
     TpOverlapOpt,
@@ -92,6 +93,7 @@ def pareto(
     zero3_impl: Zero3ImplOpt = "fsdp",
     grad_dtype: GradDtypeOpt = "fp32",
     ep_comm_overlap: EpOverlapOpt = False,
+    sequence_parallel: SeqParallelOpt = True,
     moe_dispatcher: MoeDispatcherOpt = "alltoall",
     fp8_dispatch: Fp8DispatchOpt = False,
     moe_imbalance: MoeImbalanceOpt = 1.0,
@@ -132,6 +134,7 @@ def pareto(
                     tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype,
                     ep_comm_overlap, moe_dispatcher, fp8_dispatch, moe_imbalance,
                     moments_dtype, dropout, fp8_params, activation_offload,
+                    sequence_parallel=sequence_parallel,
                     failures=failure_fields(failures, mtbf_hours, failure_param))
     fixed: dict[str, Any] = {k: v for k, v in {
         "tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep, "vp": vp, "micro_batch": micro_batch,

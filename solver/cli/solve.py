@@ -45,6 +45,7 @@ OPTIONS = {
     "flash_attention": "--flash-attention", "tp_comm_overlap": "--tp-comm-overlap",
     "grad_reduce_overlap": "--grad-reduce-overlap", "zero3_impl": "--zero3-impl",
     "grad_dtype": "--grad-dtype", "ep_comm_overlap": "--ep-comm-overlap",
+    "sequence_parallel": "--sequence-parallel",
     "moe_dispatcher": "--moe-dispatcher", "fp8_dispatch": "--fp8-dispatch",
     "moe_imbalance": "--moe-imbalance", "moments_dtype": "--moments-dtype",
     "dropout": "--dropout", "fp8_params": "--fp8-params",
@@ -122,6 +123,9 @@ def solve(
     grad_dtype: Annotated[str | None, typer.Option(
         "--grad-dtype", help="Gradient accumulation and reduction precision: fp32 or bf16 "
         "(default: fp32).", show_default=False)] = None,
+    sequence_parallel: Annotated[bool | None, typer.Option(
+        "--sequence-parallel/--no-sequence-parallel", help="With tensor parallelism, norms "
+        "and residuals split over the tp ranks (default: on).", show_default=False)] = None,
     moe_dispatcher: Annotated[str | None, typer.Option(
         "--moe-dispatcher", help="How MoE tokens reach their experts: alltoall or deepep "
         "(default: alltoall).", show_default=False)] = None,
@@ -181,6 +185,7 @@ def solve(
         "tp_comm_overlap": tp_comm_overlap, "grad_reduce_overlap": grad_reduce_overlap,
         "zero3_impl": zero3_impl, "grad_dtype": grad_dtype,
         "ep_comm_overlap": ep_comm_overlap, "moe_dispatcher": moe_dispatcher,
+        "sequence_parallel": sequence_parallel,
         "fp8_dispatch": fp8_dispatch, "moe_imbalance": moe_imbalance,
         "moments_dtype": moments_dtype, "dropout": dropout, "fp8_params": fp8_params,
         "activation_offload": activation_offload,

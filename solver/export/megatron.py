@@ -85,7 +85,8 @@ def megatron(est: Estimate, job: TrainingJob) -> str:
     if m.is_moe:
         arg("--expert-model-parallel-size", x.ep)
     if x.tp > 1:
-        arg("--sequence-parallel")
+        if job.sequence_parallel:
+            arg("--sequence-parallel")
         if job.tp_comm_overlap:
             arg("--tp-comm-overlap")
     _megatron_data_parallel(est, job, arg, note)

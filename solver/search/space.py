@@ -111,13 +111,15 @@ def _choices(fixed: Mapping[str, Any], key: str, values: Sequence[Any]) -> list[
 
 def _effects(js: JobShape, mask: int) -> tuple[float, ...]:
     """What a recompute mask changes, part by part: stored bytes (dense, MoE; the scores
-    apart, as they scale with cp) and repeated work (per cost kind, dense and MoE)."""
+    apart, as they scale with cp, and the sequence-parallel parts, which scale with tp
+    without sequence parallelism) and repeated work (per cost kind, dense and MoE)."""
     m = np.array([mask])
     one = np.array([1])
-    no_scores_dense = js.dense_act.stored(m, one) - _scores(js, mask, moe=False)
-    no_scores_moe = js.moe_act.stored(m, one) - _scores(js, mask, moe=True)
-    out = [float(no_scores_dense[0]), float(no_scores_moe[0]), _scores(js, mask, moe=False),
-           _scores(js, mask, moe=True)]
+    out = []
+    for act, moe in ((js.dense_act, False), (js.moe_act, True)):
+        sharded = act.stored(m, one, 0) - _scores(js, mask, moe=moe)
+        out += [float(sharded[0]), float((act.stored(m, one, 1) - act.stored(m, one, 0))[0])]
+    out += [_scores(js, mask, moe=False), _scores(js, mask, moe=True)]
     if mask & FULL_BIT:
         return tuple(out + [np.inf] * 10)  # full recomputation: compared by its own row
     for costs in (js.dense_recompute, js.moe_recompute):

@@ -65,6 +65,7 @@ class Part:
     name: str
     bytes_per_token: float
     dropped_by: int = 0  # bit mask of modules (full recomputation drops everything)
+    sequence: bool = False  # split over tensor-parallel ranks only by sequence parallelism
 
 
 @dataclass(frozen=True)
@@ -87,22 +88,24 @@ def _attention_parts(m: ModelSpec, seq_len: int, linear_in: float, flash: bool,
                Part("mla_latent_in", linear_in * latent, LN)]
     else:
         mla = []
-    parts = [Part("attn_norm_in", 2.0 * h), Part("qkv_in", linear_in * h, LN), *mla,
+    parts = [Part("attn_norm_in", 2.0 * h, sequence=True),
+             Part("qkv_in", linear_in * h, LN, sequence=True), *mla,
              Part("qkv", 2.0 * (q_w + k_w + v_w), MLA_UP if m.uses_mla else 0)]
     if not flash:
         # The softmax output (2 bytes per score); with dropout also its mask (1) and output (2).
         parts.append(Part("scores", (2.0 + 3.0 * mask) * m.heads * seq_len, CORE_ATTN))
     out_w = m.heads * (m.v_head_dim if m.uses_mla else m.head_dim)
-    parts += [Part("attn_out", linear_in * out_w), Part("attn_mask", mask * h)]
+    parts += [Part("attn_out", linear_in * out_w), Part("attn_mask", mask * h, sequence=True)]
     return parts
 
 
 def _mlp_parts(m: ModelSpec, linear_in: float, mask: float) -> list[Part]:
     h, f = m.hidden, m.ffn_hidden
     fc1 = (4.0 if m.gated_mlp else 2.0) * f
-    return [Part("mlp_norm_in", 2.0 * h), Part("mlp_in", linear_in * h, LN),
+    return [Part("mlp_norm_in", 2.0 * h, sequence=True),
+            Part("mlp_in", linear_in * h, LN, sequence=True),
             Part("mlp_fc1_out", fc1, MLP), Part("mlp_act_out", linear_in * f, MLP),
-            Part("mlp_mask", mask * h)]
+            Part("mlp_mask", mask * h, sequence=True)]
 
 
 def _moe_parts(m: ModelSpec, linear_in: float, routed: float, mask: float) -> list[Part]:
@@ -112,14 +115,15 @@ def _moe_parts(m: ModelSpec, linear_in: float, routed: float, mask: float) -> li
     # ``stored_bytes``.
     fc1 = (4.0 if m.gated_mlp else 2.0) * f
     return [
-        Part("moe_norm_in", 2.0 * h), Part("moe_in", linear_in * h, LN | MOE),
+        Part("moe_norm_in", 2.0 * h, sequence=True),
+        Part("moe_in", linear_in * h, LN | MOE, sequence=True),
         Part("router_logits", 4.0 * m.experts, MOE),
         Part("expert_in", routed * linear_in * h, MOE),
         Part("expert_fc1_out", routed * fc1, MOE),
         Part("expert_act_out", routed * linear_in * f, MOE_ACT | MOE),
         Part("shared_fc1_out", m.shared_experts * fc1, SHARED | MOE),
         Part("shared_act_out", m.shared_experts * linear_in * f, SHARED | MOE),
-        Part("moe_mask", mask * h),
+        Part("moe_mask", mask * h, sequence=True),
     ]
 
 
@@ -135,31 +139,43 @@ class LayerActivations:
     def total(self) -> float:
         return sum(p.bytes_per_token for p in self.parts)
 
-    def stored(self, mask: np.ndarray, cp: np.ndarray) -> np.ndarray:
+    @property
+    def sequence_total(self) -> float:
+        """Bytes of the parts only sequence parallelism splits over tensor-parallel ranks."""
+        return sum(p.bytes_per_token for p in self.parts if p.sequence)
+
+    def stored(self, mask: np.ndarray, cp: np.ndarray,
+               replicas: np.ndarray | int = 1) -> np.ndarray:
         """Bytes per token kept under each recompute mask (full keeps only the layer input,
         counted by the caller; alternate matmuls keep ``alternate_bytes``, the layer input
-        included). Context parallelism shortens the scores' rows to ``s/cp``."""
+        included). Context parallelism shortens the scores' rows to ``s/cp``. ``replicas``
+        multiplies the parts only sequence parallelism splits: ``tp`` without it, so that the
+        caller's division by ``tp`` leaves them whole (Korthikanti et al. 2022, Table 2: the
+        ``10`` of ``sbh(10 + 24/t)``)."""
         mask = np.asarray(mask)
         if mask.size and mask.min() == mask.max():  # one mask for every layout: no sort
             masks, index = mask.reshape(-1)[:1], np.zeros(mask.shape, np.int64)
         else:
             masks, index = np.unique(mask, return_inverse=True)
         plain = np.zeros(masks.size)
+        sequence = np.zeros(masks.size)
         scores = np.zeros(masks.size)
         for part in self.parts:
             kept = np.where((masks & part.dropped_by) == 0, part.bytes_per_token, 0.0)
             if part.name == "scores":
                 scores = scores + kept
+            elif part.sequence:
+                sequence = sequence + kept
             else:
                 plain = plain + kept
         plain = plain - np.where((masks & MOE_ACT) != 0, self.fp8_swiglu_saving, 0.0)
         full = (masks & FULL_BIT) != 0
-        plain, scores = np.where(full, 0.0, plain), np.where(full, 0.0, scores)
         alternate = (masks & ALTERNATE_BIT) != 0
-        plain = np.where(alternate, self.alternate_bytes, plain)
-        scores = np.where(alternate, 0.0, scores)
+        plain = np.where(full, 0.0, np.where(alternate, self.alternate_bytes, plain))
+        sequence = np.where(full | alternate, 0.0, sequence)
+        scores = np.where(full | alternate, 0.0, scores)
         index = index.reshape(np.shape(mask))
-        return plain[index] + scores[index] / cp
+        return plain[index] + replicas * sequence[index] + scores[index] / cp
 
 
 def layer_activations(m: ModelSpec, seq_len: int, *, moe: bool, fp8: bool, flash: bool,

@@ -122,6 +122,16 @@ class Kernels:
         return fieldwise.added(self, other)
 
 
+def elementwise_bytes(js: JobShape, x: LayoutArrays, *, moe: bool) -> FloatArray | float:
+    """A layer's activations in BF16 per token, the measure of its memory-bound traffic
+    before the division by ``tp``; without sequence parallelism the parts it would split
+    (norms, dropouts, residual inputs) are whole on every tensor-parallel rank."""
+    total = js.moe_act_bf16 if moe else js.dense_act_bf16
+    sequence = js.moe_sequence_bf16 if moe else js.dense_sequence_bf16
+    replicas = 1 if js.sequence_parallel else x.tp
+    return total + sequence * (replicas - 1)
+
+
 def tokens_per_rank(js: JobShape, x: LayoutArrays) -> FloatArray:
     """Tokens of one micro-batch on one accelerator before tensor-parallel sharding."""
     return (js.seq_len // x.cp * x.mb).astype(float)
@@ -155,12 +165,13 @@ def layer_kernels(js: JobShape, x: LayoutArrays, r: Rates, cal: Calibration, *, 
                         r.linear, r.hbm)
                 + _matmul(tokens, js.routed * js.routed_expert_flops, expert_weights, x,
                           r.experts, r.hbm))
-        bf16_bytes, costs = js.moe_act_bf16, js.moe_recompute
+        costs = js.moe_recompute
     else:
         gemm = _matmul(tokens, js.dense_layer_flops, float(js.dense_layer_params), x, r.linear,
                        r.hbm)
-        bf16_bytes, costs = js.dense_act_bf16, js.dense_recompute
-    elementwise = tokens * bf16_bytes / x.tp * cal.elementwise_traffic / r.hbm
+        costs = js.dense_recompute
+    elementwise = tokens * elementwise_bytes(js, x, moe=moe) / x.tp \
+        * cal.elementwise_traffic / r.hbm
     overhead = cal.layer_overhead_s
     forward = gemm + scores + overhead + elementwise
     full = (x.recompute & FULL_BIT) != 0
@@ -208,6 +219,5 @@ def hardware_flops_per_token(js: JobShape, x: LayoutArrays) -> FloatArray:
     return js.model_flops_per_token + np.where(full, full_fwd, extra)
 
 
-__all__ = ["Kernels", "Rates", "hardware_flops_per_token", "head_kernels", "layer_kernels",
-           "mtp_kernels", "rates",
-           "tokens_per_rank"]
+__all__ = ["Kernels", "Rates", "elementwise_bytes", "hardware_flops_per_token", "head_kernels",
+           "layer_kernels", "mtp_kernels", "rates", "tokens_per_rank"]

@@ -81,14 +81,27 @@ def model_state_bytes(params: FloatArray, experts: FloatArray, x: LayoutArrays,
     return out[0], out[1], out[2]
 
 
+def sequence_replicas(js: JobShape, x: LayoutArrays) -> IntArray | int:
+    """How many tensor-parallel ranks hold each sequence-parallel part: 1 with sequence
+    parallelism, ``tp`` without (``TrainingJob.sequence_parallel``)."""
+    return 1 if js.sequence_parallel else x.tp
+
+
+def stored_per_token(js: JobShape, x: LayoutArrays) -> tuple[FloatArray, FloatArray]:
+    """Bytes per token a dense and an MoE layer keep under the layout's recomputation (before
+    the division by ``tp``)."""
+    rep = sequence_replicas(js, x)
+    return (js.dense_act.stored(x.recompute, x.cp, rep),
+            js.moe_act.stored(x.recompute, x.cp, rep))
+
+
 def stage_activation_bytes(js: JobShape, x: LayoutArrays, s: Stage,
                            per_token: tuple[FloatArray, FloatArray] | None = None
                            ) -> FloatArray:
     """What a stage stores for one micro-batch under the layout's recomputation
     (``per_token``: what a dense and an MoE layer store per token, when already known)."""
     tokens = tokens_per_rank(js, x)
-    dense, moe = per_token if per_token is not None else (
-        js.dense_act.stored(x.recompute, x.cp), js.moe_act.stored(x.recompute, x.cp))
+    dense, moe = per_token if per_token is not None else stored_per_token(js, x)
     mtp = moe if js.is_moe else dense
     per_token = s.dense * dense + s.moe * moe + s.mtp * mtp
     layers = s.dense + s.moe + s.mtp
@@ -100,8 +113,9 @@ def working_set(js: JobShape, x: LayoutArrays, s: Stage) -> FloatArray:
     """While full recomputation rebuilds a layer, it holds everything the layer stores."""
     tokens = tokens_per_rank(js, x)
     none = np.zeros(1, np.int64)
-    dense = np.where(s.dense > 0, js.dense_act.stored(none, x.cp), 0.0)
-    moe = np.where((s.moe + s.mtp) > 0, js.moe_act.stored(none, x.cp), 0.0)
+    rep = sequence_replicas(js, x)
+    dense = np.where(s.dense > 0, js.dense_act.stored(none, x.cp, rep), 0.0)
+    moe = np.where((s.moe + s.mtp) > 0, js.moe_act.stored(none, x.cp, rep), 0.0)
     return np.where(x.full, tokens * np.maximum(dense, moe) / x.tp, 0.0)
 
 
@@ -215,7 +229,7 @@ def memory(js: JobShape, x: LayoutArrays, nmb: IntArray | None = None,
     ``Runtime.of``)."""
     nmb = x.nmb if nmb is None else nmb
     st = stages(js, x)
-    per_token = (js.dense_act.stored(x.recompute, x.cp), js.moe_act.stored(x.recompute, x.cp))
+    per_token = stored_per_token(js, x)
     stage_mem = [StageMemory(s, stage_params(js, x, s), stage_activation_bytes(js, x, s,
                                                                              per_token),
                              working_set(js, x, s)) for s in (st.first, st.middle, st.last)]

@@ -49,6 +49,7 @@ class JobShape:
     tp_comm_overlap: bool
     grad_reduce_overlap: bool
     ep_comm_overlap: bool
+    sequence_parallel: bool  # TrainingJob.sequence_parallel
     deepep: bool  # TrainingJob.moe_dispatcher == "deepep"
     dispatch_bytes: float  # bytes per element of the dispatch (FP8 with its scales, or BF16)
     zero3_impl: str  # "fsdp" or "deepspeed" (TrainingJob.zero3_impl)
@@ -80,6 +81,8 @@ class JobShape:
     moe_act: LayerActivations
     dense_act_bf16: float  # bytes per token of a dense layer in BF16: its elementwise traffic
     moe_act_bf16: float
+    dense_sequence_bf16: float  # of which only sequence parallelism splits over tp
+    moe_sequence_bf16: float
     dense_recompute: dict[int, RecomputeCost]
     moe_recompute: dict[int, RecomputeCost]
     kv_width: int  # K and V widths per token, for context-parallel exchange
@@ -143,6 +146,7 @@ def job_shape(job: TrainingJob) -> JobShape:
         tp_comm_overlap=job.tp_comm_overlap,
         grad_reduce_overlap=job.grad_reduce_overlap,
         ep_comm_overlap=job.ep_comm_overlap,
+        sequence_parallel=job.sequence_parallel,
         deepep=job.moe_dispatcher == "deepep",
         # FP8 E4M3 with one FP32 scale per 128 elements (DeepSeek-V3 sec. 3.3.2): 1 + 4/128.
         dispatch_bytes=1.0 + 4.0 / 128 if job.fp8_dispatch else float(C.ACT_BYTES),
@@ -176,6 +180,8 @@ def job_shape(job: TrainingJob) -> JobShape:
         moe_act=acts(m.is_moe, fp8),
         dense_act_bf16=acts(False, False).total,
         moe_act_bf16=acts(m.is_moe, False).total,
+        dense_sequence_bf16=acts(False, False).sequence_total,
+        moe_sequence_bf16=acts(m.is_moe, False).sequence_total,
         dense_recompute=recompute_costs(m, s, moe=False, fp8=fp8, routed=routed),
         moe_recompute=recompute_costs(m, s, moe=m.is_moe, fp8=fp8, routed=routed),
         kv_width=kv_width,

@@ -27,6 +27,7 @@ from solver.stepmodel.collectives import link, point_to_point
 from solver.stepmodel.compute import (
     Kernels,
     Rates,
+    elementwise_bytes,
     head_kernels,
     layer_kernels,
     mtp_kernels,
@@ -121,8 +122,10 @@ def _membound(js: JobShape, x: LayoutArrays, r: Rates, cal: Calibration, s: Stag
     """The memory-bound share of a stage's kernels (reported apart from the GEMMs)."""
     tokens = tokens_per_rank(js, x)
     passes = np.where(x.full, 4.0, 3.0)
-    per_layer_dense = tokens * js.dense_act_bf16 / x.tp * cal.elementwise_traffic / r.hbm
-    per_layer_moe = tokens * js.moe_act_bf16 / x.tp * cal.elementwise_traffic / r.hbm
+    per_layer_dense = tokens * elementwise_bytes(js, x, moe=False) / x.tp \
+        * cal.elementwise_traffic / r.hbm
+    per_layer_moe = tokens * elementwise_bytes(js, x, moe=True) / x.tp \
+        * cal.elementwise_traffic / r.hbm
     mtp_layer = per_layer_moe if js.is_moe else per_layer_dense
     logits = np.where(s.head, 3 * 2 * 4.0 * tokens * js.vocab / x.tp / r.hbm, 0.0)
     return passes * (s.dense * per_layer_dense + s.moe * per_layer_moe + s.mtp * mtp_layer) \
