@@ -188,11 +188,12 @@ def fit(runs: Sequence[Run], start: Fitted | None = None, norm: int = FIT_NORM) 
 
 #: Families only the 2024-2026 runs cover, and what is fitted for each over its own runs with
 #: everything else held (the calibration of the 42 runs): Blackwell's GEMM and attention
-#: efficiencies (5 runs), the TPU's GEMM efficiency (4 runs). Families with one run (Gaudi 2)
-#: or none keep the defaults: one run would fit a per-run constant.
+#: efficiencies (5 runs), the TPU's GEMM efficiency (4 runs), Gaudi 2's GEMM efficiency (2
+#: runs, Llama 3.1 8B and 70B). Families with no run keep the defaults.
 NEW_FAMILIES: dict[str, tuple[str, ...]] = {
     "nvidia-blackwell": ("matmul_scale", "attention_scale"),
     "google-tpu": ("matmul_scale",),
+    "intel-gaudi": ("matmul_scale",),
 }
 
 
