@@ -70,6 +70,9 @@ PLANS: dict[str, tuple[float, int, str, list[tuple[str, dict[str, Any]]]]] = {
     "llama3-70b": (15e12, 1024, "bf16", [
         ("z1", dict(accelerator="h100-sxm5-80gb", tp=8, pp=4, dp=32, zero_stage=1)),
         ("z3", dict(accelerator="h100-sxm5-80gb", tp=8, pp=1, dp=64, zero_stage=3)),
+        # torchtitan's per-op selective checkpointing (Megatron-LM and DeepSpeed refuse it).
+        ("z3-op", dict(accelerator="h100-sxm5-80gb", tp=8, pp=1, dp=64, zero_stage=3,
+                       recompute="alternate_matmuls")),
     ]),
     "mixtral-8x7b": (1e12, 512, "bf16", [
         ("z1", dict(accelerator="h100-sxm5-80gb", tp=2, pp=4, dp=32, ep=8, zero_stage=1)),
