@@ -186,10 +186,9 @@ def fit(runs: Sequence[Run], start: Fitted | None = None, norm: int = FIT_NORM) 
     return _unpack(result.x, start.calibration)
 
 
-#: Families only the 2024-2026 runs cover, and what is fitted for each over its own runs with
-#: everything else held (the calibration of the 42 runs): Blackwell's GEMM and attention
-#: efficiencies (5 runs), the TPU's GEMM efficiency (4 runs), Gaudi 2's GEMM efficiency (2
-#: runs, Llama 3.1 8B and 70B). Families with no run keep the defaults.
+#: Families only the 2024-2026 runs cover, each fitted over its own runs with the 42 runs'
+#: calibration held: Blackwell's GEMM and attention efficiencies (5 runs), the TPU's and Gaudi
+#: 2's GEMM efficiency (4 and 2 runs). Families with no run keep the defaults.
 NEW_FAMILIES: dict[str, tuple[str, ...]] = {
     "nvidia-blackwell": ("matmul_scale", "attention_scale"),
     "google-tpu": ("matmul_scale",),
@@ -383,7 +382,7 @@ def report_new(runs: Sequence[Run], loo: Sequence[float] | None, fitted: Fitted,
             for field in fields:
                 print(f"  {field} of {family} = {fitted.families[(field, family)]:.4g}")
     new_loo = None if no_loo else leave_one_out_new(new, fitted, norm)
-    print("\n2024-2026 runs (the calibration of the runs above; Blackwell and TPU values "
+    print("\n2024-2026 runs (the calibration of the runs above; Blackwell, TPU and Gaudi values "
           "fitted on their own runs):")
     print(table(new, fitted, new_loo))
     print()

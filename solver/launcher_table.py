@@ -21,10 +21,10 @@ MEGATRON_LM_COMMIT = "000c4ac24f61159c138b0975def722c65245983c"
 TORCHTITAN_COMMIT = "6404b932421f5ce382e7dac5ad381b2c17b1373c"
 DEEPSPEED_COMMIT = "edaa7221267243c7be7fb49c5d5f5c4fb97b4641"
 
-#: Recomputation kinds a launcher offers: ``none``, ``full`` (whole layers), ``modules``
+#: Recomputation kinds a launcher may offer: ``none``, ``full`` (whole layers), ``modules``
 #: (any set of Megatron-LM recompute modules, ``selective`` included) and
 #: ``alternate_matmuls`` (torchtitan's per-op selective checkpointing).
-RECOMPUTE_KINDS = ("none", "full", "modules")
+RECOMPUTE_KINDS = ("none", "full", "modules", "alternate_matmuls")
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ CAPABILITIES: dict[str, Capability] = {
         launcher="megatron", follows=_MEG, vendors=("NVIDIA",),
         zero_stages=(0, 1, 2, 3), schedules=("1f1b",), interleaving=True,
         context_parallel=True, pipeline_splits=PIPELINE_SPLITS,
-        recompute=RECOMPUTE_KINDS, precisions=("bf16", "fp8"), fp8_params=True,
+        recompute=("none", "full", "modules"), precisions=("bf16", "fp8"), fp8_params=True,
         activation_offload=True, moe_dispatchers=("alltoall", "deepep"), fp8_dispatch=False,
         ep_comm_overlap=True, zero3_impl="fsdp", grad_dtypes=("fp32", "bf16"),
         moments_dtypes=("fp32", "bf16"),

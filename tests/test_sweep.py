@@ -188,8 +188,8 @@ def test_efficiency_factor_puts_the_band_ends_at_p10_and_p90() -> None:
     assert _factor(est, None) is None
 
 
-def test_evaluate_rows_follow_the_price_and_the_efficiency(tmp_path: Path) -> None:
-    spec = write(tmp_path, """
+#: Llama 3 8B on 64 H100 at one layout, less its recomputation: the evaluate sweeps' base.
+FIXED_LAYOUT = """
 [model]
 preset = "llama3-8b"
 [job]
@@ -203,7 +203,11 @@ pp = 1
 dp = 64
 micro_batch = 2
 zero_stage = 1
-recompute = "full"
+"""
+
+
+def test_evaluate_rows_follow_the_price_and_the_efficiency(tmp_path: Path) -> None:
+    spec = write(tmp_path, FIXED_LAYOUT + """recompute = "full"
 [sweep]
 mode = "evaluate"
 draws = 3
@@ -231,21 +235,7 @@ efficiency = "band"
 
 
 def test_layouts_that_do_not_fit_are_rows_but_not_percentiles(tmp_path: Path) -> None:
-    result = solver.sweep(write(tmp_path, """
-[model]
-preset = "llama3-8b"
-[job]
-tokens = 1e12
-global_batch = 512
-[limits]
-accelerators = "h100"
-[fixed]
-tp = 1
-pp = 1
-dp = 64
-micro_batch = 2
-zero_stage = 1
-[sweep]
+    result = solver.sweep(write(tmp_path, FIXED_LAYOUT + """[sweep]
 mode = "evaluate"
 group_by = ["fixed.recompute"]
 [grid]

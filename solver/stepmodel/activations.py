@@ -47,7 +47,12 @@ import numpy as np
 
 from solver.layout_options import ALTERNATE_BIT, FULL_BIT, MODULE_BIT
 from solver.specs import ModelSpec
-from solver.stepmodel.flops import attention_keys, mlp_matmul_weights, score_width
+from solver.stepmodel.flops import (
+    attention_keys,
+    mlp_matmul_weights,
+    projection_widths,
+    score_width,
+)
 
 LN = MODULE_BIT["layernorm"]
 CORE_ATTN = MODULE_BIT["core_attn"]
@@ -194,14 +199,6 @@ def layer_activations(m: ModelSpec, seq_len: int, *, moe: bool, fp8: bool, flash
         parts = attention + _mlp_parts(m, linear_in, mask)
         saving = 0.0
     return LayerActivations(tuple(parts), saving, alternate_kept(m, moe=moe))
-
-
-def projection_widths(m: ModelSpec) -> tuple[int, int, int]:
-    """Widths of the query, key and value projections (MLA: the up-projected ones)."""
-    if m.uses_mla:
-        qk = m.heads * (m.head_dim + m.qk_rope_head_dim)
-        return qk, qk, m.heads * m.v_head_dim
-    return m.heads * m.head_dim, m.kv_heads * m.head_dim, m.kv_heads * m.head_dim
 
 
 def alternate_kept(m: ModelSpec, *, moe: bool) -> float:

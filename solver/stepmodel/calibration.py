@@ -62,7 +62,8 @@ class Calibration:
       matmul efficiency (MAMF), for accelerators whose family has no fitted value of its own
       (``Accelerator.matmul_scale``). Below 1 because training GEMMs are not the best shape
       and share the device with other kernels. Fitted: NVIDIA Ampere 0.802, Hopper 0.726; the
-      default is the lower of the two (no published run on other families).
+      default is the lower of the two (for families with no published run: Blackwell, TPU and
+      Gaudi have their own values, fitted on their own runs in ``benchmarks/fidelity.py``).
     - ``attention_scale``: fused (flash) attention throughput over MAMF, for accelerators
       without their own ``Accelerator.attention_scale``. Fitted: Ampere 0.84 (at its bound:
       73% of the A100's peak, FlashAttention-2's best), Hopper 0.853 (69% of the H100's,

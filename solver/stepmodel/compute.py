@@ -126,10 +126,9 @@ def elementwise_bytes(js: JobShape, x: LayoutArrays, *, moe: bool) -> FloatArray
     """A layer's activations in BF16 per token, the measure of its memory-bound traffic
     before the division by ``tp``; without sequence parallelism the parts it would split
     (norms, dropouts, residual inputs) are whole on every tensor-parallel rank."""
-    total = js.moe_act_bf16 if moe else js.dense_act_bf16
-    sequence = js.moe_sequence_bf16 if moe else js.dense_sequence_bf16
+    act = js.moe_act_bf16 if moe else js.dense_act_bf16
     replicas = 1 if js.sequence_parallel else x.tp
-    return total + sequence * (replicas - 1)
+    return act.total + act.sequence_total * (replicas - 1)
 
 
 def tokens_per_rank(js: JobShape, x: LayoutArrays) -> FloatArray:

@@ -126,3 +126,10 @@ def step_flops(m: ModelSpec, seq_len: int) -> StepFlops:
         hardware_per_token_full=model + layers_fwd + scores_fwd,
     )
 
+
+def projection_widths(m: ModelSpec) -> tuple[int, int, int]:
+    """Widths of the query, key and value projections (MLA: the up-projected ones)."""
+    if m.uses_mla:
+        qk = m.heads * (m.head_dim + m.qk_rope_head_dim)
+        return qk, qk, m.heads * m.v_head_dim
+    return m.heads * m.head_dim, m.kv_heads * m.head_dim, m.kv_heads * m.head_dim

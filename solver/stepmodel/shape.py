@@ -23,6 +23,7 @@ from solver.stepmodel.flops import (
     attention_matmul_weights,
     layer_flops,
     mlp_matmul_weights,
+    projection_widths,
     step_flops,
 )
 
@@ -79,10 +80,8 @@ class JobShape:
     # Stored activations per layer (``activations.py``) and what recomputation costs.
     dense_act: LayerActivations
     moe_act: LayerActivations
-    dense_act_bf16: float  # bytes per token of a dense layer in BF16: its elementwise traffic
-    moe_act_bf16: float
-    dense_sequence_bf16: float  # of which only sequence parallelism splits over tp
-    moe_sequence_bf16: float
+    dense_act_bf16: LayerActivations  # the same in BF16: the measure of elementwise traffic
+    moe_act_bf16: LayerActivations
     dense_recompute: dict[int, RecomputeCost]
     moe_recompute: dict[int, RecomputeCost]
     kv_width: int  # K and V widths per token, for context-parallel exchange
@@ -115,10 +114,7 @@ def job_shape(job: TrainingJob) -> JobShape:
     routed = m.top_k * load if m.is_moe else 0.0
     attn_w = attention_matmul_weights(m)
     expert_w = mlp_matmul_weights(m, m.moe_ffn_hidden) if m.is_moe else 0
-    if m.uses_mla:
-        kv_width = m.heads * (m.head_dim + m.qk_rope_head_dim + m.v_head_dim)
-    else:
-        kv_width = 2 * m.kv_heads * m.head_dim
+    _, k_width, v_width = projection_widths(m)
     flash = job.flash_attention
 
     def acts(moe: bool, fp8_: bool) -> LayerActivations:
@@ -178,13 +174,11 @@ def job_shape(job: TrainingJob) -> JobShape:
         mtp_projection_flops=2.0 * 2 * m.hidden * m.hidden,
         dense_act=acts(False, fp8),
         moe_act=acts(m.is_moe, fp8),
-        dense_act_bf16=acts(False, False).total,
-        moe_act_bf16=acts(m.is_moe, False).total,
-        dense_sequence_bf16=acts(False, False).sequence_total,
-        moe_sequence_bf16=acts(m.is_moe, False).sequence_total,
+        dense_act_bf16=acts(False, False),
+        moe_act_bf16=acts(m.is_moe, False),
         dense_recompute=recompute_costs(m, s, moe=False, fp8=fp8, routed=routed),
         moe_recompute=recompute_costs(m, s, moe=m.is_moe, fp8=fp8, routed=routed),
-        kv_width=kv_width,
+        kv_width=k_width + v_width,
         model_flops_per_token=step_flops(m, s).model_per_token,
         tokens=job.tokens,
     )
