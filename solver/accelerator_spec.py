@@ -81,6 +81,7 @@ class Accelerator:
     fp8_matmul_efficiency: float | None = None
     matmul_scale: float | None = None
     attention_scale: float | None = None
+    grouped_gemm_tile_tokens: float | None = None
     purchase_usd: float | None = None
     host_bw_gb_s: float | None = None
     host_memory_gib: float | None = None
@@ -109,6 +110,8 @@ class Accelerator:
             if eff8 > 1.0:
                 raise fail("fp8_matmul_efficiency", "a fraction in (0, 1]", eff8)
             set_(self, "fp8_matmul_efficiency", eff8)
+        set_(self, "grouped_gemm_tile_tokens", as_optional_float(
+            "grouped_gemm_tile_tokens", self.grouped_gemm_tile_tokens))
         for name in ("matmul_scale", "attention_scale"):
             if getattr(self, name) is not None:
                 value = as_float(name, getattr(self, name))

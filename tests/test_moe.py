@@ -440,3 +440,34 @@ def test_dropless_imbalance_scales_expert_work_and_traffic(test_gpu: solver.Acce
     none = np.array([0])
     assert even.moe_act.stored(none, np.array([1])).tolist() == pytest.approx([2_976])
     assert busy.moe_act.stored(none, np.array([1])).tolist() == pytest.approx([3_513.6])
+
+
+def test_grouped_gemm_pays_one_tile_per_expert(test_gpu: solver.Accelerator) -> None:
+    """A grouped GEMM over ``M`` tokens per expert runs at ``M / (M + tile)`` of the grouped
+    rate (``compute.py``): the default tile 130 (DeepGEMM on the H800) or the accelerator's own
+    (512 rows for MaxText's megablox on TPU)."""
+    # tiny_moe: s=128, top-2 of 8 experts, ep=1: 128 * 2 / 8 = 32 tokens per expert.
+    # Linear rate 100e12 * 0.8 = 8e13 FLOP/s (PLAIN: matmul and grouped scales 1).
+    #   default tile: 8e13 * 32 / (32 + 130) = 1.580246913580247e13
+    #   tile 512:     8e13 * 32 / (32 + 512) = 4.705882352941176e12
+    job = solver.TrainingJob(model=tiny_moe(), tokens=1e9, global_batch=4)
+    js = job_shape(job)
+    x = columns()
+    plain = rates(js, x, HardwareTable.build([test_gpu], "bf16"), PLAIN)
+    tpu_like = dataclasses.replace(test_gpu, grouped_gemm_tile_tokens=512)
+    tiled = rates(js, x, HardwareTable.build([tpu_like], "bf16"), PLAIN)
+    assert plain.experts[0] == pytest.approx(1.580246913580247e13, rel=1e-12)
+    assert tiled.experts[0] == pytest.approx(4.705882352941176e12, rel=1e-12)
+    assert tiled.linear[0] == pytest.approx(8e13, rel=1e-12)  # dense GEMMs untouched
+
+
+def test_grouped_gemm_tile_is_checked_and_shipped_for_tpus() -> None:
+    with pytest.raises(solver.SpecError,
+                       match="^grouped_gemm_tile_tokens: expected a finite number > 0"):
+        solver.Accelerator(name="x", vendor="X", peak_tflops={"bf16": 1.0}, memory_gib=1.0,
+                           memory_bw_gb_s=1.0, scaleup_bw_gb_s=1.0, scaleup_domain=8,
+                           grouped_gemm_tile_tokens=0)
+    # MaxText's megablox tile_batch_seq (512) on every TPU; NVIDIA parts keep the default.
+    for name in ("tpu-v4", "tpu-v5e", "tpu-v5p", "tpu-v6e"):
+        assert solver.accelerator(name).grouped_gemm_tile_tokens == 512.0
+    assert solver.accelerator("h100-sxm5-80gb").grouped_gemm_tile_tokens is None

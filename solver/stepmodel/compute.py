@@ -10,11 +10,16 @@ backward (B), weight-gradient backward (W) and what recomputation repeats (R).
 - Routed experts run as grouped GEMMs at ``grouped_gemm_scale`` of a dense GEMM's rate
   (DeepGEMM's grouped FP8 GEMMs reach 61-68% of the H800's peak at 4-8K tokens per expert
   where its dense GEMMs reach up to 77%, deepseek-ai/DeepGEMM README @ 2e7e580), times
-  ``M / (M + EXPERT_TOKENS_HALF)`` for ``M`` tokens per local expert and micro-batch: small
-  experts fill the GEMM tiles poorly (DeepGEMM: 256 tokens per expert reach 0.69 and 0.67 of
-  the rate at 4,096-8,192 for its two shapes, 932/1346 and 815/1214 TFLOP/s, which this
-  saturating curve gives with a half-rate point of about 130 tokens); the weights of every
-  local expert are read once per pass.
+  ``M / (M + T)`` for ``M`` tokens per local expert and micro-batch: a grouped GEMM walks
+  each expert's rows in tiles of ``T`` rows and pays about one tile more per expert than its
+  rows fill (the tile its group shares with the next). ``T`` is the accelerator's
+  ``grouped_gemm_tile_tokens``: on NVIDIA GPUs ``EXPERT_TOKENS_HALF`` = 130, measured
+  (DeepGEMM: 256 tokens per expert reach 0.69 and 0.67 of the rate at 4,096-8,192 for its two
+  shapes, 932/1346 and 815/1214 TFLOP/s, which ``M / (M + T)`` gives at T of about 130;
+  DeepGEMM aligns each expert's rows to its 128-row M block); on TPU MaxText's megablox
+  kernel visits ``m_tiles + num_groups`` tiles of ``tile_batch_seq`` = 512 rows
+  (``kernels/megablox/gmm.py`` ``make_group_metadata``; ``configs/base.yml``). The weights
+  of every local expert are read once per pass.
 - Attention scores: with flash attention the causal mask halves the work done (Dao 2023,
   FlashAttention-2, sec. 3.1) and the fused kernel runs at ``bf16 peak * matmul_efficiency *
   attention_scale``; FlashAttention-2 reaches 50-73% of the A100's peak (arXiv:2307.08691,
@@ -72,8 +77,9 @@ def score_seconds(js: JobShape, x: LayoutArrays, r: Rates) -> tuple[FloatArray, 
     return forward, forward * (FLASH_BACKWARD_FACTOR if js.flash_attention else 2.0)
 
 
-#: Tokens per expert and micro-batch at which a grouped GEMM runs at half its rate (from
-#: DeepGEMM's grouped FP8 GEMMs on the H800 at 256 and 4,096-8,192 tokens per expert).
+#: Tokens per expert and micro-batch at which a grouped GEMM runs at half its rate, for
+#: accelerators without their own ``grouped_gemm_tile_tokens`` (from DeepGEMM's grouped FP8
+#: GEMMs on the H800 at 256 and 4,096-8,192 tokens per expert; its M block is 128 rows).
 EXPERT_TOKENS_HALF = 130.0
 
 
@@ -95,7 +101,9 @@ def rates(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration) ->
     experts = linear * cal.grouped_gemm_scale
     if js.is_moe:
         m = tokens_per_expert(js, x)
-        experts = experts * m / (m + EXPERT_TOKENS_HALF)
+        tile = np.where(np.isnan(hw.grouped_gemm_tile[a]), EXPERT_TOKENS_HALF,
+                        hw.grouped_gemm_tile[a])
+        experts = experts * m / (m + tile)
     return Rates(linear, bf16, experts, scores, hw.memory_bw[a])
 
 
