@@ -20,6 +20,7 @@ Conventions the hand computations follow (``solver/stepmodel/memory.py``,
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -28,7 +29,7 @@ import pytest
 import solver
 from solver.layout_options import SCHEDULE_CODE, SPLIT_CODE, recompute_code
 from solver.stepmodel.activations import LayerActivations
-from solver.stepmodel.arrays import LayoutArrays
+from solver.stepmodel.arrays import HardwareTable, LayoutArrays
 from solver.stepmodel.memory import GIB, memory, stage_activation_bytes, stage_params
 from solver.stepmodel.pipeline import Stage, inflight, stages
 from solver.stepmodel.shape import JobShape, job_shape
@@ -551,3 +552,17 @@ def test_mtp_module_on_the_last_stage() -> None:
     first = stage_params(js, x, st.first)
     assert first.replicated.tolist() == [2_677_129_216]
     assert first.experts.tolist() == [0]
+
+
+def test_xla_keeps_the_logits_in_bf16(layouts: LayoutFactory,
+                                      test_gpu: solver.Accelerator) -> None:
+    # The case above with m = 1 (the last stage reported): its activations are one
+    # micro-batch 557,056 + FP32 logits 4 * 128 * 1000 = 512,000 -> 1,069,056 on a GPU. A
+    # compiler-planned runtime (XLA on TPU) fuses the loss's upcast and keeps the LM head's BF16
+    # output: 2 * 128 * 1000 = 256,000 -> 813,056.
+    js = shape_of(tiny_dense(position="learned"))
+    x = layouts(pp=2, nmb=[1])
+    gpu = HardwareTable.build([test_gpu], "bf16")
+    tpu = HardwareTable.build([dataclasses.replace(test_gpu, family="google-tpu")], "bf16")
+    assert memory(js, x, hw=gpu).activations.tolist() == [1_069_056]
+    assert memory(js, x, hw=tpu).activations.tolist() == [813_056]

@@ -44,7 +44,8 @@ from solver.stepmodel.shape import job_shape
 
 PLAIN = Calibration(matmul_scale=1.0, attention_scale=1.0, layer_overhead_s=0.0,
                     elementwise_traffic=0.0, scaleup_bus_efficiency=1.0,
-                    scaleout_bus_efficiency=1.0, dp_overlap=0.5, zero3_exposed_deepspeed=0.0,
+                    scaleout_bus_efficiency=1.0, dp_overlap=0.5, dp_contention=0.0,
+                    zero3_exposed_deepspeed=0.0,
                     zero3_bandwidth_deepspeed=1.0,
                     latency_scaleup_s=0.0, latency_scaleout_s=0.0)
 
@@ -299,3 +300,19 @@ def test_fp8_memory_saves_linear_inputs_and_caches_fp8_weights() -> None:
     # ZeRO-3 gathers weights layer by layer: no FP8 copy persists.
     z3 = dataclasses.replace(x, dp=x.dp * 2, zero=x.zero + 3)
     assert memory(shapes["fp8"], z3).weights.tolist() == [REPLICA_PARAMS]
+
+
+def test_hidden_data_parallel_traffic_takes_compute_units(test_gpu: solver.Accelerator) -> None:
+    # The ZeRO-3 case of test_zero3_gathers_hide_under_each_pass with dp_contention 0.25:
+    # what hides, 0.5 * 1.43027077120e-3 (forward) + 0.5 * 2.91422863360e-3 (backward)
+    #   = 2.17224970240e-3 s, runs beside the kernels and takes a quarter of the compute units:
+    #   + 0.25 * 2.17224970240e-3 = 5.4306242560e-4 s
+    #   dp_comm 3.71186302976e-2 + 5.4306242560e-4 = 3.76616927232e-2 s
+    layout = {"global_batch": 16, "tp": 1, "pp": 1, "dp": 16, "zero_stage": 3}
+    cal = dataclasses.replace(PLAIN, dp_contention=0.25)
+    t = run(single_nodes(test_gpu), cal=cal, **layout).time_breakdown_s  # type: ignore[arg-type]
+    assert t["dp_comm"] == pytest.approx(3.76616927232e-2, rel=1e-12)
+    # On a family whose collectives run on their own engines (TPU ICI) nothing is added.
+    tpu_like = dataclasses.replace(single_nodes(test_gpu), family="google-tpu")
+    t = run(tpu_like, cal=cal, **layout).time_breakdown_s  # type: ignore[arg-type]
+    assert t["dp_comm"] == pytest.approx(3.71186302976e-2, rel=1e-12)

@@ -102,6 +102,8 @@ class HardwareTable:
     host_bw: FloatArray  # bytes/s to the host, one direction; NaN = unknown
     host_memory_bytes: FloatArray  # the accelerator's share of host memory; NaN = unknown
     fp8_transpose_bytes: FloatArray  # per weight: 1 where FP8 GEMMs need a transposed copy
+    collectives_on_compute: FloatArray  # 1 where collectives run as kernels on the compute units
+    logits_bytes: FloatArray  # bytes per logit kept for the loss: FP32 (4), BF16 (2) under XLA
     fragmentation: FloatArray  # allocator reserve over what is allocated
     tdp_w: FloatArray
     # From the cost basis (``solver/costs.py``): cost = rate * gpus * hours + fixed.
@@ -144,6 +146,10 @@ class HardwareTable:
             host_memory_bytes=column([a.host_memory_gib for a in accelerators], 2.0**30),
             fp8_transpose_bytes=column([1.0 if a.family in C.FP8_TN_ONLY_FAMILIES else 0.0
                                         for a in accelerators]),
+            collectives_on_compute=column([0.0 if a.family in C.OFFLOADED_COLLECTIVE_FAMILIES
+                                           else 1.0 for a in accelerators]),
+            logits_bytes=column([2.0 if a.family in C.PLANNED_ALLOCATION_FAMILIES else 4.0
+                                 for a in accelerators]),
             fragmentation=column([0.0 if a.family in C.PLANNED_ALLOCATION_FAMILIES
                                   else C.FRAGMENTATION for a in accelerators]),
             tdp_w=column([a.tdp_w for a in accelerators]),

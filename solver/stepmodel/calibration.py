@@ -38,8 +38,16 @@ ACT_BYTES = 2
 #: 8.9 (Ada) and 9.0 (Hopper), True from 10.0 (Blackwell), where one copy serves both passes.
 FP8_WEIGHT_COPY_BYTES = 1
 FP8_TN_ONLY_FAMILIES = ("nvidia-hopper", "nvidia-ada")
+#: Families whose collectives run on engines beside the compute units (TPU ICI DMA, Gaudi's
+#: on-chip RoCE engines, Trainium's collective engines) rather than as kernels on them
+#: (NCCL/RCCL): overlapped traffic takes no compute throughput there.
+OFFLOADED_COLLECTIVE_FAMILIES = ("google-tpu", "intel-gaudi", "aws-trainium")
 #: Compiler-planned runtimes (XLA on TPU and Trainium) assign every buffer before the step
-#: runs: no caching allocator, so no fragmentation to reserve for.
+#: runs: no caching allocator, so no fragmentation to reserve for. They also fuse the loss's
+#: upcast into its reductions: the logits stay as the LM head's BF16 output (2 bytes each),
+#: where eager PyTorch (Megatron-LM ``cross_entropy.py``: ``vocab_parallel_logits.float()``)
+#: materialises and keeps an FP32 copy (4). MaxText computes the logits in BF16
+#: (``logits_dot_in_fp32`` false) and casts them for the loss only.
 PLANNED_ALLOCATION_FAMILIES = ("google-tpu", "aws-trainium")
 #: Fixed memory per accelerator: CUDA context, cuBLAS/NCCL workspaces (PyTorch reports about
 #: 0.5-1 GiB of context on A100/H100 before any tensor is allocated).
@@ -85,6 +93,15 @@ class Calibration:
       hide (ZeRO-3 gathers in every pass; bucketed gradient reduction under the last
       backward when the software overlaps it). Fitted, at its bound (1.0): the physical
       ceiling, everything hideable hides; the published runs show no sign of less.
+    - ``dp_contention``: share of the compute units data-parallel collectives take from the
+      kernels they hide under. NCCL runs each channel as a thread block that holds a whole SM
+      and shares it with no compute kernel, and takes 16 SMs on a DGX with 8 NICs (NVIDIA/nccl
+      issue #689, maintainer's answer): 16 of the H100's 132 SMs. Hidden traffic of ``t``
+      seconds so costs the passes it hides under ``dp_contention * t`` more. Not on families
+      whose collectives run on their own engines (``OFFLOADED_COLLECTIVE_FAMILIES``). Measured,
+      not fitted: left free, the fit over the 42 runs puts it near 0 (their FSDP runs, MosaicML's
+      MPT, are predicted slow already), and a fit's wish is not a reason to drop a mechanism
+      whose size NCCL states.
     - ``zero3_bandwidth_deepspeed`` / ``zero3_exposed_deepspeed``: DeepSpeed's ZeRO-3 as the
       six runs of Narayanan et al. 2021, Table 2 measured it (``TrainingJob.zero3_impl``):
       its gathers and reduce-scatters reach 0.664 of a ring's bus bandwidth, and at least 0.382
@@ -104,6 +121,7 @@ class Calibration:
     scaleup_bus_efficiency: float = 0.80
     scaleout_bus_efficiency: float = 1.0
     dp_overlap: float = 1.0
+    dp_contention: float = 16 / 132
     zero3_exposed_deepspeed: float = 0.382
     zero3_bandwidth_deepspeed: float = 0.664
     grouped_gemm_scale: float = 0.85

@@ -52,13 +52,14 @@ from solver.stepmodel.shape import JobShape
 @dataclass(frozen=True)
 class Rates:
     """Achieved FLOP/s of linear layers, BF16 GEMMs, grouped expert GEMMs and attention;
-    HBM bytes/s (arrays over layouts)."""
+    HBM bytes/s and the bytes of a logit (arrays over layouts)."""
 
     linear: FloatArray
     bf16: FloatArray
     experts: FloatArray
     scores: FloatArray
     hbm: FloatArray
+    logits_bytes: FloatArray
 
 
 #: FlashAttention's backward runs five matmuls (it recomputes ``S = QK^T``, then ``dV``,
@@ -104,7 +105,7 @@ def rates(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration) ->
         tile = np.where(np.isnan(hw.grouped_gemm_tile[a]), EXPERT_TOKENS_HALF,
                         hw.grouped_gemm_tile[a])
         experts = experts * m / (m + tile)
-    return Rates(linear, bf16, experts, scores, hw.memory_bw[a])
+    return Rates(linear, bf16, experts, scores, hw.memory_bw[a], hw.logits_bytes[a])
 
 
 @dataclass(frozen=True)
@@ -187,11 +188,17 @@ def layer_kernels(js: JobShape, x: LayoutArrays, r: Rates, cal: Calibration, *, 
                    weight_grad=gemm + overhead, recompute=recompute, gemm_backward=2 * gemm)
 
 
+def logits_seconds(js: JobShape, x: LayoutArrays, r: Rates) -> FloatArray:
+    """One pass's memory traffic over the logits: written and read once at the width the
+    loss keeps them (FP32; BF16 under XLA, ``HardwareTable.logits_bytes``)."""
+    return 2 * r.logits_bytes * tokens_per_rank(js, x) * js.vocab / x.tp / r.hbm
+
+
 def head_kernels(js: JobShape, x: LayoutArrays, r: Rates) -> Kernels:
-    """The LM head (BF16 GEMM) and its FP32 logits, once per micro-batch on the last stage."""
+    """The LM head (BF16 GEMM) and its logits, once per micro-batch on the last stage."""
     tokens = tokens_per_rank(js, x)
     gemm = _matmul(tokens, js.head_flops, float(js.head_params), x, r.bf16, r.hbm)
-    logits = 2 * 4.0 * tokens * js.vocab / x.tp / r.hbm  # write and read the FP32 logits
+    logits = logits_seconds(js, x, r)
     zero = np.zeros_like(gemm)
     return Kernels(gemm + logits, gemm + logits, gemm + logits, zero, 2 * gemm)
 
@@ -227,4 +234,4 @@ def hardware_flops_per_token(js: JobShape, x: LayoutArrays) -> FloatArray:
 
 
 __all__ = ["Kernels", "Rates", "elementwise_bytes", "hardware_flops_per_token", "head_kernels",
-           "layer_kernels", "mtp_kernels", "rates", "tokens_per_rank"]
+           "layer_kernels", "logits_seconds", "mtp_kernels", "rates", "tokens_per_rank"]

@@ -6,9 +6,12 @@ the weights before the forward and again before the backward (Rajbhandari et al.
 arXiv:1910.02054, sec. 5 and 7; PyTorch FSDP, Zhao et al. 2023, arXiv:2304.11277, sec. 3).
 ZeRO-3 prefetches the next layer's weights while the current one computes, so each pass's
 traffic runs under that pass's kernels: only what exceeds ``dp_overlap`` of their time is
-exposed. Once per step: ZeRO-0 all-reduces the gradients, ZeRO-1 reduce-scatters them, under
-what the last micro-batch's backward has left after its own traffic; ZeRO-1/2 all-gather the
-updated weights after the optimizer, under the next step's first forward (Megatron-LM
+exposed; what hides still takes ``dp_contention`` of the compute units while it runs
+(NCCL's channels are thread blocks that hold whole SMs), so the passes it hides under grow by
+that share of the hidden time. Once per step: ZeRO-0 all-reduces the gradients, ZeRO-1
+reduce-scatters them, under what the last micro-batch's backward has left after its own
+traffic; ZeRO-1/2 all-gather the updated weights after the optimizer, under the next step's
+first forward (Megatron-LM
 ``--overlap-param-gather``). Both overlaps need the software to bucket the traffic
 (``grad_reduce_overlap``). No kernel time hides two transfers.
 
@@ -75,9 +78,17 @@ def data_parallel(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibra
              + np.maximum(floor * (gather3 + scatter3),
                           gather3 + scatter3 - cal.dp_overlap * backward))
     per_mb = np.select([x.zero == 2, x.zero == 3], [zero2, zero3], 0.0)
+    hidden_mb = np.select([x.zero == 2, x.zero == 3],
+                          [scatter - zero2, 2 * gather3 + scatter3 - zero3], 0.0)
     backward_left = np.maximum(0.0, overlap * backward - np.where(x.zero == 2, scatter, 0.0))
     end = (np.maximum(0.0, grads_end - backward_left)
            + np.maximum(0.0, weights_end - overlap * forward))
+    hidden_end = grads_end + weights_end - end
+    # Hidden traffic still takes the compute units its kernels run on (NCCL's channels are
+    # thread blocks on the SMs): the passes it runs beside lose that share while it runs.
+    contention = cal.dp_contention * hw.collectives_on_compute[x.accel]
+    per_mb = per_mb + contention * hidden_mb
+    end = end + contention * hidden_end
     opt_div = np.where(x.zero >= 1, group.astype(float), 1.0)
     expert_div = np.where(x.zero >= 1, expert_group.astype(float), 1.0)
     moments_saving = 2 * (C.OPTIMIZER_BYTES - js.optimizer_bytes)  # read and write m, v

@@ -15,7 +15,8 @@ Sources:
   (``2*s*b*h/t``) plus one layer's working set while it is recomputed. Context parallelism
   splits ``s`` by ``cp``. Micro-batches in flight: ``pipeline.inflight``. The rank holding
   the LM head also keeps the FP32 logits ``4*s*b*V/t`` (Korthikanti sec. 4.3), once per MTP
-  module more.
+  module more; BF16 (``2*s*b*V/t``) under XLA, which fuses the loss's upcast
+  (``calibration.PLANNED_ALLOCATION_FAMILIES``).
 - Buffers: NCCL buffers, the tensor-parallel all-gather of the full sequence, pipeline send
   and receive tensors, and with ZeRO-3 the gathered weights of the current and the prefetched
   layer. Reserve: CUDA context plus allocator fragmentation (``calibration.py``).
@@ -155,18 +156,21 @@ class StageMemory:
 @dataclass(frozen=True)
 class Runtime:
     """What the accelerator's software adds per layout: the transposed FP8 weight copy (bytes
-    per weight) and the allocator's fragmentation reserve (``HardwareTable``)."""
+    per weight), the allocator's fragmentation reserve and the bytes of each logit the loss
+    keeps (``HardwareTable``)."""
 
     fp8_transpose_bytes: FloatArray | float
     fragmentation: FloatArray | float
+    logits_bytes: FloatArray | float
 
     @classmethod
     def of(cls, x: LayoutArrays, hw: HardwareTable | None) -> Runtime:
         """The figures of each layout's accelerator; without ``hw``, a caching allocator on a
-        TN-only FP8 accelerator (Hopper), the most any accelerator needs."""
+        TN-only FP8 accelerator (Hopper) with FP32 logits, the most any accelerator needs."""
         if hw is None:
-            return cls(1.0, C.FRAGMENTATION)
-        return cls(hw.fp8_transpose_bytes[x.accel], hw.fragmentation[x.accel])
+            return cls(1.0, C.FRAGMENTATION, 4.0)
+        return cls(hw.fp8_transpose_bytes[x.accel], hw.fragmentation[x.accel],
+                   hw.logits_bytes[x.accel])
 
 
 def _rank_memory(js: JobShape, x: LayoutArrays, w: RankWeights, stage_mem: list[StageMemory],
@@ -204,7 +208,8 @@ def _rank_memory(js: JobShape, x: LayoutArrays, w: RankWeights, stage_mem: list[
     tokens = tokens_per_rank(js, x)
     holds_head = sum(np.where(k > 0, s.head, False) for k, s in
                      zip(w.params, parts, strict=True)) > 0
-    logits = np.where(holds_head, 4.0 * tokens * js.vocab / x.tp * (1 + js.mtp_layers), 0.0)
+    logits = np.where(holds_head, rt.logits_bytes * tokens * js.vocab / x.tp
+                      * (1 + js.mtp_layers), 0.0)
     activations = stored + work + logits
     layer_weights = np.where(
         js.is_moe, js.moe_nonexpert_params + js.experts * js.expert_params / x.ep,

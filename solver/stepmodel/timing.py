@@ -30,6 +30,7 @@ from solver.stepmodel.compute import (
     elementwise_bytes,
     head_kernels,
     layer_kernels,
+    logits_seconds,
     mtp_kernels,
     rates,
     tokens_per_rank,
@@ -127,7 +128,7 @@ def _membound(js: JobShape, x: LayoutArrays, r: Rates, cal: Calibration, s: Stag
     per_layer_moe = tokens * elementwise_bytes(js, x, moe=True) / x.tp \
         * cal.elementwise_traffic / r.hbm
     mtp_layer = per_layer_moe if js.is_moe else per_layer_dense
-    logits = np.where(s.head, 3 * 2 * 4.0 * tokens * js.vocab / x.tp / r.hbm, 0.0)
+    logits = np.where(s.head, 3 * logits_seconds(js, x, r), 0.0)
     return passes * (s.dense * per_layer_dense + s.moe * per_layer_moe + s.mtp * mtp_layer) \
         + logits * (1 + s.mtp)
 
