@@ -38,6 +38,7 @@ import pytest
 import solver
 from solver.stepmodel.arrays import LayoutArrays
 from solver.stepmodel.calibration import Calibration
+from solver.stepmodel.compute import head_width_factor
 from solver.stepmodel.memory import memory, stage_activation_bytes
 from solver.stepmodel.pipeline import Stage
 from solver.stepmodel.shape import job_shape
@@ -312,7 +313,27 @@ def test_hidden_data_parallel_traffic_takes_compute_units(test_gpu: solver.Accel
     cal = dataclasses.replace(PLAIN, dp_contention=0.25)
     t = run(single_nodes(test_gpu), cal=cal, **layout).time_breakdown_s  # type: ignore[arg-type]
     assert t["dp_comm"] == pytest.approx(3.76616927232e-2, rel=1e-12)
-    # On a family whose collectives run on their own engines (TPU ICI) nothing is added.
-    tpu_like = dataclasses.replace(single_nodes(test_gpu), family="google-tpu")
-    t = run(tpu_like, cal=cal, **layout).time_breakdown_s  # type: ignore[arg-type]
+    # On a family whose collectives run on their own engines (Gaudi's on-chip RoCE) nothing
+    # is added.
+    gaudi_like = dataclasses.replace(single_nodes(test_gpu), family="intel-gaudi")
+    t = run(gaudi_like, cal=cal, **layout).time_breakdown_s  # type: ignore[arg-type]
     assert t["dp_comm"] == pytest.approx(3.71186302976e-2, rel=1e-12)
+
+
+def test_attention_rate_follows_the_head_width() -> None:
+    """A fused attention kernel spends one exponential per score beside its ``2 (d_qk + d_v)``
+    matmul FLOPs; an exponential costs 989 / 3.9 = 253.59 matmul FLOPs on the H100
+    (FlashAttention-3 sec. 3.1: 989 TFLOP/s of matmul, 3.9 of special functions)."""
+    # Useful share per score: head 64: 256 / (256 + 253.59) = 0.50236;
+    #   head 128: 512 / 765.59 = 0.66877; head 256: 1024 / 1277.59 = 0.80151.
+    # Over head 128: 0.75118 and 1.19849.
+    assert head_width_factor(2 * (64 + 64)) == pytest.approx(0.75118, rel=1e-4)
+    assert head_width_factor(2 * (128 + 128)) == 1.0
+    assert head_width_factor(2 * (256 + 256)) == pytest.approx(1.19849, rel=1e-4)
+    # FlashAttention-3's published forward speeds on the H100 at sequence 16K (its Figure 5):
+    # 497, 648 and 756 TFLOP/s at heads 64, 128, 256: 0.767 and 1.167 of head 128, within 4%.
+    assert head_width_factor(256) == pytest.approx(497 / 648, rel=0.04)
+    assert head_width_factor(1024) == pytest.approx(756 / 648, rel=0.04)
+    # DeepSeek-V3's MLA scores: d_qk = 128 + 64 (RoPE), d_v = 128: 640 FLOPs,
+    #   640 / 893.59 = 0.71621 over 0.66877 = 1.07095.
+    assert head_width_factor(2 * (192 + 128)) == pytest.approx(1.07095, rel=1e-4)

@@ -23,7 +23,10 @@ backward (B), weight-gradient backward (W) and what recomputation repeats (R).
 - Attention scores: with flash attention the causal mask halves the work done (Dao 2023,
   FlashAttention-2, sec. 3.1) and the fused kernel runs at ``bf16 peak * matmul_efficiency *
   attention_scale``; FlashAttention-2 reaches 50-73% of the A100's peak (arXiv:2307.08691,
-  sec. 4.1) but about 35% of the H100's (FlashAttention-3, arXiv:2407.08608, sec. 1).
+  sec. 4.1) but about 35% of the H100's (FlashAttention-3, arXiv:2407.08608, sec. 1). That
+  rate holds at head dimension 128; other widths run at ``head_width_factor`` of it: each
+  score costs ``2 (d_qk + d_v)`` matmul FLOPs and one exponential, which the fused kernel
+  computes beside them at the special-function rate.
   Without it they are batched GEMMs. Forward once; the backward (in B) twice the forward
   unfused, and ``FLASH_BACKWARD_FACTOR`` = 2.5 times with flash attention, which recomputes
   the scores before its four gradient GEMMs (``score_seconds``).
@@ -78,6 +81,23 @@ def score_seconds(js: JobShape, x: LayoutArrays, r: Rates) -> tuple[FloatArray, 
     return forward, forward * (FLASH_BACKWARD_FACTOR if js.flash_attention else 2.0)
 
 
+#: Matmul FLOPs one softmax exponential costs in a fused attention kernel: the H100's 989
+#: TFLOP/s of BF16 matmul over its 3.9 TFLOP/s of special functions (Shah et al. 2024,
+#: FlashAttention-3, arXiv:2407.08608, sec. 3.1).
+EXP_MATMUL_FLOPS = 989.0 / 3.9
+
+
+def head_width_factor(score_element_flops: float) -> float:
+    """Fused-attention rate at a head width over the rate at head dimension 128 (where
+    ``attention_scale`` was fitted): each score takes ``score_element_flops`` matmul FLOPs
+    (``2 (d_qk + d_v)``) plus one exponential worth ``EXP_MATMUL_FLOPS``. FlashAttention-3's
+    forward on the H100 at 16K (its Figure 5: 497, 648 and 756 TFLOP/s at head dimensions 64,
+    128 and 256) runs at 0.77 and 1.17 of head 128's rate; this gives 0.75 and 1.20."""
+    def useful(flops: float) -> float:
+        return flops / (flops + EXP_MATMUL_FLOPS)
+    return useful(score_element_flops) / useful(2.0 * (128 + 128))
+
+
 #: Tokens per expert and micro-batch at which a grouped GEMM runs at half its rate, for
 #: accelerators without their own ``grouped_gemm_tile_tokens`` (from DeepGEMM's grouped FP8
 #: GEMMs on the H800 at 256 and 4,096-8,192 tokens per expert; its M block is 128 rows).
@@ -98,7 +118,7 @@ def rates(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration) ->
     attention = np.where(np.isnan(hw.attention_scale[a]), cal.attention_scale,
                          hw.attention_scale[a])
     scores = hw.bf16_peak_flops[a] * hw.matmul_efficiency[a] * attention \
-        if js.flash_attention else bf16
+        * head_width_factor(js.score_element_flops) if js.flash_attention else bf16
     experts = linear * cal.grouped_gemm_scale
     if js.is_moe:
         m = tokens_per_expert(js, x)
@@ -234,4 +254,5 @@ def hardware_flops_per_token(js: JobShape, x: LayoutArrays) -> FloatArray:
 
 
 __all__ = ["Kernels", "Rates", "elementwise_bytes", "hardware_flops_per_token", "head_kernels",
-           "layer_kernels", "logits_seconds", "mtp_kernels", "rates", "tokens_per_rank"]
+           "head_width_factor", "layer_kernels", "logits_seconds", "mtp_kernels", "rates",
+           "tokens_per_rank"]

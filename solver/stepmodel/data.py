@@ -11,9 +11,8 @@ exposed; what hides still takes ``dp_contention`` of the compute units while it 
 that share of the hidden time. Once per step: ZeRO-0 all-reduces the gradients, ZeRO-1
 reduce-scatters them, under what the last micro-batch's backward has left after its own
 traffic; ZeRO-1/2 all-gather the updated weights after the optimizer, under the next step's
-first forward (Megatron-LM
-``--overlap-param-gather``). Both overlaps need the software to bucket the traffic
-(``grad_reduce_overlap``). No kernel time hides two transfers.
+first forward (Megatron-LM ``--overlap-param-gather``). Both overlaps need the software to
+bucket the traffic (``grad_reduce_overlap``). No kernel time hides two transfers.
 
 DeepSpeed's ZeRO-3, as the published 2021 runs measured it, gathers parameter by parameter: its
 collectives reach ``zero3_bandwidth_deepspeed`` of a ring's bus bandwidth, and at least

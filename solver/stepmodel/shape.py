@@ -24,6 +24,7 @@ from solver.stepmodel.flops import (
     layer_flops,
     mlp_matmul_weights,
     projection_widths,
+    score_width,
     step_flops,
 )
 
@@ -75,6 +76,7 @@ class JobShape:
     routed_expert_flops: float  # one routed expert
     score_flops: float  # attention scores per token, keys as FLOP counts count them
     score_work: float  # of those, the share the kernels compute (``score_work``)
+    score_element_flops: float  # matmul FLOPs per score of one head: 2 (d_qk + d_v)
     head_flops: float
     mtp_projection_flops: float
     # Stored activations per layer (``activations.py``) and what recomputation costs.
@@ -170,6 +172,7 @@ def job_shape(job: TrainingJob) -> JobShape:
         routed_expert_flops=2.0 * expert_w,
         score_flops=flops.attention_scores,
         score_work=score_work(job),
+        score_element_flops=2.0 * score_width(m) / m.heads,
         head_flops=flops.lm_head,
         mtp_projection_flops=2.0 * 2 * m.hidden * m.hidden,
         dense_act=acts(False, fp8),
