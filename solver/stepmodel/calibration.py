@@ -114,16 +114,16 @@ class Calibration:
     - ``latency_scaleup_s`` / ``latency_scaleout_s``: per-hop latency of a ring step.
     """
 
-    matmul_scale: float = 0.726
-    attention_scale: float = 0.84
-    layer_overhead_s: float = 207e-6
-    elementwise_traffic: float = 3.07
+    matmul_scale: float = 0.753
+    attention_scale: float = 0.836
+    layer_overhead_s: float = 285e-6
+    elementwise_traffic: float = 3.02
     scaleup_bus_efficiency: float = 0.80
     scaleout_bus_efficiency: float = 1.0
     dp_overlap: float = 1.0
     dp_contention: float = 16 / 132
-    zero3_exposed_deepspeed: float = 0.382
-    zero3_bandwidth_deepspeed: float = 0.664
+    zero3_exposed_deepspeed: float = 0.334
+    zero3_bandwidth_deepspeed: float = 0.694
     grouped_gemm_scale: float = 0.85
     latency_scaleup_s: float = 5e-6
     latency_scaleout_s: float = 10e-6
