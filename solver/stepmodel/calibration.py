@@ -69,13 +69,13 @@ class Calibration:
     - ``matmul_scale``: achieved training-GEMM throughput over the accelerator's best-shape
       matmul efficiency (MAMF), for accelerators whose family has no fitted value of its own
       (``Accelerator.matmul_scale``). Below 1 because training GEMMs are not the best shape
-      and share the device with other kernels. Fitted: NVIDIA Ampere 0.802, Hopper 0.726; the
+      and share the device with other kernels. Fitted: NVIDIA Ampere 0.814, Hopper 0.753; the
       default is the lower of the two (for families with no published run: Blackwell, TPU and
       Gaudi have their own values, fitted on their own runs in ``benchmarks/fidelity.py``).
     - ``attention_scale``: fused (flash) attention throughput over MAMF, for accelerators
-      without their own ``Accelerator.attention_scale``. Fitted: Ampere 0.84 (at its bound:
-      73% of the A100's peak, FlashAttention-2's best), Hopper 0.853 (69% of the H100's,
-      near FlashAttention-3's 75%); the default is the lower.
+      without their own ``Accelerator.attention_scale``. Fitted (at head dimension 128; ``compute.head_width_factor`` for other widths): Ampere
+      0.84 (at its bound: 73% of the A100's peak, FlashAttention-2's best), Hopper 0.836 (67%
+      of the H100's, near FlashAttention-3's 75%); the default is the lower.
     - ``layer_overhead_s``: fixed time per transformer layer and pass (kernel launches, small
       kernels, synchronisation, GEMM tails): what makes small models and micro-batches less
       efficient. Fitted.
@@ -104,7 +104,7 @@ class Calibration:
       whose size NCCL states.
     - ``zero3_bandwidth_deepspeed`` / ``zero3_exposed_deepspeed``: DeepSpeed's ZeRO-3 as the
       six runs of Narayanan et al. 2021, Table 2 measured it (``TrainingJob.zero3_impl``):
-      its gathers and reduce-scatters reach 0.664 of a ring's bus bandwidth, and at least 0.382
+      its gathers and reduce-scatters reach 0.694 of a ring's bus bandwidth, and at least 0.334
       of each pass's traffic stays exposed however long the pass. Fitted. FSDP has neither.
     - ``grouped_gemm_scale``: routed experts' grouped GEMMs over a dense GEMM's rate
       (many small GEMMs, one per local expert). Starts from DeepGEMM's measurement on the
