@@ -73,9 +73,10 @@ class Calibration:
       default is the lower of the two (for families with no published run: Blackwell, TPU and
       Gaudi have their own values, fitted on their own runs in ``benchmarks/fidelity.py``).
     - ``attention_scale``: fused (flash) attention throughput over MAMF, for accelerators
-      without their own ``Accelerator.attention_scale``. Fitted (at head dimension 128; ``compute.head_width_factor`` for other widths): Ampere
-      0.84 (at its bound: 73% of the A100's peak, FlashAttention-2's best), Hopper 0.836 (67%
-      of the H100's, near FlashAttention-3's 75%); the default is the lower.
+      without their own ``Accelerator.attention_scale``. Fitted at head dimension 128
+      (``compute.head_width_factor`` for other widths): Ampere 0.84 (at its bound: 73% of the
+      A100's peak, FlashAttention-2's best), Hopper 0.836 (67% of the H100's, near
+      FlashAttention-3's 75%); the default is the lower.
     - ``layer_overhead_s``: fixed time per transformer layer and pass (kernel launches, small
       kernels, synchronisation, GEMM tails): what makes small models and micro-batches less
       efficient. Fitted.
