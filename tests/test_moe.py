@@ -263,7 +263,7 @@ def test_expert_all_to_all_overlapped_with_computation(test_gpu: solver.Accelera
     #     = 5.40672e-8 s (weights 17,024 * 2 B / 1e12 = 3.4048e-8: compute-bound)
     #   routed experts: 128 * 2 * 2 * 24,576 / 8e13 = 1.572864e-7 s at the full rate; each of
     #     the 2 local experts gets 128 tokens * 2 routed * 4 ranks / 8 experts = 128 tokens, so
-    #     the grouped GEMM runs at 128 / (128 + 130) of it (compute.EXPERT_TOKENS_HALF):
+    #     the grouped GEMM runs at 128 / (128 + 130) of it (calibration.GROUPED_GEMM_TILE_TOKENS):
     #     1.572864e-7 * 258 / 128 = 3.170304e-7 s (the 2 local experts' weights
     #     2 * 24,576 * 2 B / 1e12 = 9.8304e-8 s: compute-bound)
     #   scores: 128 * 32,768 * 0.5 (causal) / 8e13 = 2.62144e-8 s at head width 128; the

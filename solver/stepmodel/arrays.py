@@ -90,7 +90,7 @@ class HardwareTable:
     linear_efficiency: FloatArray  # the same over peak_flops, at the job's precision
     matmul_scale: FloatArray  # fitted training-GEMM efficiency over MAMF; NaN = default
     attention_scale: FloatArray  # fitted fused-attention efficiency over MAMF; NaN = default
-    grouped_gemm_tile: FloatArray  # tokens: a grouped GEMM's extra tile per expert; NaN = default
+    grouped_gemm_tile: FloatArray  # tokens: the row tile a grouped GEMM pays once more per expert
     memory_bytes: FloatArray
     memory_bw: FloatArray  # bytes/s
     scaleup_bw: FloatArray  # bytes/s, one direction
@@ -132,7 +132,8 @@ class HardwareTable:
             linear_efficiency=column([a.linear_efficiency(precision) for a in accelerators]),
             matmul_scale=column([a.matmul_scale for a in accelerators]),
             attention_scale=column([a.attention_scale for a in accelerators]),
-            grouped_gemm_tile=column([a.grouped_gemm_tile_tokens for a in accelerators]),
+            grouped_gemm_tile=column([a.grouped_gemm_tile_tokens or C.GROUPED_GEMM_TILE_TOKENS
+                                      for a in accelerators]),
             memory_bytes=column([a.memory_gib for a in accelerators], 2.0**30),
             memory_bw=column([a.memory_bw_gb_s for a in accelerators], 1e9),
             scaleup_bw=column([a.scaleup_bw_gb_s for a in accelerators], 1e9),

@@ -38,16 +38,27 @@ ACT_BYTES = 2
 #: 8.9 (Ada) and 9.0 (Hopper), True from 10.0 (Blackwell), where one copy serves both passes.
 FP8_WEIGHT_COPY_BYTES = 1
 FP8_TN_ONLY_FAMILIES = ("nvidia-hopper", "nvidia-ada")
-#: Families whose collectives run on engines beside the compute units (TPU ICI DMA, Gaudi's
-#: on-chip RoCE engines, Trainium's collective engines) rather than as kernels on them
-#: (NCCL/RCCL): overlapped traffic takes no compute throughput there.
+#: Families whose collectives run on engines beside the compute units rather than as kernels
+#: on them (NCCL/RCCL): overlapped traffic takes no compute throughput there. TPU: XLA moves
+#: data between chips with DMA engines beside the MXUs (How to Scale Your Model, the TPU and
+#: profiling chapters); Trainium2: 20 collective-communication cores, "a dedicated engine ...
+#: allows for overlapping computation and communication" (AWS Neuron NKI architecture guide and
+#: glossary). Gaudi 2: its 24 x 100 GbE RoCE ports are on the die (HLS-Gaudi2 datasheet); that
+#: its collectives take no TPC time is assumed, not measured.
 OFFLOADED_COLLECTIVE_FAMILIES = ("google-tpu", "intel-gaudi", "aws-trainium")
+#: Tokens per expert and micro-batch at which a grouped GEMM runs at half its rate on
+#: accelerators without their own ``grouped_gemm_tile_tokens``: DeepGEMM's grouped FP8 GEMMs
+#: on the H800 at 256 and 4,096-8,192 tokens per expert (``compute.py``; its M block is 128
+#: rows).
+GROUPED_GEMM_TILE_TOKENS = 130.0
 #: Compiler-planned runtimes (XLA on TPU and Trainium) assign every buffer before the step
 #: runs: no caching allocator, so no fragmentation to reserve for. They also fuse the loss's
 #: upcast into its reductions: the logits stay as the LM head's BF16 output (2 bytes each),
 #: where eager PyTorch (Megatron-LM ``cross_entropy.py``: ``vocab_parallel_logits.float()``)
 #: materialises and keeps an FP32 copy (4). MaxText computes the logits in BF16
-#: (``logits_dot_in_fp32`` false) and casts them for the loss only.
+#: (``logits_dot_in_fp32: false``) and casts them to FP32 for the loss
+#: (``cast_logits_to_fp32: true``, ``configs/base.yml``), an elementwise convert XLA fuses into
+#: its consumers (assumed: no published memory profile shows it).
 PLANNED_ALLOCATION_FAMILIES = ("google-tpu", "aws-trainium")
 #: Fixed memory per accelerator: CUDA context, cuBLAS/NCCL workspaces (PyTorch reports about
 #: 0.5-1 GiB of context on A100/H100 before any tensor is allocated).

@@ -13,7 +13,7 @@ backward (B), weight-gradient backward (W) and what recomputation repeats (R).
   ``M / (M + T)`` for ``M`` tokens per local expert and micro-batch: a grouped GEMM walks
   each expert's rows in tiles of ``T`` rows and pays about one tile more per expert than its
   rows fill (the tile its group shares with the next). ``T`` is the accelerator's
-  ``grouped_gemm_tile_tokens``: on NVIDIA GPUs ``EXPERT_TOKENS_HALF`` = 130, measured
+  ``grouped_gemm_tile_tokens``: on NVIDIA GPUs ``GROUPED_GEMM_TILE_TOKENS`` = 130, measured
   (DeepGEMM: 256 tokens per expert reach 0.69 and 0.67 of the rate at 4,096-8,192 for its two
   shapes, 932/1346 and 815/1214 TFLOP/s, which ``M / (M + T)`` gives at T of about 130;
   DeepGEMM aligns each expert's rows to its 128-row M block); on TPU MaxText's megablox
@@ -98,12 +98,6 @@ def head_width_factor(score_element_flops: float) -> float:
     return useful(score_element_flops) / useful(2.0 * (128 + 128))
 
 
-#: Tokens per expert and micro-batch at which a grouped GEMM runs at half its rate, for
-#: accelerators without their own ``grouped_gemm_tile_tokens`` (from DeepGEMM's grouped FP8
-#: GEMMs on the H800 at 256 and 4,096-8,192 tokens per expert; its M block is 128 rows).
-EXPERT_TOKENS_HALF = 130.0
-
-
 def tokens_per_expert(js: JobShape, x: LayoutArrays) -> FloatArray:
     """Tokens one local expert computes per micro-batch: the rank's tokens, each routed to
     ``routed`` experts, gathered from the ``ep`` ranks over the ``experts``."""
@@ -122,9 +116,7 @@ def rates(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration) ->
     experts = linear * cal.grouped_gemm_scale
     if js.is_moe:
         m = tokens_per_expert(js, x)
-        tile = np.where(np.isnan(hw.grouped_gemm_tile[a]), EXPERT_TOKENS_HALF,
-                        hw.grouped_gemm_tile[a])
-        experts = experts * m / (m + tile)
+        experts = experts * m / (m + hw.grouped_gemm_tile[a])
     return Rates(linear, bf16, experts, scores, hw.memory_bw[a], hw.logits_bytes[a])
 
 
