@@ -73,6 +73,10 @@ ScheduleOpt = Annotated[str, typer.Option(
 SplitOpt = Annotated[str, typer.Option(
     "--pipeline-split", help="Edge stages that count the embedding or the loss as a layer: "
     "even, embedding, loss or both.")]
+CandidatesOpt = Annotated[list[str] | None, typer.Option(
+    "--gpu", help="Candidate accelerator (repeatable; default: all).")]
+MaxGpusOpt = Annotated[int | None, typer.Option(
+    "--max-gpus", help="At most this many accelerators.")]
 JsonOpt = Annotated[bool, typer.Option(
     "--json", help="Print JSON (its fields: docs/interface.md) instead of a table.")]
 CostModelOpt = Annotated[str | None, typer.Option(

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
+from solver.cli import evaluate_options as o
 from solver.cli import render
 from solver.cli.common import (
-    RECOMPUTE_HELP,
     ActivationOffloadOpt,
     CostModelOpt,
     CostParamOpt,
@@ -53,33 +52,21 @@ WITH_PLAN = ("plan", "output", "json_out")
 
 def evaluate(
     ctx: typer.Context,
-    model: Annotated[str | None, typer.Option(
-        "--model", help="Preset name or model file (TOML/JSON, or a Hugging Face "
-        "config.json); required unless --plan.", show_default=False)] = None,
-    tokens: Annotated[str | None, typer.Option(
-        "--tokens", help="Training tokens: 300e9, 300B, 15T; required unless --plan.",
-        show_default=False)] = None,
-    gpu: Annotated[str | None, typer.Option("--gpu", help="Accelerator name or alias.",
-                                            show_default=False)] = None,
-    tp: Annotated[int | None, typer.Option("--tp", help="Tensor-parallel degree.",
-                                           show_default=False)] = None,
-    pp: Annotated[int | None, typer.Option("--pp", help="Pipeline-parallel degree.",
-                                           show_default=False)] = None,
-    dp: Annotated[int | None, typer.Option("--dp", help="Data-parallel degree.",
-                                           show_default=False)] = None,
-    plan: Annotated[Path | None, typer.Option(
-        "--plan", help="A plan saved by solve --json: re-evaluate its job and layout and say "
-        "whether the saved estimate is reproduced (exit 0) or not (exit 1).",
-        show_default=False, metavar="PLAN.json")] = None,
+    model: o.Model = None,
+    tokens: o.Tokens = None,
+    gpu: o.Gpu = None,
+    tp: o.Tp = None,
+    pp: o.Pp = None,
+    dp: o.Dp = None,
+    plan: o.Plan = None,
     global_batch: GlobalBatchOpt = None,
     seq_len: SeqLenOpt = None,
-    cp: Annotated[int, typer.Option("--cp", help="Context-parallel degree.")] = 1,
-    ep: Annotated[int, typer.Option("--ep", help="Expert-parallel degree.")] = 1,
-    vp: Annotated[int, typer.Option("--vp", help="Interleaved virtual stages per rank.")] = 1,
-    micro_batch: Annotated[int, typer.Option("--micro-batch", help="Sequences per "
-                                             "micro-batch.")] = 1,
-    zero: Annotated[int, typer.Option("--zero", help="ZeRO stage 0-3.")] = 0,
-    recompute: Annotated[str, typer.Option("--recompute", help=RECOMPUTE_HELP)] = "none",
+    cp: o.Cp = 1,
+    ep: o.Ep = 1,
+    vp: o.Vp = 1,
+    micro_batch: o.MicroBatch = 1,
+    zero: o.Zero = 0,
+    recompute: o.Recompute = "none",
     schedule: ScheduleOpt = "1f1b",
     pipeline_split: SplitOpt = "even",
     precision: PrecisionOpt = "bf16",

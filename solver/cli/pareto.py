@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich import box
 from rich.table import Table
 
+from solver.cli import pareto_options as o
 from solver.cli import render
 from solver.cli.common import (
     ActivationOffloadOpt,
+    CandidatesOpt,
     CostModelOpt,
     CostParamOpt,
     DropoutOpt,
@@ -26,6 +28,7 @@ from solver.cli.common import (
     GradDtypeOpt,
     GradOverlapOpt,
     JsonOpt,
+    MaxGpusOpt,
     MicroBatchFix,
     ModelOpt,
     MoeDispatcherOpt,
@@ -50,7 +53,7 @@ from solver.cli.common import (
 )
 from solver.cli.output import Progress, check_plot_option
 from solver.errors import SpecError
-from solver.specs import Limits
+from solver.specs import Limits, TrainingJob
 
 if TYPE_CHECKING:  # the search (OR-Tools) is imported when a command runs, not for --help
     from solver.estimate import Estimate
@@ -67,23 +70,14 @@ EXIT_CODES = {"complete": 0, "sampled": 0, "infeasible": 1, "unknown": 3}
 def pareto(
     model: ModelOpt,
     tokens: TokensOpt,
-    gpu: Annotated[list[str] | None, typer.Option("--gpu", help="Candidate accelerator "
-                                                  "(repeatable; default: all).")] = None,
-    max_gpus: Annotated[int | None, typer.Option("--max-gpus", help="At most this many "
-                                                 "accelerators.")] = None,
-    deadline_days: Annotated[float | None, typer.Option(
-        "--deadline-days", help="Slowest plan to consider (the front's slow end).")] = None,
-    budget_usd: Annotated[float | None, typer.Option("--budget-usd")] = None,
-    launcher: Annotated[str | None, typer.Option(
-        "--launcher", help="megatron|torchtitan|deepspeed: every point is a layout that "
-        "launcher can start (default: any).", show_default=False)] = None,
-    axes: Annotated[str, typer.Option("--axes", help="time,cost | time,gpus | time,energy")
-                    ] = "time,cost",
-    points: Annotated[int, typer.Option("--points", help="At most this many points (one or "
-                                        "two solves each).")] = DEFAULT_POINTS,
-    plot: Annotated[str | None, typer.Option(
-        "--plot", help="Draw the front to FILE.png or FILE.svg (needs gpuplan\\[plot]).",
-        show_default=False)] = None,
+    gpu: CandidatesOpt = None,
+    max_gpus: MaxGpusOpt = None,
+    deadline_days: o.DeadlineDays = None,
+    budget_usd: o.BudgetUsd = None,
+    launcher: o.Launcher = None,
+    axes: o.Axes = "time,cost",
+    points: o.Points = DEFAULT_POINTS,
+    plot: o.Plot = None,
     global_batch: GlobalBatchOpt = None,
     seq_len: SeqLenOpt = None,
     precision: PrecisionOpt = "bf16",
@@ -104,11 +98,9 @@ def pareto(
     failures: FailuresOpt = True,
     mtbf_hours: MtbfOpt = None,
     failure_param: FailureParamOpt = None,
-    time_limit: Annotated[float, typer.Option("--time-limit-s", "--time-limit",
-                                              help="Seconds per solve.")
-                          ] = 60.0,
-    workers: Annotated[int, typer.Option("--workers", help="CP-SAT workers.")] = 2,
-    seed: Annotated[int, typer.Option("--seed", help="CP-SAT random seed.")] = 0,
+    time_limit: o.TimeLimit = 60.0,
+    workers: o.Workers = 2,
+    seed: o.Seed = 0,
     tp: Fix = None, pp: Fix = None, dp: Fix = None, cp: Fix = None, ep: Fix = None,
     vp: Fix = None,
     micro_batch: MicroBatchFix = None,
@@ -122,9 +114,7 @@ def pareto(
 ) -> None:
     """The Pareto front of training time against cost or GPU count; each point proven."""
     from solver.export import tokens_text
-    from solver.launchers import check_fixed
-    from solver.pareto import pareto as run_pareto
-    from solver.scenario import check_question, check_value
+    from solver.scenario import check_value
 
     axis_pair = _checked_axes(axes, plot)
     time_limit = check_value("time_limit_s", time_limit, "--time-limit-s")
@@ -140,24 +130,12 @@ def pareto(
         "tp": tp, "pp": pp, "dp": dp, "cp": cp, "ep": ep, "vp": vp, "micro_batch": micro_batch,
         "zero_stage": zero, "recompute": recompute, "schedule": schedule,
         "pipeline_split": pipeline_split}.items() if v is not None}
-    try:
-        limits = Limits(accelerators=tuple(gpu or ()), max_gpus=max_gpus,
-                        deadline_days=deadline_days, budget_usd=budget_usd, fixed=fixed,
-                        launcher=launcher)
-        check_question(job, limits)
-        if launcher is not None:  # what the launcher cannot run, before any search
-            check_fixed(launcher, job, fixed)
-        progress = Progress()
-        try:
-            front = run_pareto(job, limits, axes=axis_pair, points=points,
-                               time_limit_s=time_limit, workers=workers, seed=seed,
-                               cost_model=cost_model, cost_params=parse_cost_params(cost_param),
-                               progress=progress)
-        finally:
-            progress.done()
-    except SpecError as err:
-        message = str(err).replace("fixed.zero_stage", "zero").replace("fixed.", "")
-        raise as_option_error(SpecError(message)) from None
+    limits = {"accelerators": tuple(gpu or ()), "max_gpus": max_gpus,
+              "deadline_days": deadline_days, "budget_usd": budget_usd, "fixed": fixed,
+              "launcher": launcher}
+    front = _search(job, limits, axes=axis_pair, points=points, time_limit_s=time_limit,
+                    workers=workers, seed=seed, cost_model=cost_model,
+                    cost_param=cost_param)
     if json_out:
         print_json(front.to_dict())
     else:
@@ -165,6 +143,32 @@ def pareto(
     if plot is not None and front.points:
         _draw(front, plot, f"{job.model.name}, {tokens_text(job.tokens)} tokens")
     raise typer.Exit(EXIT_CODES[front.status])
+
+
+def _search(job: TrainingJob, limit_fields: dict[str, Any], *, axes: list[str], points: int,
+            time_limit_s: float, workers: int, seed: int, cost_model: str | None,
+            cost_param: list[str] | None) -> ParetoFront:
+    """The front under ``Limits(**limit_fields)``; a bad limit or fixed field is an option
+    error naming the option."""
+    from solver.launchers import check_fixed
+    from solver.pareto import pareto as run_pareto
+    from solver.scenario import check_question
+
+    try:
+        limits = Limits(**limit_fields)
+        check_question(job, limits)
+        if limits.launcher is not None:  # what the launcher cannot run, before any search
+            check_fixed(limits.launcher, job, dict(limits.fixed))
+        progress = Progress()
+        try:
+            return run_pareto(job, limits, axes=axes, points=points, time_limit_s=time_limit_s,
+                              workers=workers, seed=seed, cost_model=cost_model,
+                              cost_params=parse_cost_params(cost_param), progress=progress)
+        finally:
+            progress.done()
+    except SpecError as err:
+        message = str(err).replace("fixed.zero_stage", "zero").replace("fixed.", "")
+        raise as_option_error(SpecError(message)) from None
 
 
 def _checked_axes(axes: str, plot: str | None) -> list[str]:

@@ -8,14 +8,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from solver.cli import render
+from solver.cli import solve_options as q
 from solver.cli.common import (
     COUNT_OPTIONS,
     FAILURE_PARAMS,
+    CandidatesOpt,
     CostModelOpt,
     CostParamOpt,
     FailureParamOpt,
     Fix,
     JsonOpt,
+    MaxGpusOpt,
     MicroBatchFix,
     MtbfOpt,
     RecomputeFix,
@@ -70,100 +73,40 @@ ScenarioArg = Annotated[Path | None, typer.Argument(
 
 def solve(
     scenario: ScenarioArg = None,
-    model: Annotated[str | None, typer.Option(
-        "--model", help="Preset name or model file (TOML/JSON, or a Hugging Face "
-        "config.json); required unless the scenario gives \\[model].",  # "\\[": rich markup
-        show_default=False)
-    ] = None,
-    tokens: Annotated[str | None, typer.Option(
-        "--tokens", help="Training tokens: 300e9, 300B, 15T; required unless the scenario "
-        "gives them.", show_default=False)] = None,
-    gpu: Annotated[list[str] | None, typer.Option("--gpu", help="Candidate accelerator "
-                                                  "(repeatable; default: all).")] = None,
-    gpus: Annotated[int | None, typer.Option("--gpus", help="Exactly this many "
-                                             "accelerators.")] = None,
-    max_gpus: Annotated[int | None, typer.Option("--max-gpus", help="At most this many "
-                                                 "accelerators.")] = None,
-    deadline_days: Annotated[float | None, typer.Option("--deadline-days")] = None,
-    risk: Annotated[str | None, typer.Option(
-        "--risk", help="expected|high: judge the deadline at the predicted training days or "
-        "at the high end of their error band (default: expected).",
-        show_default=False)] = None,
-    launcher: Annotated[str | None, typer.Option(
-        "--launcher", help="megatron|torchtitan|deepspeed: search only the layouts that "
-        "launcher can start (default: --export's, else any).", show_default=False)] = None,
-    budget_usd: Annotated[float | None, typer.Option("--budget-usd")] = None,
-    objective: Annotated[str | None, typer.Option(
-        "--objective", help="time|cost|gpus|energy (default: time).", show_default=False)
-    ] = None,
-    global_batch: Annotated[int | None, typer.Option(
-        "--global-batch", help="Sequences per optimizer step (default: the solver chooses).",
-        show_default=False)] = None,
-    seq_len: Annotated[int | None, typer.Option(
-        "--seq-len", help="Sequence length (default: the model's).", show_default=False)
-    ] = None,
-    precision: Annotated[str | None, typer.Option(
-        "--precision", help="bf16 or fp8 (default: bf16).", show_default=False)] = None,
-    flash_attention: Annotated[bool | None, typer.Option(
-        "--flash-attention/--no-flash-attention", help="Attention kernels that never store "
-        "the scores (default: on).", show_default=False)] = None,
-    tp_comm_overlap: Annotated[bool | None, typer.Option(
-        "--tp-comm-overlap/--no-tp-comm-overlap", help="Tensor-parallel collectives "
-        "overlapped with their GEMMs (default: off).", show_default=False)] = None,
-    grad_reduce_overlap: Annotated[bool | None, typer.Option(
-        "--grad-reduce-overlap/--no-grad-reduce-overlap", help="Gradient reduction bucketed "
-        "under the backward pass (default: on).", show_default=False)] = None,
-    zero3_impl: Annotated[str | None, typer.Option(
-        "--zero3-impl", help="ZeRO-3 software: fsdp or deepspeed (default: fsdp).",
-        show_default=False)] = None,
-    ep_comm_overlap: Annotated[bool | None, typer.Option(
-        "--ep-comm-overlap/--no-ep-comm-overlap", help="Expert all-to-alls overlapped with "
-        "another micro-batch's computation, DualPipe (default: off).", show_default=False)
-    ] = None,
-    grad_dtype: Annotated[str | None, typer.Option(
-        "--grad-dtype", help="Gradient accumulation and reduction precision: fp32 or bf16 "
-        "(default: fp32).", show_default=False)] = None,
-    sequence_parallel: Annotated[bool | None, typer.Option(
-        "--sequence-parallel/--no-sequence-parallel", help="With tensor parallelism, norms "
-        "and residuals split over the tp ranks (default: on).", show_default=False)] = None,
-    moe_dispatcher: Annotated[str | None, typer.Option(
-        "--moe-dispatcher", help="How MoE tokens reach their experts: alltoall or deepep "
-        "(default: alltoall).", show_default=False)] = None,
-    fp8_dispatch: Annotated[bool | None, typer.Option(
-        "--fp8-dispatch/--no-fp8-dispatch", help="MoE dispatch sent in FP8 (default: off).",
-        show_default=False)] = None,
-    moe_imbalance: Annotated[float | None, typer.Option(
-        "--moe-imbalance", help="Most loaded expert rank's tokens over the mean, >= 1 "
-        "(default: 1).", show_default=False)] = None,
-    moments_dtype: Annotated[str | None, typer.Option(
-        "--moments-dtype", help="Precision of Adam's moments: fp32 or bf16 (default: fp32).",
-        show_default=False)] = None,
-    dropout: Annotated[float | None, typer.Option(
-        "--dropout", help="Hidden and attention dropout rate in [0, 0.99] (default: the "
-        "model's own).",
-        show_default=False)] = None,
-    fp8_params: Annotated[bool | None, typer.Option(
-        "--fp8-params/--no-fp8-params", help="Weights held and gathered in FP8 only; needs "
-        "--precision fp8 (default: off).", show_default=False)] = None,
-    activation_offload: Annotated[bool | None, typer.Option(
-        "--activation-offload/--no-activation-offload", help="Stored activations copied to "
-        "host memory and back (default: off).", show_default=False)] = None,
-    failures: Annotated[bool | None, typer.Option(
-        "--failures/--no-failures", help="Count failures, checkpoints and restarts in the "
-        "wall-clock days deadlines and cost are judged on (default: on; docs/model.md).",
-        show_default=False)] = None,
+    model: q.Model = None,
+    tokens: q.Tokens = None,
+    gpu: CandidatesOpt = None,
+    gpus: q.Gpus = None,
+    max_gpus: MaxGpusOpt = None,
+    deadline_days: q.DeadlineDays = None,
+    risk: q.Risk = None,
+    launcher: q.Launcher = None,
+    budget_usd: q.BudgetUsd = None,
+    objective: q.Objective = None,
+    global_batch: q.GlobalBatch = None,
+    seq_len: q.SeqLen = None,
+    precision: q.Precision = None,
+    flash_attention: q.FlashAttention = None,
+    tp_comm_overlap: q.TpCommOverlap = None,
+    grad_reduce_overlap: q.GradReduceOverlap = None,
+    zero3_impl: q.Zero3Impl = None,
+    ep_comm_overlap: q.EpCommOverlap = None,
+    grad_dtype: q.GradDtype = None,
+    sequence_parallel: q.SequenceParallel = None,
+    moe_dispatcher: q.MoeDispatcher = None,
+    fp8_dispatch: q.Fp8Dispatch = None,
+    moe_imbalance: q.MoeImbalance = None,
+    moments_dtype: q.MomentsDtype = None,
+    dropout: q.Dropout = None,
+    fp8_params: q.Fp8Params = None,
+    activation_offload: q.ActivationOffload = None,
+    failures: q.Failures = None,
     mtbf_hours: MtbfOpt = None,
     failure_param: FailureParamOpt = None,
-    time_limit: Annotated[float | None, typer.Option(
-        "--time-limit-s", "--time-limit", help="Seconds the search may take (default: 60).",
-        show_default=False)] = None,
-    top: Annotated[int | None, typer.Option(
-        "--top", help="List the K best distinct layouts (default: 1).", show_default=False)
-    ] = None,
-    workers: Annotated[int | None, typer.Option(
-        "--workers", help="CP-SAT workers (default: 2).", show_default=False)] = None,
-    seed: Annotated[int | None, typer.Option(
-        "--seed", help="CP-SAT random seed (default: 0).", show_default=False)] = None,
+    time_limit: q.TimeLimit = None,
+    top: q.Top = None,
+    workers: q.Workers = None,
+    seed: q.Seed = None,
     tp: Fix = None, pp: Fix = None, dp: Fix = None, cp: Fix = None, ep: Fix = None,
     vp: Fix = None,
     micro_batch: MicroBatchFix = None,
