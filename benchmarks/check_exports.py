@@ -6,7 +6,7 @@ torchtitan runs in rowwise float8, and at ZeRO-1 with an even split, which DeepS
 exported with
 ``solver.export`` for Megatron-LM, torchtitan and DeepSpeed, and each export is handed to the
 launcher's own code from a source checkout, in a subprocess with that checkout first on
-``PYTHONPATH``:
+``PYTHONPATH`` (``export_children.py``, the launchers' side):
 
 - Megatron-LM: the bash snippet is sourced by bash (its ``MEGATRON_ARGS`` array and its
   ``CUDA_DEVICE_MAX_CONNECTIONS`` line), then ``megatron.training.arguments.parse_args`` and
@@ -62,6 +62,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -93,199 +94,6 @@ LAUNCHERS = ("megatron", "torchtitan", "deepspeed")
 #: The limits of the solved plan of each preset: (accelerator, most accelerators).
 SOLVE_LIMITS = {"llama3-70b": ("h100-sxm5-80gb", 1024), "mixtral-8x7b": ("h100-sxm5-80gb", 256),
                 "deepseek-v3": ("h800", 2048)}
-
-
-# ------------------------------------------------------------------ children (in the checkout)
-
-
-class _Stop(Exception):
-    """Raised by a stand-in where the launcher's code would need GPUs or process groups."""
-
-
-def _megatron_child(path: str, world: int) -> dict[str, Any]:
-    words = subprocess.run(
-        ["bash", "-c", 'source "$1"; printf "%s\\0" "${MEGATRON_ARGS[@]}"; printf "\\1\\0"; '
-         'printf "%s" "${CUDA_DEVICE_MAX_CONNECTIONS-<unset>}"', "bash", path],
-        check=True, capture_output=True, text=True).stdout.split("\0")
-    cut = words.index("\1")
-    argv, connections = words[:cut], words[cut + 1]
-    os.environ.update(RANK="0", WORLD_SIZE=str(world), LOCAL_RANK="0")
-    os.environ.pop("CUDA_DEVICE_MAX_CONNECTIONS", None)
-    if connections != "<unset>":
-        os.environ["CUDA_DEVICE_MAX_CONNECTIONS"] = connections
-    import torch
-    torch.cuda.get_device_capability = lambda *a, **k: (9, 0)  # type: ignore[assignment]
-    import megatron.core.utils as core_utils
-    from packaging.version import Version
-    try:
-        te_missing = core_utils.get_te_version() is None
-    except Exception:
-        te_missing = True
-    if te_missing:
-        core_utils.get_te_version = lambda: Version("2.8.0")  # type: ignore[assignment]
-        import megatron.core.models.common.embeddings.rope_utils as rope_utils
-        if rope_utils.fused_apply_rotary_pos_emb is None:
-            rope_utils.fused_apply_rotary_pos_emb = lambda *a, **k: None
-    import megatron.training.arguments as margs
-    margs.get_device_arch_version = lambda: 9  # type: ignore[assignment]
-    sys.argv = ["pretrain_gpt.py", *argv]
-    args = margs.parse_args()
-    margs.validate_args(args)
-    config = margs.core_transformer_config_from_args(args)
-    keys = ("rotary_base", "norm_epsilon", "hidden_dropout", "attention_dropout",
-            "qk_layernorm", "moe_router_score_function", "moe_router_enable_expert_bias",
-            "moe_router_topk_scaling_factor", "moe_router_num_groups", "moe_router_group_topk",
-            "moe_router_load_balancing_type", "moe_aux_loss_coeff", "moe_router_pre_softmax",
-            "use_distributed_optimizer", "use_megatron_fsdp", "data_parallel_sharding_strategy",
-            "tensor_model_parallel_size", "pipeline_model_parallel_size", "data_parallel_size",
-            "expert_model_parallel_size", "context_parallel_size", "mtp_num_layers",
-            "num_experts")
-    out = {k: getattr(args, k, None) for k in keys}
-    out["rope_type"] = getattr(config, "rope_type", "rope")
-    out["rotary_scaling_factor"] = getattr(config, "rotary_scaling_factor", None)
-    out["config_class"] = type(config).__name__
-    return out
-
-
-def _titan_child(path: str, world: int) -> dict[str, Any]:
-    import torch
-    import torchtitan.components.quantization.float8 as tfloat8
-    import torchtitan.models  # noqa: F401  (registers the train specs)
-    import torchtitan.models.deepseek_v3.model.args as dsargs
-    import torchtitan.models.llama3.infra.pipeline as tpipe
-    import torchtitan.protocols.train_spec as specs
-    from torchtitan.config import ConfigManager
-    from torchtitan.distributed import ParallelDims
-    from torchtitan.protocols.model_converter import build_model_converters
-    for module in (tfloat8, dsargs):
-        module.has_cuda_capability = lambda major, minor: (major, minor) <= (9, 0)
-    job = ConfigManager().parse_args(["--job.config_file", path])
-    p = job.parallelism
-    dims = ParallelDims(dp_shard=p.data_parallel_shard_degree,
-                        dp_replicate=p.data_parallel_replicate_degree,
-                        cp=p.context_parallel_degree, tp=p.tensor_parallel_degree,
-                        pp=p.pipeline_parallel_degree, ep=p.expert_parallel_degree,
-                        world_size=world)
-    spec = specs.get_train_spec(job.model.name)
-    model_args = spec.model_args[job.model.flavor]
-    model_args.update_from_config(job)
-    with torch.device("meta"):
-        model = spec.model_cls(model_args)
-    # Trainer.__init__'s batch checks (torchtitan/train.py), restated.
-    dp = dims.dp_replicate * dims.dp_shard
-    gb, lb = job.training.global_batch_size, job.training.local_batch_size
-    assert gb > 0 and gb % (lb * dp) == 0, f"global batch {gb} % (local {lb} * dp {dp}) != 0"
-    converters = build_model_converters(job, dims)
-    converters.convert(model)
-
-    class Mesh:
-        def __getitem__(self, key: Any) -> Any:
-            raise _Stop(f"device mesh {key}")
-
-    dims._world_mesh = Mesh()
-    reached = []
-    if dims.pp_enabled:
-        names: list[list[str]] = []
-
-        def split(model: Any, pp_mesh: Any, schedule: str, device: Any,
-                  module_names_per_stage: list[list[str]]) -> Any:
-            names.extend(module_names_per_stage)
-            raise _Stop("pipeline_module_split")
-
-        class PPMesh:
-            def __getitem__(self, key: Any) -> Any:
-                if key == "pp":
-                    return None
-                raise _Stop(f"device mesh {key}")
-
-        dims._world_mesh = PPMesh()
-        tpipe.pipeline_module_split = split
-        try:
-            spec.pipelining_fn(model, dims, job, torch.device("meta"), model_args,
-                               spec.parallelize_fn, None)
-        except _Stop as stop:
-            reached.append(str(stop))
-        have = {n for n, _ in model.named_children()} | {
-            f"layers.{n}" for n, _ in model.layers.named_children()}
-        missing = sorted({n for stage in names for n in stage} - have)
-        assert names and not missing, f"pipeline stages name modules not in the model: {missing}"
-        dims._world_mesh = Mesh()
-    try:
-        spec.parallelize_fn(model, dims, job)
-    except _Stop as stop:
-        reached.append(str(stop))
-    fields = ("rope_theta", "norm_eps", "score_func", "route_scale", "load_balance_coeff",
-              "n_expert_groups", "n_limited_groups", "rope_factor", "original_seq_len")
-    out = {k: getattr(model_args, k, None) for k in fields}
-    out.update(dp_shard=dims.dp_shard, dp_replicate=dims.dp_replicate, tp=dims.tp, pp=dims.pp,
-               ep=dims.ep, reshard=p.fsdp_reshard_after_forward,
-               float8=("rowwise" if job.float8.recipe_name else
-                       "tensorwise" + (" +fp8 gather" if
-                                       job.float8.enable_fsdp_float8_all_gather else ""))
-               if "float8" in job.model.converters else "none",
-               stopped_at=reached)
-    return out
-
-
-def _deepspeed_child(path: str, world: int, dp: int, moe: bool) -> dict[str, Any]:
-    import deepspeed.comm as dscomm
-    dscomm.get_rank = lambda *a, **k: 0
-    from deepspeed.runtime.config import DeepSpeedConfig
-    config = json.loads(Path(path).read_text())
-
-    class MPU:
-        def get_data_parallel_world_size(self) -> int:
-            return dp
-
-        def get_model_parallel_world_size(self) -> int:
-            return world // dp
-
-    ds = DeepSpeedConfig(config, mpu=MPU())
-    out = {"zero_stage": int(ds.zero_optimization_stage), "train_batch_size": ds.train_batch_size,
-           "micro": ds.train_micro_batch_size_per_gpu,
-           "accumulation": ds.gradient_accumulation_steps, "bf16": ds.bfloat16_config.enabled,
-           "world_size": ds.world_size}
-    if moe:
-        out["zero3_moe"] = _deepspeed_zero3_moe_verdict()
-    return out
-
-
-def _deepspeed_zero3_moe_verdict() -> str:
-    """DeepSpeed's own ZeRO-3 check on a stand-in engine whose model holds a native MoE."""
-    import torch
-    from deepspeed.moe.layer import MoE
-    from deepspeed.runtime.engine import DeepSpeedEngine
-    layer = MoE.__new__(MoE)
-    torch.nn.Module.__init__(layer)
-
-    class Engine:
-        has_moe_layers = True
-        module = torch.nn.Sequential(layer)
-
-    try:
-        DeepSpeedEngine._validate_zero3_moe_compatibility(Engine())  # type: ignore[arg-type]
-    except AssertionError as refusal:
-        return f"refused: {refusal}"
-    return "accepted"
-
-
-def child_main(argv: list[str]) -> None:
-    kind, path, world, dp, moe = argv[0], argv[1], int(argv[2]), int(argv[3]), argv[4] == "1"
-    try:
-        if kind == "megatron":
-            out = _megatron_child(path, world)
-        elif kind == "torchtitan":
-            out = _titan_child(path, world)
-        else:
-            out = _deepspeed_child(path, world, dp, moe)
-        result = {"ok": True, "parsed": out}
-    except BaseException as error:  # noqa: BLE001 - any launcher refusal is the answer
-        lines = str(error).strip().splitlines() or [""]
-        result = {"ok": False, "error": f"{type(error).__name__}: {lines[0][:160]}"}
-    print("@@RESULT " + json.dumps(result, default=str), flush=True)
-
-
-# ---------------------------------------------------------------------------------- parent
 
 
 def _expected(launcher: str, job: Any, layout: Any) -> dict[str, Any]:
@@ -383,31 +191,22 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def main() -> int:
-    if sys.argv[1:2] == ["--child"]:
-        child_main(sys.argv[2:])
-        return 0
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name in LAUNCHERS:
-        parser.add_argument(f"--{name}", metavar="DIR", help=f"{name} source checkout")
-    parser.add_argument("--timeout", type=int, default=600, help="seconds per check")
-    options = parser.parse_args()
-    import solver
-    from solver.errors import SpecError
-    from solver.export import FOLLOWS, export
+@dataclass
+class Checks:
+    """The rows of the report and the count of failing checks, for the given checkouts."""
 
-    checkouts = {n: getattr(options, n) for n in LAUNCHERS if getattr(options, n)}
-    if not checkouts:
-        parser.error("give at least one of --megatron, --torchtitan, --deepspeed")
-    for name, checkout in checkouts.items():
-        print(f"{name}: {checkout} (exports follow {FOLLOWS[name]})")
-    failures = 0
-    rows: list[tuple[str, str, str, str, str]] = []
+    checkouts: dict[str, str]
+    timeout: int
+    rows: list[tuple[str, str, str, str, str]] = field(default_factory=list)
+    failures: int = 0
 
-    def check(tmp: str, preset: str, label: str, launcher: str, job: Any, est: Any) -> None:
+    def export_and_validate(self, tmp: str, preset: str, label: str, launcher: str, job: Any,
+                            est: Any) -> None:
         """Export ``est`` for ``launcher`` and run the launcher's own checks on it."""
-        nonlocal failures
-        checkout = checkouts[launcher]
+        from solver.errors import SpecError
+        from solver.export import export
+
+        checkout = self.checkouts[launcher]
         x = est.layout
         plan = f"TP{x.tp} PP{x.pp} DP{x.dp} EP{x.ep} Z{x.zero_stage}"
         if label == "solve":
@@ -418,30 +217,76 @@ def main() -> int:
             verdict = f"refused by the exporter: {refusal}"
             if launcher == "deepspeed" and job.model.is_moe and x.zero_stage == 3:
                 result = _run_child(checkout, "deepspeed", "/dev/null", x, job.model.is_moe,
-                                    options.timeout, probe=True)
+                                    self.timeout, probe=True)
                 verdict += f" | DeepSpeed: {result}"
-            rows.append((preset, launcher, plan, "refused", verdict))
+            self.rows.append((preset, launcher, plan, "refused", verdict))
             return
         suffix = {"megatron": ".sh", "torchtitan": ".toml", "deepspeed": ".json"}
         path = Path(tmp) / f"{preset}-{label}-{launcher}{suffix[launcher]}"
         path.write_text(text)
-        result = _run_child(checkout, launcher, str(path), x, job.model.is_moe, options.timeout)
+        result = _run_child(checkout, launcher, str(path), x, job.model.is_moe, self.timeout)
         if not isinstance(result, dict) or not result.get("ok"):
-            failures += 1
+            self.failures += 1
             error = result.get("error") if isinstance(result, dict) else result
-            rows.append((preset, launcher, plan, "FAILED", str(error)))
+            self.rows.append((preset, launcher, plan, "FAILED", str(error)))
             return
         facts = compare(launcher, job, x, result["parsed"])
         bad = [f for f in facts if "MISMATCH" in f]
-        failures += bool(bad)
+        self.failures += bool(bad)
         extra = result["parsed"].get("float8") if launcher == "torchtitan" else None
         if extra and extra != "none":
             facts.append(f"float8={extra}")
         if launcher == "megatron":
             facts.append(f"config={result['parsed']['config_class']}")
-        rows.append((preset, launcher, plan, "ok" if not bad else "ok, facts differ",
-                     "; ".join(facts)))
+        self.rows.append((preset, launcher, plan, "ok" if not bad else "ok, facts differ",
+                          "; ".join(facts)))
 
+    def solve_and_validate(self, tmp: str, preset: str, launcher: str, job: Any) -> None:
+        """The plan ``gpuplan solve --export <launcher>`` gives: the search restricted to what
+        the launcher starts (``SOLVE_LIMITS``), then exported and validated."""
+        import solver
+        from solver.errors import SpecError
+
+        accelerator, max_gpus = SOLVE_LIMITS[preset]
+        limits = solver.Limits(accelerators=(accelerator,), max_gpus=max_gpus,
+                               launcher=launcher)
+        try:
+            found = solver.solve(job, limits, time_limit_s=120, workers=1)
+        except SpecError as refusal:
+            self.rows.append((preset, launcher, "solve", "refused",
+                              f"before searching: {refusal}"))
+            return
+        if found.estimate is None:
+            self.rows.append((preset, launcher, "solve", "no plan",
+                              f"{found.status}: {'; '.join(found.explanation)}"))
+            return
+        self.export_and_validate(tmp, preset, "solve", launcher, job, found.estimate)
+
+    def report(self) -> str:
+        lines = ["", f"{'preset':<13} {'launcher':<10} {'plan':<31} {'validation':<16} "
+                 "parsed vs model", "-" * 100]
+        lines += [f"{preset:<13} {launcher:<10} {plan:<31} {status:<16} {detail}"
+                  for preset, launcher, plan, status, detail in self.rows]
+        lines += ["", f"{self.failures} failing check(s)" if self.failures
+                  else "all checks passed"]
+        return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name in LAUNCHERS:
+        parser.add_argument(f"--{name}", metavar="DIR", help=f"{name} source checkout")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds per check")
+    options = parser.parse_args()
+    import solver
+    from solver.export import FOLLOWS
+
+    checkouts = {n: getattr(options, n) for n in LAUNCHERS if getattr(options, n)}
+    if not checkouts:
+        parser.error("give at least one of --megatron, --torchtitan, --deepspeed")
+    for name, checkout in checkouts.items():
+        print(f"{name}: {checkout} (exports follow {FOLLOWS[name]})")
+    checks = Checks(checkouts, options.timeout)
     with tempfile.TemporaryDirectory() as tmp:
         for preset, (tokens, gb, precision, plans) in PLANS.items():
             for launcher in checkouts:
@@ -451,47 +296,23 @@ def main() -> int:
                     precision=precision,
                     zero3_impl="deepspeed" if launcher == "deepspeed" else "fsdp")
                 for label, fields in plans:
-                    check(tmp, preset, label, launcher, job,
-                          solver.evaluate(job, solver.Layout(**fields)))
-                # The plan `gpuplan solve --export <launcher>` gives: the search restricted
-                # to what the launcher starts (SOLVE_LIMITS).
-                accelerator, max_gpus = SOLVE_LIMITS[preset]
-                limits = solver.Limits(accelerators=(accelerator,), max_gpus=max_gpus,
-                                       launcher=launcher)
-                try:
-                    found = solver.solve(job, limits, time_limit_s=120, workers=1)
-                except SpecError as refusal:
-                    rows.append((preset, launcher, "solve", "refused", f"before searching: "
-                                 f"{refusal}"))
-                    continue
-                if found.estimate is None:
-                    rows.append((preset, launcher, "solve", "no plan",
-                                 f"{found.status}: {'; '.join(found.explanation)}"))
-                    continue
-                check(tmp, preset, "solve", launcher, job, found.estimate)
-    print()
-    print(f"{'preset':<13} {'launcher':<10} {'plan':<31} {'validation':<16} parsed vs model")
-    print("-" * 100)
-    for preset, launcher, plan, status, detail in rows:
-        print(f"{preset:<13} {launcher:<10} {plan:<31} {status:<16} {detail}")
-    print()
-    print(f"{failures} failing check(s)" if failures else "all checks passed")
-    return 1 if failures else 0
+                    checks.export_and_validate(tmp, preset, label, launcher, job,
+                                               solver.evaluate(job, solver.Layout(**fields)))
+                checks.solve_and_validate(tmp, preset, launcher, job)
+    print(checks.report())
+    return 1 if checks.failures else 0
+
+
+#: The launchers' side, run in each checkout's environment.
+CHILDREN = Path(__file__).resolve().with_name("export_children.py")
 
 
 def _run_child(checkout: str, launcher: str, path: str, layout: Any, moe: bool, timeout: int,
                probe: bool = False) -> Any:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [checkout, env.get("PYTHONPATH")]))
-    if probe:
-        argv = [sys.executable, "-c",
-                "import importlib.util, sys; spec = importlib.util.spec_from_file_location("
-                "'check_exports', sys.argv[1]); m = importlib.util.module_from_spec(spec); "
-                "spec.loader.exec_module(m); print('@@PROBE ' + "
-                "m._deepspeed_zero3_moe_verdict())", __file__]
-    else:
-        argv = [sys.executable, __file__, "--child", launcher, path, str(layout.gpus),
-                str(layout.dp), "1" if moe else "0"]
+    argv = [sys.executable, str(CHILDREN)] + (["--probe"] if probe else [
+        launcher, path, str(layout.gpus), str(layout.dp), "1" if moe else "0"])
     try:
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
                               cwd=tempfile.gettempdir())
