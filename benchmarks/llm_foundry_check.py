@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,9 +60,12 @@ def predict(row: dict[str, Any], shapes: dict[str, dict[str, int]]) -> solver.Es
     return solver.evaluate(job, layout)
 
 
+#: A test on a published row.
+RowTest = Callable[[dict[str, Any]], bool]
+
 #: The groups the summary reports, each a test on a row; the sequence-length groups once per
 #: accelerator.
-GROUPS: dict[str, Any] = {
+GROUPS: dict[str, RowTest] = {
     "all rows": lambda x: True,
     "in the fit": lambda x: x["in_fit"],
     "not in the fit": lambda x: not x["in_fit"],
@@ -73,7 +76,7 @@ GROUPS: dict[str, Any] = {
     "with activation checkpointing": lambda x: x["activation_checkpointing"],
     "without activation checkpointing": lambda x: not x["activation_checkpointing"],
 }
-SEQUENCES: dict[str, Any] = {
+SEQUENCES: dict[str, RowTest] = {
     "up to 2,048 tokens": lambda x: x["seq_len"] <= 2048,
     "4K-8K tokens": lambda x: 4096 <= x["seq_len"] <= 8192,
     "16K-64K tokens": lambda x: x["seq_len"] >= 16384,

@@ -149,8 +149,8 @@ class HardwareTable:
                                         for a in accelerators]),
             collectives_on_compute=column([0.0 if a.family in C.OFFLOADED_COLLECTIVE_FAMILIES
                                            else 1.0 for a in accelerators]),
-            logits_bytes=column([2.0 if a.family in C.PLANNED_ALLOCATION_FAMILIES else 4.0
-                                 for a in accelerators]),
+            logits_bytes=column([C.ACT_BYTES if a.family in C.PLANNED_ALLOCATION_FAMILIES
+                                 else C.FP32_LOGIT_BYTES for a in accelerators]),
             fragmentation=column([0.0 if a.family in C.PLANNED_ALLOCATION_FAMILIES
                                   else C.FRAGMENTATION for a in accelerators]),
             tdp_w=column([a.tdp_w for a in accelerators]),

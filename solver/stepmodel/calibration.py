@@ -31,6 +31,11 @@ OPTIMIZER_BYTES = 12
 OPTIMIZER_STEP_BYTES = 30
 #: Bytes of one activation element (BF16).
 ACT_BYTES = 2
+#: Bytes of a logit as eager PyTorch keeps it for the loss: Megatron-LM's ``cross_entropy.py``
+#: upcasts the vocab-parallel logits to FP32 (``.float()``; Korthikanti et al. 2022 sec. 4.3,
+#: ``4sbV/t``). Compiler-planned runtimes keep the BF16 ones (``ACT_BYTES``,
+#: ``PLANNED_ALLOCATION_FAMILIES``).
+FP32_LOGIT_BYTES = 4
 #: FP8 training (Transformer Engine): an FP8 copy of each weight is kept between
 #: micro-batches (1 byte per parameter; none when the weights themselves are FP8), and on
 #: accelerators whose FP8 GEMMs take only the "TN" layout a transposed copy beside it (1 more):

@@ -47,7 +47,7 @@ from solver.layout_options import FULL_BIT
 from solver.stepmodel import calibration as C
 from solver.stepmodel import fieldwise
 from solver.stepmodel.activations import RecomputeCost
-from solver.stepmodel.arrays import FloatArray, HardwareTable, LayoutArrays
+from solver.stepmodel.arrays import FloatArray, HardwareTable, IntArray, LayoutArrays
 from solver.stepmodel.calibration import Calibration
 from solver.stepmodel.shape import JobShape
 
@@ -143,13 +143,26 @@ class Kernels:
         return fieldwise.added(self, other)
 
 
+def sequence_replicas(js: JobShape, x: LayoutArrays) -> IntArray | int:
+    """How many tensor-parallel ranks hold each part only sequence parallelism splits (norms,
+    dropouts, residual inputs): 1 with it, ``tp`` without (``TrainingJob.sequence_parallel``)."""
+    return 1 if js.sequence_parallel else x.tp
+
+
 def elementwise_bytes(js: JobShape, x: LayoutArrays, *, moe: bool) -> FloatArray | float:
     """A layer's activations in BF16 per token, the measure of its memory-bound traffic
     before the division by ``tp``; without sequence parallelism the parts it would split
-    (norms, dropouts, residual inputs) are whole on every tensor-parallel rank."""
+    are whole on every tensor-parallel rank."""
     act = js.moe_act_bf16 if moe else js.dense_act_bf16
-    replicas = 1 if js.sequence_parallel else x.tp
-    return act.total + act.sequence_total * (replicas - 1)
+    return act.total + act.sequence_total * (sequence_replicas(js, x) - 1)
+
+
+def elementwise_seconds(js: JobShape, x: LayoutArrays, r: Rates, cal: Calibration, *,
+                        moe: bool) -> FloatArray:
+    """One pass of a layer's memory-bound kernels for one micro-batch:
+    ``elementwise_traffic`` bytes per byte of its BF16 activations, at HBM bandwidth."""
+    return tokens_per_rank(js, x) * elementwise_bytes(js, x, moe=moe) / x.tp \
+        * cal.elementwise_traffic / r.hbm
 
 
 def tokens_per_rank(js: JobShape, x: LayoutArrays) -> FloatArray:
@@ -190,8 +203,7 @@ def layer_kernels(js: JobShape, x: LayoutArrays, r: Rates, cal: Calibration, *, 
         gemm = _matmul(tokens, js.dense_layer_flops, float(js.dense_layer_params), x, r.linear,
                        r.hbm)
         costs = js.dense_recompute
-    elementwise = tokens * elementwise_bytes(js, x, moe=moe) / x.tp \
-        * cal.elementwise_traffic / r.hbm
+    elementwise = elementwise_seconds(js, x, r, cal, moe=moe)
     overhead = cal.layer_overhead_s
     forward = gemm + scores + overhead + elementwise
     full = (x.recompute & FULL_BIT) != 0
@@ -245,6 +257,6 @@ def hardware_flops_per_token(js: JobShape, x: LayoutArrays) -> FloatArray:
     return js.model_flops_per_token + np.where(full, full_fwd, extra)
 
 
-__all__ = ["Kernels", "Rates", "elementwise_bytes", "hardware_flops_per_token", "head_kernels",
-           "head_width_factor", "layer_kernels", "logits_seconds", "mtp_kernels", "rates",
-           "tokens_per_rank"]
+__all__ = ["Kernels", "Rates", "elementwise_bytes", "elementwise_seconds",
+           "hardware_flops_per_token", "head_kernels", "head_width_factor", "layer_kernels",
+           "logits_seconds", "mtp_kernels", "rates", "sequence_replicas", "tokens_per_rank"]

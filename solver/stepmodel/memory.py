@@ -30,7 +30,7 @@ import numpy as np
 
 from solver.stepmodel import calibration as C
 from solver.stepmodel.arrays import FloatArray, HardwareTable, IntArray, LayoutArrays
-from solver.stepmodel.compute import tokens_per_rank
+from solver.stepmodel.compute import sequence_replicas, tokens_per_rank
 from solver.stepmodel.pipeline import RankWeights, Stage, inflight, rank_weights, stages
 from solver.stepmodel.shape import JobShape
 
@@ -80,12 +80,6 @@ def model_state_bytes(params: FloatArray, experts: FloatArray, x: LayoutArrays,
         dense_div, expert_div = zero_divisors(x, stage)
         out.append(nbytes * (params / dense_div + experts / expert_div))
     return out[0], out[1], out[2]
-
-
-def sequence_replicas(js: JobShape, x: LayoutArrays) -> IntArray | int:
-    """How many tensor-parallel ranks hold each sequence-parallel part: 1 with sequence
-    parallelism, ``tp`` without (``TrainingJob.sequence_parallel``)."""
-    return 1 if js.sequence_parallel else x.tp
 
 
 def stored_per_token(js: JobShape, x: LayoutArrays) -> tuple[FloatArray, FloatArray]:
@@ -168,7 +162,7 @@ class Runtime:
         """The figures of each layout's accelerator; without ``hw``, a caching allocator on a
         TN-only FP8 accelerator (Hopper) with FP32 logits, the most any accelerator needs."""
         if hw is None:
-            return cls(1.0, C.FRAGMENTATION, 4.0)
+            return cls(1.0, C.FRAGMENTATION, float(C.FP32_LOGIT_BYTES))
         return cls(hw.fp8_transpose_bytes[x.accel], hw.fragmentation[x.accel],
                    hw.logits_bytes[x.accel])
 

@@ -27,7 +27,7 @@ from solver.stepmodel.collectives import link, point_to_point
 from solver.stepmodel.compute import (
     Kernels,
     Rates,
-    elementwise_bytes,
+    elementwise_seconds,
     head_kernels,
     layer_kernels,
     logits_seconds,
@@ -121,12 +121,9 @@ def _layer_parts(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibrat
 def _membound(js: JobShape, x: LayoutArrays, r: Rates, cal: Calibration, s: Stage
               ) -> FloatArray:
     """The memory-bound share of a stage's kernels (reported apart from the GEMMs)."""
-    tokens = tokens_per_rank(js, x)
     passes = np.where(x.full, 4.0, 3.0)
-    per_layer_dense = tokens * elementwise_bytes(js, x, moe=False) / x.tp \
-        * cal.elementwise_traffic / r.hbm
-    per_layer_moe = tokens * elementwise_bytes(js, x, moe=True) / x.tp \
-        * cal.elementwise_traffic / r.hbm
+    per_layer_dense = elementwise_seconds(js, x, r, cal, moe=False)
+    per_layer_moe = elementwise_seconds(js, x, r, cal, moe=True)
     mtp_layer = per_layer_moe if js.is_moe else per_layer_dense
     logits = np.where(s.head, 3 * logits_seconds(js, x, r), 0.0)
     return passes * (s.dense * per_layer_dense + s.moe * per_layer_moe + s.mtp * mtp_layer) \
