@@ -254,7 +254,8 @@ def test_dispatch_and_combine_all_to_all_on_the_right_fabric(
 def test_expert_all_to_all_overlapped_with_computation(test_gpu: solver.Accelerator) -> None:
     """``ep_comm_overlap`` (DualPipe, DeepSeek-V3 sec. 3.2.1): the all-to-alls hide under the
     GEMMs of another micro-batch (``timing.py``: each second of GEMMs hides at most one second
-    of traffic), while the kernels lose the 20 of 132 SMs DeepEP takes (sec. 3.2.2)."""
+    of traffic), while the kernels lose the 20 of 132 SMs DeepEP takes (sec. 3.2.2); a
+    micro-batch with no other beside it hides nothing."""
     # A slow scale-up fabric (10 GB/s) so that part of the traffic stays exposed:
     #   ep=4: 3/4 * 32,768 / 1e10 = 2.4576e-6 s an all-to-all;
     #   2 layers * 2 passes * 2 = 8 of them: 1.96608e-5 s
@@ -276,19 +277,27 @@ def test_expert_all_to_all_overlapped_with_computation(test_gpu: solver.Accelera
     #   W = 3.710976e-7 -> 1.4177795e-6 s a layer, 2.8355590e-6 s for two
     # LM head GEMM (BF16): 128 * 2 * 64 * 1000 / 8e13 = 2.048e-7 s (weights 1.28e-7 s), in F,
     #   B and W: 6.144e-7 s (its FP32 logits traffic is memory-bound and hides nothing)
-    # Capacity: (2.8355590e-6 + 6.144e-7) * 132 / 112 (the kernels on 112 of 132 SMs)
-    #   = 3.4499590e-6 * 132 / 112
-    # Exposed: 1.96608e-5 - 3.4499590e-6 * 132 / 112 = 1.5594777e-5.
+    # Four micro-batches a step (global batch 16 over dp = 4): the first forward and the last
+    # backward have no partner (Megatron-LM combined_1f1b.py), so 3 of 4 micro-batches' worth
+    # of traffic can hide, and only those passes share the SMs (pipeline.unpaired_share).
+    # Kernels of the paired share on 112 of 132 SMs: 1 + 3/4 * 20/112 = 1.1339286 times as long;
+    # capacity per micro-batch (2.8355590e-6 + 6.144e-7) * 1.1339286 = 3.9120071e-6 s
+    # Hidden per micro-batch: 3/4 * min(1.96608e-5, 3.9120071e-6) = 2.9340053e-6 s
+    # Exposed: 4 * (1.96608e-5 - 2.9340053e-6) = 6.6907179e-5 s a step.
     slow = dataclasses.replace(test_gpu, scaleup_bw_gb_s=10.0)
-    job = solver.TrainingJob(model=tiny_moe(), tokens=1e9, global_batch=4, ep_comm_overlap=True)
-    est = solver.evaluate(job, solver.Layout(accelerator="test-gpu", tp=1, pp=1, dp=4, ep=4),
-                          accelerator=slow, calibration=PLAIN)
-    assert est.time_breakdown_s["ep_comm"] == pytest.approx(1.5594777e-5, rel=1e-6)
-    # Without the overlap all of it is exposed.
+    job = solver.TrainingJob(model=tiny_moe(), tokens=1e9, global_batch=16,
+                             ep_comm_overlap=True)
+    layout = solver.Layout(accelerator="test-gpu", tp=1, pp=1, dp=4, ep=4)
+    est = solver.evaluate(job, layout, accelerator=slow, calibration=PLAIN)
+    assert est.time_breakdown_s["ep_comm"] == pytest.approx(6.6907179e-5, rel=1e-6)
+    # Without the overlap all of it is exposed: 4 * 1.96608e-5.
     plain_job = dataclasses.replace(job, ep_comm_overlap=False)
-    est = solver.evaluate(plain_job, solver.Layout(accelerator="test-gpu", tp=1, pp=1, dp=4,
-                                                   ep=4), accelerator=slow, calibration=PLAIN)
-    assert est.time_breakdown_s["ep_comm"] == pytest.approx(1.96608e-5, rel=1e-12)
+    est = solver.evaluate(plain_job, layout, accelerator=slow, calibration=PLAIN)
+    assert est.time_breakdown_s["ep_comm"] == pytest.approx(4 * 1.96608e-5, rel=1e-12)
+    # One micro-batch a step: nothing to pair it with, nothing hides, no SMs shared.
+    single = solver.evaluate(dataclasses.replace(job, global_batch=4), layout, accelerator=slow,
+                             calibration=PLAIN)
+    assert single.time_breakdown_s["ep_comm"] == pytest.approx(1.96608e-5, rel=1e-12)
 
 
 def test_capacity_factor_scales_dispatch_and_expert_work(test_gpu: solver.Accelerator) -> None:

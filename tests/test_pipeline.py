@@ -34,6 +34,7 @@ from solver.stepmodel.pipeline import (
     rank_weights,
     schedule_rules,
     stages,
+    unpaired_share,
 )
 from solver.stepmodel.shape import job_shape
 from solver.stepmodel.tensor import tensor_comm
@@ -81,9 +82,13 @@ def test_schedules_order_their_bubbles_end_to_end(test_gpu: solver.Accelerator) 
     #   ZB-H1: 3 * (F + B - W) * (1 + share), F + B - W = g + 3.5c + head = 3.2212254720e-4
     #   + 9.395240960e-5 + 3.44064e-5 = 4.5048135680e-4
     # DualPipe: the edge rank runs stages 0 and 3, half its micro-batches each: per
-    #   micro-batch F = g + c + head/2, B = g + 2.5c + head/2, W = g + head/2; its sends hide
-    #   under the other direction's computation. Bubble (p/2-1)(F + 2B - W)
-    #   = 2g + 6c + head = 6.4424509440e-4 + 1.61061273600e-4 + 3.44064e-5 = 8.3971276800e-4 s.
+    #   micro-batch F = g + c + head/2, B = g + 2.5c + head/2, W = g + head/2, together
+    #   3g + 3.5c + 1.5 head = 9.663676416e-4 + 9.39524096e-5 + 5.16096e-5 = 1.1119296512e-3 s.
+    #   Its sends hide under the other direction's computation, but for the 5 of 8
+    #   micro-batches DualPipe runs unpaired on it (pipeline.unpaired_share): 5/8 of the
+    #   sends stay exposed and spread over the passes. Bubble (p/2-1)(F + 2B - W)
+    #   = 2g + 6c + head = 6.4424509440e-4 + 1.61061273600e-4 + 3.44064e-5 = 8.3971276800e-4 s
+    #   before that spread.
     def bubble_of(schedule: str) -> float:
         return run(test_gpu, global_batch=8, tp=1, pp=4, dp=1,
                    schedule=schedule).time_breakdown_s["bubble"]
@@ -94,7 +99,8 @@ def test_schedules_order_their_bubbles_end_to_end(test_gpu: solver.Accelerator) 
     dual = bubble_of("dualpipe")
     assert one_f == pytest.approx(3 * (1.16353925120e-3 + PP_SEND), rel=1e-12)
     assert zb == pytest.approx(3 * 4.5048135680e-4 * (1 + share), rel=1e-12)
-    assert dual == pytest.approx(8.3971276800e-4, rel=1e-12)
+    dual_share = 5 / 8 * PP_SEND / 1.1119296512e-3
+    assert dual == pytest.approx(8.3971276800e-4 * (1 + dual_share), rel=1e-12)
     assert dual < zb < one_f
 
 
@@ -105,7 +111,9 @@ def test_dualpipe_edge_rank_averages_first_and_last_stage(
     # each: per micro-batch 1/2 (2 layers) + 1/2 (2 layers + LM head).
     #   compute 4 * (2 * 1.06032005120e-3 + 7.86432e-5 / 2) = 8.6398468096e-3 s;
     #   logits 4 * 2.4576e-5 / 2
-    #   bubble (p/2 - 1) = 0; the sends hide under the computation: pp_comm 0.
+    #   bubble (p/2 - 1) = 0; the sends hide under the computation but for the 3 of 4
+    #   micro-batches DualPipe runs unpaired with p = 2 (pipeline.unpaired_share):
+    #   pp_comm 4 * 3/4 * PP_SEND.
     # Weights: both stages, the whole replica, 2 * 52,387,840 bytes; under 1F1B a rank holds
     # 2 layers + the embedding (or the head): 2 * (2 * 12,584,960 + 1,024,000) bytes.
     dual = run(test_gpu, global_batch=4, tp=1, pp=2, dp=1, schedule="dualpipe")
@@ -114,7 +122,7 @@ def test_dualpipe_edge_rank_averages_first_and_last_stage(
                                          rel=1e-12)
     assert t["memory_bound"] == pytest.approx(4 * LOGITS / 2, rel=1e-12)
     assert t["bubble"] == 0.0
-    assert t["pp_comm"] == 0.0
+    assert t["pp_comm"] == pytest.approx(4 * 3 / 4 * PP_SEND, rel=1e-12)
     gib = 2.0**30
     assert dual.memory_breakdown_gib["weights"] == pytest.approx(2 * REPLICA_PARAMS / gib,
                                                                  rel=1e-12)
@@ -136,6 +144,40 @@ def test_rank_weights(layouts: LayoutFactory) -> None:
     assert [w.tolist() for w in last.time] == [[0.0, 0.5], [0.0, 0.0], [1.0, 0.5]]
     assert [w.tolist() for w in last.params] == [[0.0, 1.0], [0.0, 0.0], [1.0, 1.0]]
 
+
+
+def test_unpaired_micro_batches_walked_through_the_schedules(layouts: LayoutFactory) -> None:
+    # DualPipe, p = 4 (H = 2), 8 micro-batches, walked through deepseek-ai/DualPipe
+    # DualPipe.step. Rank 0 (h = 0): step 1 runs 2 forwards alone, step 2 two (F0, F1), step 3
+    # one backward, a weight chunk and one forward; step 4 (8/2 - 4 + 1 = 1 round) pairs F0&B1
+    # and F1&B0, step 5 runs B1 alone and pairs F1&B0; step 6 runs B1 and B0, step 7 B0:
+    # forwards alone 2 + 2 + 1 = 5 (paired 3), backwards alone 1 + 1 + 2 + 1 = 5 (paired 3).
+    # Rank 1 (h = 1 = H - 1, a middle rank): step 2 runs 2 rounds of F0, F1 (4 alone), step 4
+    # (2 rounds) leaves its first F0 and B1 unpaired and pairs 3, step 6 runs 4 backwards
+    # alone: 5 and 5 again. 3H - h - 1 (+1 for h = H - 1) gives 5 for both.
+    x = layouts(pp=4, nmb=8, schedule=DUALPIPE)
+    assert [float(u[0]) for u in unpaired_share(x)] == [5 / 8, 5 / 8, 5 / 8]
+    # DeepSeek-V3's p = 16 (H = 8) with 120 micro-batches: the edge ranks 3*8 - 1 = 23, the
+    # busiest middle rank (h = 1) 3*8 - 2 = 22.
+    x = layouts(pp=16, nmb=120, schedule=DUALPIPE)
+    assert [float(u[0]) for u in unpaired_share(x)] == [23 / 120, 22 / 120, 23 / 120]
+    # p = 2: one rank pair, h = 0 = H - 1: steps 2 and 4 leave 3 forwards and 3 backwards.
+    x = layouts(pp=2, nmb=4, schedule=DUALPIPE)
+    assert float(unpaired_share(x)[0][0]) == 3 / 4
+    # Megatron-LM's combined 1F1B without a pipeline: the first forward and the last backward
+    # run alone (combined_1f1b.py, "Phases 0: 1st microbatch forward"): 1 of 4.
+    x = layouts(pp=1, nmb=4)
+    assert [float(u[0]) for u in unpaired_share(x)] == [1 / 4, 1 / 4, 1 / 4]
+    # Interleaved, p = 8, v = 4, 128 micro-batches (Megatron-Bridge's DeepSeek-V3 on H100):
+    # rank i warms up 2(7 - i) + 3*8 chunks and one more with the overlap (schedules.py):
+    # 39, 37 and 25 chunks of 1/4 on ranks 0, 1 and 7.
+    x = layouts(pp=8, vp=4, nmb=128)
+    assert [float(u[0]) for u in unpaired_share(x)] == [39 / 4 / 128, 37 / 4 / 128,
+                                                         25 / 4 / 128]
+    # Plain 1F1B, p = 4, 8 micro-batches: p - i, i.e. 4, 3 and 1; never more than all of them.
+    x = layouts(pp=4, nmb=[8, 2])
+    assert [u.tolist() for u in unpaired_share(x)] == [[4 / 8, 1.0], [3 / 8, 1.0],
+                                                       [1 / 8, 1 / 2]]
 
 # ------------------------------------------------------------------------------ stages
 

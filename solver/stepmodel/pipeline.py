@@ -137,6 +137,42 @@ def inflight(x: LayoutArrays, nmb: IntArray) -> tuple[FloatArray, FloatArray, Fl
     return out[0], out[1], out[2]
 
 
+def unpaired_share(x: LayoutArrays) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Share of the first, a middle and the last rank's micro-batches whose forward (and as
+    many backwards) run with no other micro-batch's pass beside them, so that nothing hides
+    their all-to-alls when the schedule overlaps expert-parallel traffic with computation.
+
+    - DualPipe (deepseek-ai/DualPipe ``dualpipe.py`` @ 3da1bbe, ``DualPipe.step``): rank ``i``
+      of ``p`` with ``h = min(i, p-1-i)`` and ``H = p/2`` runs ``2(H-h-1)`` forward chunks
+      alone (step 1), ``2(h+1)`` (step 2) and ``H-h-1`` (step 3), and as many backward
+      chunks alone (steps 3, 5, 6, 7): ``3H-h-1``; the middle ranks (``h = H-1``) one pair
+      more, which step 4 does not overlap. The first and last ranks have ``h = 0``; a middle
+      rank, the busiest, ``h = 1``.
+    - 1F1B and zero-bubble schedules with the all-to-alls overlapped (Megatron-LM's combined
+      1F1B, ``--overlap-moe-expert-parallel-comm``, pairs one micro-batch's forward with
+      another's backward in the steady state, ``pipeline_parallel/combined_1f1b.py`` @
+      d98e8a6): the warm-up forwards and as many cool-down backwards, plus the first forward,
+      which has no backward to pair with (``schedules.py``: "we schedule one extra
+      micro-batch forward step"): ``p-i`` micro-batches on rank ``i``, one without a
+      pipeline; interleaved ``2(p-1-i) + (v-1)p + 1`` chunks of ``1/v``."""
+    p, v, m = x.pp, x.vp, x.nmb.astype(float)
+    half = p // 2
+    dual = (x.schedule == DUALPIPE) & (p > 1)
+
+    def dualpipe(h: IntArray | int) -> FloatArray:
+        return (3 * half - h - 1 + np.where(h == half - 1, 1, 0)).astype(float)
+
+    def warm_up(rank: IntArray) -> FloatArray:
+        chunks = 2 * (p - 1 - rank) + (v - 1) * p + 1
+        return np.where(v > 1, chunks / v, p - rank).astype(float)
+
+    out = []
+    for rank, h in ((np.zeros_like(p), 0), (np.minimum(1, p - 1), 1), (p - 1, 0)):
+        alone = np.where(dual, dualpipe(h), warm_up(rank))
+        out.append(np.minimum(1.0, alone / m))
+    return out[0], out[1], out[2]
+
+
 def saturation(x: LayoutArrays) -> IntArray:
     """Micro-batches per step beyond which no rank holds more in flight."""
     warm = np.where(x.vp > 1, ceil_div(2 * (x.pp - 1) + (x.vp - 1) * x.pp + 1, x.vp), x.pp)
@@ -178,4 +214,4 @@ def microbatch_grain(x: LayoutArrays) -> tuple[IntArray, IntArray]:
 
 __all__ = ["RankWeights", "Stage", "Stages", "bubble", "ceil_div", "inflight",
            "microbatch_grain", "rank_weights", "saturation", "schedule_rules", "split_slots",
-           "stages"]
+           "stages", "unpaired_share"]

@@ -8,7 +8,9 @@ most one second of traffic: the backward's overlappable tensor-parallel collecti
 (under the backward GEMMs), then, with ``tp_comm_overlap``, every tensor-parallel collective,
 then, with ``ep_comm_overlap`` or the DualPipe schedule, the all-to-alls and (DualPipe) the
 pipeline sends under another micro-batch's computation (DeepSeek-V3 arXiv:2412.19437 sec.
-3.2.1). The pipeline moves at its slowest rank; the bubble and the rank layout per schedule are
+3.2.1) -- only for the micro-batches the schedule pairs with another: the warm-up and
+cool-down passes run alone and wait for their own traffic (``pipeline.unpaired_share``). The
+pipeline moves at its slowest rank; the bubble and the rank layout per schedule are
 in ``pipeline.py``, data parallelism and the optimizer in ``data.py``.
 """
 
@@ -40,7 +42,14 @@ from solver.stepmodel.data import data_parallel
 from solver.stepmodel.expert import expert_comm
 from solver.stepmodel.memory import stage_activation_bytes, stage_params
 from solver.stepmodel.offload import offload_exposed
-from solver.stepmodel.pipeline import RankWeights, Stage, bubble, rank_weights, stages
+from solver.stepmodel.pipeline import (
+    RankWeights,
+    Stage,
+    bubble,
+    rank_weights,
+    stages,
+    unpaired_share,
+)
 from solver.stepmodel.shape import JobShape
 from solver.stepmodel.tensor import LayerComm, tensor_comm
 
@@ -168,10 +177,16 @@ class RankTime:
 OVERLAP_SM_SHARE = 20 / 132
 
 
-def _overlap(js: JobShape, x: LayoutArrays, t: StageTime, pp_send: FloatArray) -> RankTime:
+def _overlap(js: JobShape, x: LayoutArrays, t: StageTime, pp_send: FloatArray,
+             unpaired: FloatArray) -> RankTime:
+    """``unpaired``: the share of the rank's micro-batches with no partner pass to hide their
+    all-to-alls and (DualPipe) pipeline sends under (``pipeline.unpaired_share``)."""
     dual = x.schedule == DUALPIPE
     overlapped = (js.ep_comm_overlap | dual) & (t.ep.total > 0)
-    slow = np.where(overlapped, 1.0 / (1.0 - OVERLAP_SM_SHARE), 1.0)
+    paired = 1.0 - unpaired
+    # Only the paired passes share the SMs with the all-to-all kernels; an unpaired pass
+    # waits for its own traffic with all of them.
+    slow = np.where(overlapped, 1.0 + paired * OVERLAP_SM_SHARE / (1.0 - OVERLAP_SM_SHARE), 1.0)
     k = t.kernels.scaled(slow)
     t = StageTime(k, t.membound * slow, t.tp, t.cp, t.ep)
     gemm_capacity = k.gemm_backward
@@ -182,13 +197,12 @@ def _overlap(js: JobShape, x: LayoutArrays, t: StageTime, pp_send: FloatArray) -
         more = np.minimum(tp_exposed, capacity)
         tp_exposed, capacity = tp_exposed - more, capacity - more
     ep = t.ep.total
-    if js.ep_comm_overlap:
-        ep_hidden = np.minimum(ep, capacity)
-    else:
-        ep_hidden = np.where(dual, np.minimum(ep, capacity), 0.0)
+    # Per micro-batch on average: the paired share of the traffic hides under the paired
+    # share of the kernels.
+    ep_hidden = np.where(js.ep_comm_overlap | dual, paired * np.minimum(ep, capacity), 0.0)
     ep_exposed = ep - ep_hidden
     capacity = capacity - ep_hidden
-    pp_exposed = np.where(dual, np.maximum(0.0, pp_send - capacity), pp_send)
+    pp_exposed = np.where(dual, pp_send - paired * np.minimum(pp_send, capacity), pp_send)
     cp = t.cp.total
     comm = tp_exposed + cp + ep_exposed + pp_exposed
     # Exposed communication is spread over the passes in proportion to their kernels.
@@ -220,9 +234,10 @@ def _rank_inputs(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibrat
 
 
 def _rank_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, combined: StageTime,
-               pp_send: FloatArray, w: RankWeights, parts: list[Stage]) -> RankTime:
+               pp_send: FloatArray, w: RankWeights, parts: list[Stage], unpaired: FloatArray
+               ) -> RankTime:
     """One rank per micro-batch after overlap, with its exposed activation copies."""
-    rt = _overlap(js, x, combined, pp_send)
+    rt = _overlap(js, x, combined, pp_send, unpaired)
     stored = sum(k * stage_activation_bytes(js, x, s) for k, s in zip(
         w.time, parts, strict=True)) if js.activation_offload else 0.0
     off_f, off_b = offload_exposed(js, x, hw, np.asarray(stored), rt.forward,
@@ -241,8 +256,9 @@ def slowest_rank(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibrat
     """Per micro-batch, the times of the rank the pipeline moves at (the slowest of the
     first, a middle and the last): ``step_time`` reports ``nmb`` times its parts."""
     parts, rank_times, pp_send = _rank_inputs(js, x, hw, cal)
-    ranks = [_rank_time(js, x, hw, combined, pp_send, w, parts)
-             for w, combined in zip(rank_weights(x), rank_times, strict=True)]
+    ranks = [_rank_time(js, x, hw, combined, pp_send, w, parts, alone)
+             for w, combined, alone in zip(rank_weights(x), rank_times, unpaired_share(x),
+                                           strict=True)]
     totals = [np.where(alive, rt.total, -np.inf) for rt, alive in zip(ranks, _exists(x),
                                                                          strict=True)]
     slowest = np.argmax(np.stack(totals), axis=0)
@@ -255,7 +271,8 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
     ranks: list[RankTime] = []
     dp_parts = []
     params = [stage_params(js, x, s) for s in parts]
-    for w, alive, combined in zip(rank_weights(x), _exists(x), rank_times, strict=True):
+    for w, alive, combined, alone in zip(rank_weights(x), _exists(x), rank_times,
+                                         unpaired_share(x), strict=True):
         dense = sum(k * p.replicated for k, p in zip(w.params, params, strict=True))
         experts = sum(k * p.experts for k, p in zip(w.params, params, strict=True))
         kernels = combined.kernels
@@ -263,7 +280,7 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
         backward = kernels.input_grad + kernels.weight_grad + kernels.recompute
         dpt = data_parallel(js, x, hw, cal, np.asarray(dense), np.asarray(experts), forward,
                             backward)
-        rt = _rank_time(js, x, hw, combined, pp_send, w, parts)
+        rt = _rank_time(js, x, hw, combined, pp_send, w, parts, alone)
         total = np.where(alive, rt.total, -np.inf)
         ranks.append(rt)
         dp_parts.append((np.where(alive, x.nmb * dpt.per_microbatch + dpt.end_of_step, -np.inf),
