@@ -25,8 +25,8 @@ RESIDUALS = Path(uncertainty.__file__).resolve().parent / "data" / "loo_residual
 ABOUT = (
     "Leave-one-out (LOO) errors of the step model on the published runs of "
     "tests/data/published_runs.json (each refitted without the run: benchmarks/fidelity.py "
-    "leave_one_out) and tests/data/published_runs_2024.json (its family's values refitted "
-    "without the run, the rest from the 42 runs: leave_one_out_new). loo_error = predicted / "
+    "leave_one_out) and tests/data/published_runs_2024.json, fitted together (a run left out "
+    "of the fit is predicted by the fit over the others). loo_error = predicted / "
     "published - 1 of the run's throughput metric, so the true training time is the predicted "
     "time x (1 + loo_error). solver/uncertainty.py builds the error band of every estimate "
     "from these rows.")

@@ -14,15 +14,18 @@ import statistics
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data" / "published_runs.json"
 
-#: The targets (issue 5): median absolute error <= 5%, worst <= 12%.
+#: The targets (issue 5): median absolute error <= 5%, worst <= 12% over the 42 runs; over
+#: the newer runs too (issues 12, 13): median <= 5%, worst <= 15%.
 MEDIAN_BOUND = 0.05
 WORST_BOUND = 0.12
+WORST_BOUND_ALL = 0.15
 
 
 def load_fidelity() -> ModuleType:
@@ -45,6 +48,44 @@ def errors(fidelity: ModuleType) -> dict[str, float]:
     """Relative error of every usable run, with the shipped calibration."""
     shipped = fidelity.shipped()
     return {run.id: shipped.predict(run) / run.published - 1.0 for run in fidelity.load_runs()}
+
+
+@pytest.fixture(scope="module")
+def all_runs(fidelity: ModuleType) -> list[Any]:
+    return list(fidelity.load_all())
+
+
+@pytest.fixture(scope="module")
+def all_errors(fidelity: ModuleType, all_runs: list[Any]) -> dict[str, float]:
+    """Relative error of every usable run of both files, with the shipped calibration."""
+    shipped = fidelity.shipped()
+    return {run.id: shipped.predict(run) / run.published - 1.0 for run in all_runs}
+
+
+def test_median_error_over_all_runs_within_bound(all_errors: dict[str, float]) -> None:
+    assert len(all_errors) >= 55
+    median = statistics.median(abs(e) for e in all_errors.values())
+    assert median <= MEDIAN_BOUND, f"median |error| {median:.1%}"
+
+
+def test_every_fitted_run_within_bound(all_runs: list[Any],
+                                       all_errors: dict[str, float]) -> None:
+    # The runs left out of the fit (their why_not_fit says which kernels the step model has
+    # no rate for) are not held to it; benchmarks/fidelity.py prints them with the rest.
+    fitted = [r.id for r in all_runs if r.fitted]
+    worst = max(fitted, key=lambda k: abs(all_errors[k]))
+    assert abs(all_errors[worst]) <= WORST_BOUND_ALL, f"{worst}: {all_errors[worst]:+.1%}"
+
+
+def test_runs_left_out_of_the_fit_say_why() -> None:
+    left_out = 0
+    for path in (DATA, DATA.with_name("published_runs_2024.json")):
+        for row in json.loads(path.read_text(encoding="utf-8"))["runs"]:
+            f = row["fidelity"]
+            if f["use"] and not f.get("fit", True):
+                left_out += 1
+                assert len(f["why_not_fit"]) > 40, row["id"]
+    assert left_out <= 1  # one run (docs/model.md); each more would need a reason as strong
 
 
 def test_every_detailed_run_is_predicted(errors: dict[str, float]) -> None:

@@ -25,7 +25,7 @@ from solver.stepmodel.shape import JobShape, job_shape
 #: Round-number calibration for hand arithmetic: collectives at the full link rate, no latency,
 #: grouped expert GEMMs at the dense rate.
 PLAIN = Calibration(matmul_scale=1.0, attention_scale=1.0, layer_overhead_s=0.0,
-                    elementwise_traffic=0.0, scaleup_bus_efficiency=1.0,
+                    step_overhead_s=0.0, elementwise_traffic=0.0, scaleup_bus_efficiency=1.0,
                     scaleout_bus_efficiency=1.0, dp_overlap=0.0, dp_contention=0.0,
                     zero3_exposed_deepspeed=0.0,
                     zero3_bandwidth_deepspeed=1.0, grouped_gemm_scale=1.0,

@@ -44,7 +44,7 @@ from solver.stepmodel.pipeline import Stage
 from solver.stepmodel.shape import job_shape
 
 PLAIN = Calibration(matmul_scale=1.0, attention_scale=1.0, layer_overhead_s=0.0,
-                    elementwise_traffic=0.0, scaleup_bus_efficiency=1.0,
+                    step_overhead_s=0.0, elementwise_traffic=0.0, scaleup_bus_efficiency=1.0,
                     scaleout_bus_efficiency=1.0, dp_overlap=0.5, dp_contention=0.0,
                     zero3_exposed_deepspeed=0.0,
                     zero3_bandwidth_deepspeed=1.0,
@@ -83,6 +83,20 @@ def test_one_accelerator_is_layers_plus_lm_head(test_gpu: solver.Accelerator) ->
     t = run(test_gpu, tp=1, pp=1, dp=1).time_breakdown_s
     assert t["compute"] == pytest.approx(4 * LAYER_3_PASSES + HEAD_3_PASSES, rel=1e-12)
     assert t["memory_bound"] == pytest.approx(LOGITS, rel=1e-12)
+
+
+def test_optimizer_step_is_its_bytes_plus_a_fixed_cost(test_gpu: solver.Accelerator) -> None:
+    # One replica, ZeRO-0: the Adam step reads and writes 30 bytes per parameter
+    # (OPTIMIZER_STEP_BYTES, the FP32 gradient read at 4): 30 * 52,387,840 / 1e12 =
+    # 1.5716352e-3 s at 1000 GB/s. The fixed cost of a step (step_overhead_s; 0.1 s here)
+    # adds to it whatever the model's size or the number of micro-batches.
+    plain = run(test_gpu, tp=1, pp=1, dp=1).time_breakdown_s
+    fixed = dataclasses.replace(PLAIN, step_overhead_s=0.1)
+    one = run(test_gpu, cal=fixed, tp=1, pp=1, dp=1).time_breakdown_s
+    eight = run(test_gpu, cal=fixed, global_batch=8, tp=1, pp=1, dp=1).time_breakdown_s
+    assert plain["optimizer"] == pytest.approx(1.5716352e-3, rel=1e-12)
+    assert one["optimizer"] == pytest.approx(0.1 + 1.5716352e-3, rel=1e-12)
+    assert eight["optimizer"] == pytest.approx(0.1 + 1.5716352e-3, rel=1e-12)
 
 
 def test_interleaved_bubble_and_uneven_last_stage(test_gpu: solver.Accelerator) -> None:
