@@ -321,6 +321,7 @@ def band_report(runs: Sequence[Run], loo: Sequence[float] | None, write: bool,
 
 
 def print_fit(fitted: Fitted, runs: Sequence[Run], norm: int) -> None:
+    """The fitted values (``--fit``) and the runs the fit left out."""
     print(f"fitted over all runs, old and new (sum of |log error| ** {norm}):")
     for name in FIT_FIELDS:
         print(f"  Calibration.{name} = {getattr(fitted.calibration, name):.4g}")

@@ -19,9 +19,7 @@ collectives reach ``zero3_bandwidth_deepspeed`` of a ring's bus bandwidth, and a
 ``zero3_exposed_deepspeed`` of each pass's traffic stays exposed however long the pass.
 
 The Adam step is memory-bound on each rank's shard: ``OPTIMIZER_STEP_BYTES`` per parameter,
-with the gradient read at its own precision and BF16 moments read and written at half size;
-every step also pays ``step_overhead_s``, whatever its size (the host synchronisations and
-small kernels of the update, ``calibration.py``).
+with the gradient read at its own precision and BF16 moments read and written at half size.
 """
 
 from __future__ import annotations
@@ -95,7 +93,7 @@ def data_parallel(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibra
     moments_saving = 2 * (C.OPTIMIZER_BYTES - js.optimizer_bytes)  # read and write m, v
     step_bytes = (C.OPTIMIZER_STEP_BYTES - C.GRAD_BYTES + js.grad_bytes - moments_saving)
     optimizer = step_bytes * (dense_params / opt_div + expert_params / expert_div) \
-        / hw.memory_bw[x.accel] + cal.step_overhead_s
+        / hw.memory_bw[x.accel]
     return DataParallelTime(per_mb, end, optimizer)
 
 

@@ -119,21 +119,27 @@ def rank_weights(x: LayoutArrays) -> tuple[RankWeights, RankWeights, RankWeights
     return edge, middle, last
 
 
+def forwards_before_backward(x: LayoutArrays, rank: IntArray) -> FloatArray:
+    """Micro-batches (of one stage) 1F1B rank ``rank`` runs forward up to its first backward,
+    that micro-batch's own forward included: ``p - i`` (Narayanan et al. 2021, sec. 2.2.1);
+    interleaved with ``v`` chunks, ``2(p-1-i) + (v-1)p`` warm-up chunks and one more, of
+    ``1/v`` each (Megatron-LM ``schedules.py``, ``get_pp_schedule``). What the rank holds in
+    flight, and what an overlapping schedule leaves unpaired (``unpaired_share``)."""
+    p, v = x.pp, x.vp
+    chunks = 2 * (p - 1 - rank) + (v - 1) * p + 1
+    return np.where(v > 1, chunks / v, p - rank).astype(float)
+
+
 def inflight(x: LayoutArrays, nmb: IntArray) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Micro-batches of one stage in flight on the first, the second and the last rank."""
-    p, v, m = x.pp, x.vp, nmb
-    interleaved = v > 1
-
-    def one_f_one_b(rank: IntArray) -> FloatArray:
-        chunks = np.minimum(m * v, 2 * (p - 1 - rank) + (v - 1) * p + 1)
-        return np.where(interleaved, chunks / v, np.minimum(m, p - rank)).astype(float)
-
+    p, m = x.pp, nmb
     zb = np.minimum(m, p).astype(float)
     dual = np.minimum(m, p + 1).astype(float)
     out = []
     for rank in (np.zeros_like(p), np.minimum(1, p - 1), p - 1):
+        one_f_one_b = np.minimum(m, forwards_before_backward(x, rank))
         out.append(np.select([x.schedule == ZERO_BUBBLE, x.schedule == DUALPIPE],
-                             [zb, dual], one_f_one_b(rank)))
+                             [zb, dual], one_f_one_b))
     return out[0], out[1], out[2]
 
 
@@ -153,29 +159,25 @@ def unpaired_share(x: LayoutArrays) -> tuple[FloatArray, FloatArray, FloatArray]
       another's backward in the steady state, ``pipeline_parallel/combined_1f1b.py`` @
       d98e8a6): the warm-up forwards and as many cool-down backwards, plus the first forward,
       which has no backward to pair with (``schedules.py``: "we schedule one extra
-      micro-batch forward step"): ``p-i`` micro-batches on rank ``i``, one without a
-      pipeline; interleaved ``2(p-1-i) + (v-1)p + 1`` chunks of ``1/v``."""
-    p, v, m = x.pp, x.vp, x.nmb.astype(float)
+      micro-batch forward step"): ``forwards_before_backward``, ``p-i`` micro-batches on
+      rank ``i``, one without a pipeline."""
+    p, m = x.pp, x.nmb.astype(float)
     half = p // 2
     dual = (x.schedule == DUALPIPE) & (p > 1)
 
     def dualpipe(h: IntArray | int) -> FloatArray:
         return (3 * half - h - 1 + np.where(h == half - 1, 1, 0)).astype(float)
 
-    def warm_up(rank: IntArray) -> FloatArray:
-        chunks = 2 * (p - 1 - rank) + (v - 1) * p + 1
-        return np.where(v > 1, chunks / v, p - rank).astype(float)
-
     out = []
     for rank, h in ((np.zeros_like(p), 0), (np.minimum(1, p - 1), 1), (p - 1, 0)):
-        alone = np.where(dual, dualpipe(h), warm_up(rank))
+        alone = np.where(dual, dualpipe(h), forwards_before_backward(x, rank))
         out.append(np.minimum(1.0, alone / m))
     return out[0], out[1], out[2]
 
 
 def saturation(x: LayoutArrays) -> IntArray:
     """Micro-batches per step beyond which no rank holds more in flight."""
-    warm = np.where(x.vp > 1, ceil_div(2 * (x.pp - 1) + (x.vp - 1) * x.pp + 1, x.vp), x.pp)
+    warm = np.ceil(forwards_before_backward(x, np.zeros_like(x.pp)) - 1e-9).astype(x.pp.dtype)
     return np.select([x.schedule == ZERO_BUBBLE, x.schedule == DUALPIPE], [x.pp, x.pp + 1],
                      warm)
 
@@ -212,6 +214,6 @@ def microbatch_grain(x: LayoutArrays) -> tuple[IntArray, IntArray]:
     return step, least
 
 
-__all__ = ["RankWeights", "Stage", "Stages", "bubble", "ceil_div", "inflight",
-           "microbatch_grain", "rank_weights", "saturation", "schedule_rules", "split_slots",
-           "stages", "unpaired_share"]
+__all__ = ["RankWeights", "Stage", "Stages", "bubble", "ceil_div", "forwards_before_backward",
+           "inflight", "microbatch_grain", "rank_weights", "saturation", "schedule_rules",
+           "split_slots", "stages", "unpaired_share"]

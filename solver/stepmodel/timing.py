@@ -11,7 +11,9 @@ pipeline sends under another micro-batch's computation (DeepSeek-V3 arXiv:2412.1
 3.2.1) -- only for the micro-batches the schedule pairs with another: the warm-up and
 cool-down passes run alone and wait for their own traffic (``pipeline.unpaired_share``). The
 pipeline moves at its slowest rank; the bubble and the rank layout per schedule are
-in ``pipeline.py``, data parallelism and the optimizer in ``data.py``.
+in ``pipeline.py``, data parallelism and the optimizer in ``data.py``. Every step also pays
+``Calibration.step_overhead_s`` whatever its size (the update's host synchronisations and small
+kernels, the next batch's fetch), reported with the optimizer.
 """
 
 from __future__ import annotations
@@ -66,7 +68,7 @@ class TimeArrays:
     pp_comm: FloatArray
     bubble: FloatArray
     dp_comm: FloatArray  # exposed part
-    optimizer: FloatArray
+    optimizer: FloatArray  # the Adam update and the fixed cost of a step
     offload: FloatArray  # activation copies to and from the host the kernels do not hide
 
     @property
@@ -298,7 +300,7 @@ def step_time(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration
     return TimeArrays(
         compute=m * pick("compute"), memory_bound=m * pick("membound"), tp_comm=m * pick("tp"),
         cp_comm=m * pick("cp"), ep_comm=m * pick("ep"), pp_comm=m * pick("pp"), bubble=idle,
-        dp_comm=dp, optimizer=optimizer, offload=m * pick("offload"))
+        dp_comm=dp, optimizer=optimizer + cal.step_overhead_s, offload=m * pick("offload"))
 
 
 __all__ = ["RankTime", "TimeArrays", "slowest_rank", "step_time"]
