@@ -64,6 +64,7 @@ FIT_FIELDS: dict[str, tuple[float, float]] = {
     "step_overhead_s": (0.0, 0.5),
     "zero3_exposed_deepspeed": (0.0, 1.0),
     "zero3_bandwidth_deepspeed": (0.02, 1.0),
+    "biased_expert_scale": (0.1, 1.0),
 }
 #: Per-family efficiencies over MAMF fitted for the accelerator families every published run
 #: ran on (``matmul_scale`` and ``attention_scale`` in their ``hardware_specs/*.toml``).

@@ -82,6 +82,15 @@ class TrainingJob:
     backward, overlapped with the kernels (Megatron-LM ``--cpu-offloading-num-layers``,
     Transformer Engine's ``get_cpu_offload_context``; MaxText's ``offload`` remat policies
     to TPU host memory); the accelerator needs ``host_bw_gb_s`` and ``host_memory_gib``.
+    ``unfused_expert_bias``: the routed experts' biases go through Megatron-Core's unfused
+    ``TEGroupedMLP`` path (``_apply_bias``: one FP32 add per local expert after the grouped
+    GEMMs, the biases in their epilogues and bias-gradient reductions), as in every
+    Megatron-Core release before the expert MLP could run through Transformer Engine's
+    operation fuser (``use_transformer_engine_op_fuser``, NVIDIA/Megatron-LM 6815c0fefe,
+    2026-05-15; Megatron-Bridge sets it for its MXFP8 gpt-oss recipes from v0.5.0) and
+    wherever that flag is off. It matters only for a MoE whose experts have biases
+    (``ModelSpec.linear_bias``, gpt-oss): ``Calibration.biased_expert_scale``. False (the
+    default) plans the fused path.
 
     Failures, checkpoints and restarts (``solver/stepmodel/goodput.py``, docs/model.md):
     ``failures`` False plans as if every hour were productive (wall-clock days = training
@@ -114,6 +123,7 @@ class TrainingJob:
     dropout: float | None = None
     fp8_params: bool = False
     activation_offload: bool = False
+    unfused_expert_bias: bool = False
     failures: bool = True
     mtbf_hours: float = 0.0
     checkpoint_node_gb_s: float = field(
@@ -141,7 +151,8 @@ class TrainingJob:
         as_choice("moe_dispatcher", self.moe_dispatcher, MOE_DISPATCHERS)
         for name in ("flash_attention", "tp_comm_overlap", "grad_reduce_overlap",
                      "ep_comm_overlap", "sequence_parallel", "fp8_dispatch", "fp8_params",
-                     "activation_offload", "failures", "async_checkpoint", "hot_spares"):
+                     "activation_offload", "unfused_expert_bias", "failures", "async_checkpoint",
+                     "hot_spares"):
             as_bool(name, getattr(self, name))
         object.__setattr__(self, "mtbf_hours", as_float("mtbf_hours", self.mtbf_hours,
                                                         strict=False))

@@ -8,7 +8,7 @@ A scenario holds what ``gpuplan solve`` takes as options, in sections (``docs/sc
               grad_reduce_overlap, zero3_impl, grad_dtype, ep_comm_overlap, sequence_parallel,
               moe_dispatcher,
               fp8_dispatch, moe_imbalance, moments_dtype, dropout, fp8_params,
-              activation_offload
+              activation_offload, unfused_expert_bias
     [limits]  accelerators, gpus, max_gpus, deadline_days, budget_usd, tokens_per_step, risk,
               launcher
     [fixed]   tp, pp, dp, cp, ep, vp, micro_batch, zero_stage, recompute, schedule,
@@ -61,7 +61,7 @@ DEFAULTS: dict[str, Any] = {
     "grad_dtype": "fp32", "ep_comm_overlap": False, "sequence_parallel": True,
     "moe_dispatcher": "alltoall",
     "fp8_dispatch": False, "moe_imbalance": 1.0, "moments_dtype": "fp32", "dropout": None,
-    "fp8_params": False, "activation_offload": False,
+    "fp8_params": False, "activation_offload": False, "unfused_expert_bias": False,
     "objective": "time", "time_limit_s": 60.0, "top": 1, "workers": 2, "seed": 0,
     "cost_model": None,
 }
@@ -155,6 +155,7 @@ def build(given: Values, names: Mapping[str, str] | None = None) -> Scenario:
                           moments_dtype=get("moments_dtype"), dropout=get("dropout"),
                           fp8_params=get("fp8_params"),
                           activation_offload=get("activation_offload"),
+                          unfused_expert_bias=get("unfused_expert_bias"),
                           **{k: values[k] for k in FAILURE_KEYS if k in values})
         fixed = {k: values[k] for k in LAYOUT_FIELDS if k in values}
         limits = Limits(accelerators=tuple(values.get("accelerators", ())), gpus=gpus,

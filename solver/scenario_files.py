@@ -62,7 +62,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
             "tp_comm_overlap", "grad_reduce_overlap", "zero3_impl", "grad_dtype",
             "ep_comm_overlap", "sequence_parallel", "moe_dispatcher", "fp8_dispatch",
             "moe_imbalance",
-            "moments_dtype", "dropout", "fp8_params", "activation_offload", *FAILURE_KEYS),
+            "moments_dtype", "dropout", "fp8_params", "activation_offload",
+            "unfused_expert_bias", *FAILURE_KEYS),
     "limits": ("accelerators", "gpus", "max_gpus", "deadline_days", "budget_usd",
                "tokens_per_step", "risk", "launcher"),
     "fixed": LAYOUT_FIELDS,
@@ -95,7 +96,8 @@ def _job_value(key: str, value: Any, label: str) -> Any:
         return as_choice(label, value, PRECISIONS)
     if key in ("flash_attention", "tp_comm_overlap", "grad_reduce_overlap", "ep_comm_overlap",
                "sequence_parallel",
-               "fp8_dispatch", "fp8_params", "activation_offload", "failures",
+               "fp8_dispatch", "fp8_params", "activation_offload", "unfused_expert_bias",
+               "failures",
                "async_checkpoint", "hot_spares"):
         return as_bool(label, value)
     if key in ("checkpoint_total_gb_s", "restart_min", "replace_min"):

@@ -166,6 +166,16 @@ def test_fixed_fields_the_launcher_cannot_run_are_refused_before_searching() -> 
         check_fixed("deepspeed", DENSE, {"zero_stage": 2, "pp": 4})
     with pytest.raises(SpecError, match=r"^activation_offload: torchtitan"):
         check_fixed("torchtitan", dataclasses.replace(DENSE, activation_offload=True), {})
+    # The fused expert MLP (Megatron-LM 6815c0fefe, 2026-05-15) is later than every followed
+    # commit: experts with biases run only on the unfused path; without biases it is moot.
+    biased = dataclasses.replace(MOE, model=dataclasses.replace(MOE.model, linear_bias=True))
+    with pytest.raises(SpecError, match=r"^unfused_expert_bias: megatron at 000c4ac24f61 "):
+        check_fixed("megatron", biased, {})
+    for launcher in LAUNCHERS:  # torchtitan and DeepSpeed refuse the model first
+        with pytest.raises(SpecError):
+            check_fixed(launcher, biased, {})
+    check_fixed("megatron", dataclasses.replace(biased, unfused_expert_bias=True), {})
+    assert why_not("megatron", MOE, lay(dp=8, ep=8)) is None
     check_fixed("deepspeed", DENSE, {"zero_stage": 2})  # runnable with pp 1
     check_fixed("torchtitan", DENSE, {"tp": 8, "zero_stage": 0})  # at dp 1
     with pytest.raises(SpecError, match=r"^vp:"):

@@ -473,6 +473,33 @@ def test_grouped_gemm_pays_one_tile_per_expert(test_gpu: solver.Accelerator) -> 
     assert tiled.linear[0] == pytest.approx(8e13, rel=1e-12)  # dense GEMMs untouched
 
 
+def test_expert_biases_on_the_unfused_path_slow_only_the_expert_gemms(
+        test_gpu: solver.Accelerator) -> None:
+    """A MoE whose experts have biases runs them at ``biased_expert_scale`` of the grouped
+    rate on Megatron-Core's unfused TEGroupedMLP path (``unfused_expert_bias``), at the
+    grouped rate on the fused path, and a MoE without biases is not touched."""
+    # As above: 32 tokens per expert, grouped rate 8e13 * 32 / 162 = 1.580246913580247e13;
+    # with biased_expert_scale 0.5: 7.901234567901235e12. Dense GEMMs stay at 8e13.
+    cal = dataclasses.replace(PLAIN, biased_expert_scale=0.5)
+    hw = HardwareTable.build([test_gpu], "bf16")
+    x = columns()
+    biased = dataclasses.replace(tiny_moe(), linear_bias=True)
+
+    def expert_rate(model: solver.ModelSpec, unfused: bool) -> tuple[float, float]:
+        job = solver.TrainingJob(model=model, tokens=1e9, global_batch=4,
+                                 unfused_expert_bias=unfused)
+        r = rates(job_shape(job), x, hw, cal)
+        return float(r.experts[0]), float(r.linear[0])
+
+    assert expert_rate(biased, True) == pytest.approx((7.901234567901235e12, 8e13), rel=1e-12)
+    assert expert_rate(biased, False) == pytest.approx((1.580246913580247e13, 8e13), rel=1e-12)
+    assert expert_rate(tiny_moe(), True) == pytest.approx((1.580246913580247e13, 8e13),
+                                                           rel=1e-12)
+    with pytest.raises(solver.SpecError, match=r"^unfused_expert_bias: expected true or false"):
+        solver.TrainingJob(model=biased, tokens=1e9,
+                           unfused_expert_bias="yes")  # type: ignore[arg-type]
+
+
 def test_grouped_gemm_tile_is_checked_and_shipped_for_tpus() -> None:
     with pytest.raises(solver.SpecError,
                        match="^grouped_gemm_tile_tokens: expected a finite number > 0"):

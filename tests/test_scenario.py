@@ -189,6 +189,9 @@ def test_dropout_fp8_weights_and_offload_are_part_of_the_job(tmp_path: Path) -> 
     assert (job.dropout, job.fp8_params, job.activation_offload) == (0.1, True, True)
     plain = scenario.load(write(tmp_path, HEAD, name="plain.toml")).job
     assert (plain.dropout, plain.fp8_params, plain.activation_offload) == (0.0, False, False)
+    unfused = scenario.load(write(tmp_path, HEAD + "unfused_expert_bias = true\n",
+                                  name="u.toml")).job
+    assert (unfused.unfused_expert_bias, plain.unfused_expert_bias) == (True, False)
 
 
 def test_every_job_key_has_a_row_in_the_docs() -> None:
@@ -277,6 +280,8 @@ BAD_FILES = [
     ('fp8_params = true\n', r"\[job\] fp8_params: expected false unless precision is fp8, "
                             r"got True"),
     ('activation_offload = 1\n', r"\[job\] activation_offload: expected true or false, got 1"),
+    ('unfused_expert_bias = "no"\n',
+     r"\[job\] unfused_expert_bias: expected true or false, got 'no'"),
     ('[fixed]\nschedule = "gpipe"\n', r"\[fixed\] schedule: expected one of 1f1b\|"),
     ('[fixed]\npipeline_split = "head"\n', r"\[fixed\] pipeline_split: expected one of even"),
     ('[fixed]\nrecompute = "attn"\n',

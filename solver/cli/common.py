@@ -66,6 +66,10 @@ Fp8ParamsOpt = Annotated[bool, typer.Option(
 ActivationOffloadOpt = Annotated[bool, typer.Option(
     "--activation-offload/--no-activation-offload", help="Stored activations copied to host "
     "memory and back (Megatron-LM CPU offloading; needs the accelerator's host figures).")]
+UnfusedExpertBiasOpt = Annotated[bool, typer.Option(
+    "--unfused-expert-bias/--no-unfused-expert-bias", help="Expert biases on Megatron-Core's "
+    "unfused per-expert path (before the TE op fuser, 2026-05); matters for experts with "
+    "biases (gpt-oss).")]
 RECOMPUTE_HELP = ("none|selective|full|alternate_matmuls or modules joined by + (core_attn, "
                   "layernorm, mla_up_proj, moe_act, mlp, moe, shared_experts)")
 ScheduleOpt = Annotated[str, typer.Option(
@@ -199,7 +203,7 @@ def build_job(model: str, tokens: str, seq_len: int | None, global_batch: int | 
               moe_dispatcher: str = "alltoall", fp8_dispatch: bool = False,
               moe_imbalance: float = 1.0, moments_dtype: str = "fp32", dropout: float | None = None,
               fp8_params: bool = False, activation_offload: bool = False,
-              failures: dict[str, Any] | None = None,
+              unfused_expert_bias: bool = False, failures: dict[str, Any] | None = None,
               sequence_parallel: bool = True) -> TrainingJob:
     """The job the options describe; ``failures``: its failure-model fields
     (``failure_fields``)."""
@@ -218,6 +222,7 @@ def build_job(model: str, tokens: str, seq_len: int | None, global_batch: int | 
                            moe_imbalance=moe_imbalance, moments_dtype=moments_dtype,
                            dropout=dropout, fp8_params=fp8_params,
                            activation_offload=activation_offload,
+                           unfused_expert_bias=unfused_expert_bias,
                            sequence_parallel=sequence_parallel, **(failures or {}))
     except SpecError as err:
         raise as_option_error(err) from None

@@ -35,6 +35,7 @@ from solver.cli.common import (
     SeqParallelOpt,
     TokensOpt,
     TpOverlapOpt,
+    UnfusedExpertBiasOpt,
     Zero3ImplOpt,
     as_option_error,
     build_job,
@@ -77,6 +78,7 @@ def compare(
     dropout: DropoutOpt = None,
     fp8_params: Fp8ParamsOpt = False,
     activation_offload: ActivationOffloadOpt = False,
+    unfused_expert_bias: UnfusedExpertBiasOpt = False,
     failures: FailuresOpt = True,
     mtbf_hours: MtbfOpt = None,
     failure_param: FailureParamOpt = None,
@@ -96,6 +98,7 @@ def compare(
                     tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype,
                     ep_comm_overlap, moe_dispatcher, fp8_dispatch, moe_imbalance,
                     moments_dtype, dropout, fp8_params, activation_offload,
+                    unfused_expert_bias=unfused_expert_bias,
                     sequence_parallel=sequence_parallel,
                     failures=failure_fields(failures, mtbf_hours, failure_param))
     try:

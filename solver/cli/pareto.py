@@ -43,6 +43,7 @@ from solver.cli.common import (
     SplitFix,
     TokensOpt,
     TpOverlapOpt,
+    UnfusedExpertBiasOpt,
     Zero3ImplOpt,
     ZeroFix,
     as_option_error,
@@ -95,6 +96,7 @@ def pareto(
     dropout: DropoutOpt = None,
     fp8_params: Fp8ParamsOpt = False,
     activation_offload: ActivationOffloadOpt = False,
+    unfused_expert_bias: UnfusedExpertBiasOpt = False,
     failures: FailuresOpt = True,
     mtbf_hours: MtbfOpt = None,
     failure_param: FailureParamOpt = None,
@@ -124,6 +126,7 @@ def pareto(
                     tp_comm_overlap, grad_reduce_overlap, zero3_impl, grad_dtype,
                     ep_comm_overlap, moe_dispatcher, fp8_dispatch, moe_imbalance,
                     moments_dtype, dropout, fp8_params, activation_offload,
+                    unfused_expert_bias=unfused_expert_bias,
                     sequence_parallel=sequence_parallel,
                     failures=failure_fields(failures, mtbf_hours, failure_param))
     fixed: dict[str, Any] = {k: v for k, v in {

@@ -80,6 +80,10 @@ Fp8Params = Annotated[bool | None, typer.Option(
 ActivationOffload = Annotated[bool | None, typer.Option(
     "--activation-offload/--no-activation-offload", help="Stored activations copied to "
     "host memory and back (default: off).", show_default=False)]
+UnfusedExpertBias = Annotated[bool | None, typer.Option(
+    "--unfused-expert-bias/--no-unfused-expert-bias", help="Expert biases on Megatron-Core's "
+    "unfused per-expert path; matters for experts with biases (default: off).",
+    show_default=False)]
 Failures = Annotated[bool | None, typer.Option(
     "--failures/--no-failures", help="Count failures, checkpoints and restarts in the "
     "wall-clock days deadlines and cost are judged on (default: on; docs/model.md).",

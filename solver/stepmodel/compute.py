@@ -19,7 +19,9 @@ backward (B), weight-gradient backward (W) and what recomputation repeats (R).
   DeepGEMM aligns each expert's rows to its 128-row M block); on TPU MaxText's megablox
   kernel visits ``m_tiles + num_groups`` tiles of ``tile_batch_seq`` = 512 rows
   (``kernels/megablox/gmm.py`` ``make_group_metadata``; ``configs/base.yml``). The weights
-  of every local expert are read once per pass.
+  of every local expert are read once per pass. A MoE whose experts have biases, on the
+  unfused expert path, runs them at ``biased_expert_scale`` of that rate
+  (``calibration.py``).
 - Attention scores: with flash attention the causal mask halves the work done (Dao 2023,
   FlashAttention-2, sec. 3.1) and the fused kernel runs at ``bf16 peak * matmul_efficiency *
   attention_scale``; FlashAttention-2 reaches 50-73% of the A100's peak (arXiv:2307.08691,
@@ -114,6 +116,8 @@ def rates(js: JobShape, x: LayoutArrays, hw: HardwareTable, cal: Calibration) ->
     scores = hw.bf16_peak_flops[a] * hw.matmul_efficiency[a] * attention \
         * head_width_factor(js.score_element_flops) if js.flash_attention else bf16
     experts = linear * cal.grouped_gemm_scale
+    if js.biased_experts_unfused:
+        experts = experts * cal.biased_expert_scale
     if js.is_moe:
         m = tokens_per_expert(js, x)
         experts = experts * m / (m + hw.grouped_gemm_tile[a])

@@ -58,6 +58,7 @@ class JobShape:
     grad_bytes: int  # bytes of one gradient element: 4 (FP32) or 2 (TrainingJob.grad_dtype)
     optimizer_bytes: int  # FP32 master weights and Adam moments per parameter
     fp8: bool  # linear layers in FP8 (Transformer Engine); attention and LM head in BF16
+    biased_experts_unfused: bool  # expert biases on the unfused TEGroupedMLP path
     param_bytes: int  # bytes of a weight as held and gathered: 2 (BF16), 1 with fp8_params
     fp8_copy_bytes: int  # FP8 copy kept beside it between micro-batches (see memory.py)
     largest_module_params: int  # the largest single linear layer (DeepSpeed ZeRO-3 fetches)
@@ -153,6 +154,7 @@ def job_shape(job: TrainingJob) -> JobShape:
         optimizer_bytes=C.OPTIMIZER_BYTES if job.moments_dtype == "fp32"
         else C.OPTIMIZER_BYTES - 4,
         fp8=fp8,
+        biased_experts_unfused=m.is_moe and m.linear_bias and job.unfused_expert_bias,
         param_bytes=1 if job.fp8_params else C.WEIGHT_BYTES,
         activation_offload=job.activation_offload,
         largest_module_params=max(
