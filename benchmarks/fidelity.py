@@ -49,7 +49,9 @@ from solver.stepmodel.calibration import DEFAULT_CALIBRATION, Calibration
 from solver.stepmodel.evaluate import evaluate_arrays
 from solver.stepmodel.shape import JobShape, job_shape
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# The report and band modules live beside this file, however it was loaded.
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fidelity_report import band_report, memory_misfits, report_new, table  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "published_runs.json"

@@ -5,10 +5,11 @@ band is. Split from ``fidelity.py``, which loads the runs, fits and calls these.
 from __future__ import annotations
 
 import statistics
-import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import band_residuals as band  # beside this file, on the path fidelity.py puts it on
 
 import solver
 
@@ -76,21 +77,10 @@ def table(runs: Sequence[Run], fitted: Fitted, loo: Sequence[float] | None = Non
     return "\n".join(lines)
 
 
-def band_module() -> Any:
-    """``benchmarks/band_residuals.py``, imported beside this file however this was loaded."""
-    here = str(Path(__file__).resolve().parent)
-    if here not in sys.path:
-        sys.path.insert(0, here)
-    import band_residuals
-
-    return band_residuals
-
-
 def band_report(runs: Sequence[Run], loo: Sequence[float] | None, write: bool,
                 norm: int) -> None:
     """Write the residual table (``--write-residuals``: ``loo`` over all ``runs``) and print
     how honest the band is."""
-    band = band_module()
     if loo is not None:
         table = band.rows(runs, loo)
         source = "the leave-one-out errors above"

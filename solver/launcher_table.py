@@ -38,9 +38,10 @@ class Capability:
     ``context_parallel``: cp > 1 (Megatron-style ring attention, what the step model times);
     ``recompute``: among ``RECOMPUTE_KINDS``; ``zero3_impl``: the ``TrainingJob.zero3_impl``
     its ZeRO-3 is; ``fp8_params``, ``activation_offload``, ``fp8_dispatch``,
-    ``ep_comm_overlap``: whether it has them. ``rules``: the conditional rules, in words
-    (``shape_refusals`` applies them). ``sources``: the file and line each entry was read
-    from.
+    ``ep_comm_overlap``: whether it has them; ``fused_expert_bias``: whether experts with
+    biases can run on a fused path (else only as ``TrainingJob.unfused_expert_bias`` says).
+    ``rules``: the conditional rules, in words (``shape_refusals`` applies them).
+    ``sources``: the file and line each entry was read from.
     """
 
     launcher: str
@@ -61,6 +62,7 @@ class Capability:
     zero3_impl: str
     grad_dtypes: tuple[str, ...]
     moments_dtypes: tuple[str, ...]
+    fused_expert_bias: bool
     rules: tuple[str, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict)
     #: The models it can train, as gpuplan's model name -> (its model name, flavor), with
@@ -108,7 +110,7 @@ CAPABILITIES: dict[str, Capability] = {
         recompute=("none", "full", "modules"), precisions=("bf16", "fp8"), fp8_params=True,
         activation_offload=True, moe_dispatchers=("alltoall", "deepep"), fp8_dispatch=False,
         ep_comm_overlap=True, zero3_impl="fsdp", grad_dtypes=("fp32", "bf16"),
-        moments_dtypes=("fp32", "bf16"),
+        moments_dtypes=("fp32", "bf16"), fused_expert_bias=False,
         rules=("fp8_params needs ZeRO >= 1 (--fp8-param-gather needs the distributed "
                "optimizer or Megatron-FSDP)",
                "activation_offload needs pp 1 and no recomputation",
@@ -127,6 +129,9 @@ CAPABILITIES: dict[str, Capability] = {
             "moe_dispatchers": "megatron/training/arguments.py:3205",
             "recompute": "megatron/training/arguments.py:2091",
             "ep_comm_overlap": "megatron/core/transformer/transformer_config.py:1465-1504",
+            # TEGroupedMLP adds expert biases apart; Transformer Engine's op fuser came in
+            # 6815c0fefe (2026-05-15), after this commit.
+            "fused_expert_bias": "megatron/core/transformer/moe/experts.py:823,960",
         }),
     "torchtitan": Capability(
         launcher="torchtitan", follows=_TT, vendors=("NVIDIA", "AMD"),
@@ -136,7 +141,7 @@ CAPABILITIES: dict[str, Capability] = {
         fp8_params=False,
         activation_offload=False, moe_dispatchers=("alltoall",), fp8_dispatch=False,
         ep_comm_overlap=False, zero3_impl="fsdp", grad_dtypes=("fp32",),
-        moments_dtypes=("fp32",), models=TORCHTITAN_MODELS,
+        moments_dtypes=("fp32",), fused_expert_bias=False, models=TORCHTITAN_MODELS,
         rules=("ZeRO-0 is DDP, which refuses any other parallelism: with tp, pp or ep > 1 "
                "only at dp 1, never with cp > 1 (cp > 1 always shards with FSDP)",
                "ep > 1 needs ep a multiple of cp",
@@ -163,6 +168,8 @@ CAPABILITIES: dict[str, Capability] = {
             "fp8_params": "torchtitan/config/job_config.py [float8]",
             "activation_offload": "torchtitan/config/job_config.py:194",
             "moe_dispatchers": "torchtitan/ (no DeepEP)",
+            "fused_expert_bias": "torchtitan/models/deepseek_v3/model/moe.py:51 "
+                                 "(GroupedExperts: weights, no biases)",
         }),
     "deepspeed": Capability(
         launcher="deepspeed", follows=_DS, vendors=("NVIDIA", "AMD", "Intel"),
@@ -171,7 +178,7 @@ CAPABILITIES: dict[str, Capability] = {
         recompute=("none", "full"), precisions=("bf16", "fp8"), fp8_params=False,
         activation_offload=False, moe_dispatchers=("alltoall",), fp8_dispatch=False,
         ep_comm_overlap=False, zero3_impl="deepspeed", grad_dtypes=("fp32", "bf16"),
-        moments_dtypes=("fp32",),
+        moments_dtypes=("fp32",), fused_expert_bias=False,
         rules=("ZeRO-2 and ZeRO-3 only without pipeline parallelism (pp 1)",
                "an MoE model only at ZeRO 0-2 (native DeepSpeed MoE refuses ZeRO-3)"),
         sources={
@@ -190,6 +197,7 @@ CAPABILITIES: dict[str, Capability] = {
             # bf16_optimizer_states requires bf16_master_weights_and_grads: BF16 moments
             # only beside BF16 master weights, not the FP32 ones the plan keeps.
             "moments_dtypes": "deepspeed/runtime/config.py:1041-1049",
+            "fused_expert_bias": "deepspeed/moe/experts.py:28-38 (local experts one by one)",
         }),
 }
 

@@ -137,12 +137,10 @@ def job_refusal(launcher: str, job: TrainingJob) -> str | None:
         return (f"moments_dtype: {name} keeps Adam's moments in "
                 f"{'|'.join(cap.moments_dtypes)} beside FP32 master weights, got "
                 f"{job.moments_dtype!r} ({cap.sources['moments_dtypes']})")
-    if job.model.is_moe and job.model.linear_bias and not job.unfused_expert_bias:
-        # Transformer Engine's op fuser reached Megatron-LM in 6815c0fefe (2026-05-15), after
-        # the followed commit; torchtitan and DeepSpeed have no such path.
-        return (f"unfused_expert_bias: {name} at {cap.follows.split(' @ ')[1]} runs expert "
-                "biases only on the unfused per-expert path (set unfused_expert_bias, "
-                "--unfused-expert-bias)")
+    if job.model.expert_biases and not job.unfused_expert_bias and not cap.fused_expert_bias:
+        return (f"unfused_expert_bias: {name} runs expert biases only on an unfused path "
+                f"({cap.sources['fused_expert_bias']}); set unfused_expert_bias "
+                "(--unfused-expert-bias)")
     return None
 
 

@@ -250,6 +250,12 @@ class ModelSpec:
         return self.experts > 1
 
     @property
+    def expert_biases(self) -> bool:
+        """A mixture of experts whose experts have biases (``linear_bias``: gpt-oss), which
+        ``TrainingJob.unfused_expert_bias`` concerns."""
+        return self.is_moe and self.linear_bias
+
+    @property
     def moe_layers(self) -> int:
         """Layers whose MLP is a mixture of experts."""
         return self.layers - self.dense_layers if self.is_moe else 0

@@ -154,7 +154,7 @@ def job_shape(job: TrainingJob) -> JobShape:
         optimizer_bytes=C.OPTIMIZER_BYTES if job.moments_dtype == "fp32"
         else C.OPTIMIZER_BYTES - 4,
         fp8=fp8,
-        biased_experts_unfused=m.is_moe and m.linear_bias and job.unfused_expert_bias,
+        biased_experts_unfused=m.expert_biases and job.unfused_expert_bias,
         param_bytes=1 if job.fp8_params else C.WEIGHT_BYTES,
         activation_offload=job.activation_offload,
         largest_module_params=max(
