@@ -131,3 +131,21 @@ def test_source_flop_counts_reproduce_the_published_mfu() -> None:
     assert 1039 * mpt["model_flops_per_token"] / 989e12 == pytest.approx(0.4257, abs=5e-4)
     titan = doc["torchtitan-llama3-8b-64a100"]["fidelity"]
     assert 2973 * titan["model_flops_per_token"] / 312e12 == pytest.approx(0.582, abs=5e-4)
+
+
+def test_stored_flop_counts_turn_tokens_into_the_published_tflops() -> None:
+    # A transcription check on every run published in model TFLOP/s with tokens/s beside it:
+    # tokens/s/GPU x the source's FLOPs per token = its TFLOP/s/GPU, to the page's rounding
+    # (gpt-oss-120b on 64 B200: 13,045 x 27.164 GFLOP = 354.4 against 355).
+    checked = 0
+    for path in (DATA, DATA.with_name("published_runs_2024.json")):
+        for row in json.loads(path.read_text(encoding="utf-8"))["runs"]:
+            f = row["fidelity"]
+            tokens, tflops = row.get("tokens_per_s_per_gpu"), row.get("achieved_tflops_per_gpu")
+            if not (f["use"] and f.get("model_flops_per_token") and tokens and tflops
+                    and f["metric"] == "model_tflops_per_gpu"):
+                continue
+            assert tokens * f["model_flops_per_token"] / 1e12 == pytest.approx(
+                tflops, rel=0.005), row["id"]
+            checked += 1
+    assert checked >= 9
